@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks for a given job, with apt-get, only when missing.
+#   build: the NativeAOT linker prerequisites (a C toolchain and zlib headers)
+#   test:  build + cmake/ctest, pkg-config
+#   bench: test + liburcu (C baselines)
+set -euo pipefail
+job=${1:-build}
+need=()
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+pkgs=(gcc g++ zlib1g-dev)
+case "$job" in
+  test)  pkgs+=(cmake pkg-config binutils) ;;
+  bench) pkgs+=(cmake pkg-config binutils liburcu-dev) ;;
+esac
+for p in "${pkgs[@]}"; do have "$p" || need+=("$p"); done
+if ((${#need[@]})); then
+  echo "==> installing missing packages: ${need[*]}"
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v dotnet >/dev/null; then
+  echo "error: the .NET 10 SDK (dotnet) is required; see README.md" >&2
+  exit 1
+fi

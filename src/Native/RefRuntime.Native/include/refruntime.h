@@ -1,0 +1,440 @@
+/*
+ * refruntime.h - the C ABI of RefRuntime (librefruntime.so).
+ *
+ * RefRuntime brings the lifetime primitives of Rust-for-Linux (saturating refcount_t, Arc,
+ * RCU, Revocable, devres, typed MMIO) to C and .NET programs. This header is written by hand;
+ * every function it declares is exported by librefruntime.so and nothing else is (a test checks
+ * both directions).
+ *
+ * Conventions
+ *   - Every symbol starts with rr_ (macros RR_). Fixed-width integer types only.
+ *   - Functions that can fail return an rr_status. Functions whose result is a value or a bool
+ *     (the refcount operations, kept in the Linux kernel's shape) report a bad argument by
+ *     returning a documented safe value and recording RR_EINVAL as the calling thread's last
+ *     error, which rr_take_last_error() reads. A NULL or misaligned pointer is never
+ *     dereferenced by the library.
+ *   - No exception or crash crosses this boundary: an unexpected internal error is caught and
+ *     reported as RR_EINTERNAL; the library stays usable.
+ *   - All functions are thread-safe unless their documentation says otherwise.
+ *
+ * Inline fast paths
+ *   Calling an export costs about 3 ns. Define RR_INLINE before including this header to get
+ *   static inline versions of the hot refcount operations over the same memory layout; they call
+ *   into the library only to saturate and warn (and for a NULL or misaligned pointer, which the
+ *   exported function then reports). Both modes behave identically; the inline mode needs GCC or
+ *   Clang (it uses the __atomic builtins), in C or C++.
+ *
+ * Layouts are fixed: rr_refcount_t is exactly one int32_t (4 bytes, 4-byte aligned) and may be
+ * embedded in caller structs, shared with .NET code, or placed in shared memory.
+ */
+#ifndef REFRUNTIME_H
+#define REFRUNTIME_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#ifndef __cplusplus
+#include <stdbool.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Version and status codes                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+#define RR_VERSION_MAJOR 0
+#define RR_VERSION_MINOR 1
+#define RR_VERSION_PATCH 0
+
+/**
+ * rr_version() - the version of the loaded library.
+ *
+ * Return: (major << 16) | (minor << 8) | patch. Compare with the RR_VERSION_* macros of the
+ * header the caller was compiled against.
+ */
+uint32_t rr_version(void);
+
+/**
+ * enum rr_status - outcome of a call. Values are part of the ABI and never renumbered.
+ * @RR_OK:        success.
+ * @RR_EINVAL:    an argument was NULL, misaligned or out of range; nothing was changed.
+ * @RR_ENOMEM:    an allocation failed; nothing was changed.
+ * @RR_EINTERNAL: an unexpected internal error was caught at the boundary (a bug: please
+ *                report it); the library remains usable.
+ */
+typedef enum rr_status {
+    RR_OK = 0,
+    RR_EINVAL = 1,
+    RR_ENOMEM = 2,
+    RR_EINTERNAL = 3
+} rr_status;
+
+/**
+ * rr_status_str() - a short English description of a status code.
+ * @status: any value; unknown values get "unknown status".
+ *
+ * Return: a NUL-terminated static string; never NULL, never to be freed.
+ */
+const char *rr_status_str(int32_t status);
+
+/**
+ * rr_take_last_error() - read and clear the calling thread's last error.
+ *
+ * Functions that cannot return an rr_status (the refcount operations, rr_refcount_warn_count)
+ * record RR_EINVAL here when given a bad argument. Successful calls do not clear it; this call
+ * does. Thread-local: another thread's errors are never seen.
+ *
+ * Return: the last recorded rr_status, or RR_OK if none since the previous call.
+ */
+int32_t rr_take_last_error(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Saturating reference counter (Linux refcount_t)                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * rr_refcount_t - a saturating 32-bit reference counter with Linux refcount_t semantics.
+ *
+ * Read as signed, every negative value is bad. An operation that sees a bad transition
+ * (increment from 0, overflow past RR_REFCOUNT_MAX, decrement below 0) pins the counter at
+ * RR_REFCOUNT_SATURATED, counts a warning of its type and calls the warning handler. A
+ * saturated counter stays saturated: the object it guards is leaked, never freed while in use,
+ * and the counter never wraps back into the valid range.
+ *
+ * Ordering: increments are relaxed; decrements are release; a dec_and_test / sub_and_test that
+ * returns true is also acquire, so the free that follows sees every other owner's accesses.
+ * (The library's own implementation uses full fences, which is stronger.)
+ *
+ * Bad pointers: a NULL or non-4-byte-aligned @r is never dereferenced. The call records
+ * RR_EINVAL (see rr_take_last_error()) and returns the value documented as "on a bad pointer",
+ * which is always the answer that does not lead the caller to free anything.
+ */
+typedef struct rr_refcount {
+    int32_t refs; /* use the rr_refcount_* functions; never access directly */
+} rr_refcount_t;
+
+/** RR_REFCOUNT_INIT() - static initializer: rr_refcount_t r = RR_REFCOUNT_INIT(1); */
+#define RR_REFCOUNT_INIT(n) { (n) }
+
+/** RR_REFCOUNT_MAX - the largest legal count (INT32_MAX). */
+#define RR_REFCOUNT_MAX INT32_MAX
+
+/** RR_REFCOUNT_SATURATED - the value a counter is pinned at after a bad transition. */
+#define RR_REFCOUNT_SATURATED (INT32_MIN / 2)
+
+/**
+ * enum rr_refcount_saturation_type - what a warning reports. 0..4 are the kernel's enum
+ * refcount_saturation_type in declaration order and pin the counter at RR_REFCOUNT_SATURATED.
+ * @RR_REFCOUNT_ADD_NOT_ZERO_OVF: add_not_zero/inc_not_zero saw a negative old value or sum.
+ * @RR_REFCOUNT_ADD_OVF:          add/inc saw a negative old value or sum.
+ * @RR_REFCOUNT_ADD_UAF:          add/inc on a counter that was 0 (use-after-free).
+ * @RR_REFCOUNT_SUB_UAF:          sub_and_test/dec_and_test went or started below 1 (underflow).
+ * @RR_REFCOUNT_DEC_LEAK:         dec reached 0 or saw a bad value (nobody will free the object).
+ * @RR_REFCOUNT_DEC_NOT_ONE_UNDERFLOW: dec_not_one saw 0; the counter is left unchanged.
+ */
+enum rr_refcount_saturation_type {
+    RR_REFCOUNT_ADD_NOT_ZERO_OVF = 0,
+    RR_REFCOUNT_ADD_OVF = 1,
+    RR_REFCOUNT_ADD_UAF = 2,
+    RR_REFCOUNT_SUB_UAF = 3,
+    RR_REFCOUNT_DEC_LEAK = 4,
+    RR_REFCOUNT_DEC_NOT_ONE_UNDERFLOW = 5
+};
+
+/** RR_REFCOUNT_WARN_TYPES - the number of saturation types (valid types are 0 .. this - 1). */
+#define RR_REFCOUNT_WARN_TYPES 6
+
+/**
+ * rr_refcount_set() - store @n (plain atomic store).
+ * @r: the counter. @n: the new value.
+ * On a bad pointer: does nothing.
+ */
+void rr_refcount_set(rr_refcount_t *r, int32_t n);
+
+/**
+ * rr_refcount_read() - load the counter (plain atomic load).
+ * @r: the counter.
+ * Return: the current value; RR_REFCOUNT_SATURATED when saturated. On a bad pointer: 0.
+ * (The kernel returns the unsigned view of the same bits; int32_t avoids sign-compare traps.)
+ */
+int32_t rr_refcount_read(const rr_refcount_t *r);
+
+/**
+ * rr_refcount_add() - add @i to a counter the caller already holds a reference on.
+ * @i: amount (kernel semantics: meant to be positive). @r: the counter.
+ * Adding to 0 saturates with RR_REFCOUNT_ADD_UAF; a negative old value or sum saturates with
+ * RR_REFCOUNT_ADD_OVF. On a bad pointer: does nothing.
+ */
+void rr_refcount_add(int32_t i, rr_refcount_t *r);
+
+/** rr_refcount_inc() - rr_refcount_add(1, r). */
+void rr_refcount_inc(rr_refcount_t *r);
+
+/**
+ * rr_refcount_add_not_zero() - add @i unless the counter is 0.
+ * @i: amount. @r: the counter.
+ * A negative old value or sum saturates with RR_REFCOUNT_ADD_NOT_ZERO_OVF and still returns true.
+ * Return: false when the counter was 0 (nothing written), true otherwise. On a bad pointer: false.
+ */
+bool rr_refcount_add_not_zero(int32_t i, rr_refcount_t *r);
+
+/** rr_refcount_inc_not_zero() - rr_refcount_add_not_zero(1, r). */
+bool rr_refcount_inc_not_zero(rr_refcount_t *r);
+
+/**
+ * rr_refcount_sub_and_test() - subtract @i; report whether that took a positive counter to 0.
+ * @i: amount. @r: the counter.
+ * Starting at or below 0, or going below 0, saturates with RR_REFCOUNT_SUB_UAF.
+ * Return: true when the caller dropped the last reference and must free the object
+ * (acquire ordering then holds). On a bad pointer: false.
+ */
+bool rr_refcount_sub_and_test(int32_t i, rr_refcount_t *r);
+
+/** rr_refcount_dec_and_test() - rr_refcount_sub_and_test(1, r). */
+bool rr_refcount_dec_and_test(rr_refcount_t *r);
+
+/**
+ * rr_refcount_dec() - decrement a counter that must not reach 0 this way.
+ * @r: the counter.
+ * Reaching 0, or starting at a bad value, saturates with RR_REFCOUNT_DEC_LEAK.
+ * On a bad pointer: does nothing.
+ */
+void rr_refcount_dec(rr_refcount_t *r);
+
+/**
+ * rr_refcount_dec_if_one() - take the counter from exactly 1 to 0; never warns.
+ * @r: the counter.
+ * Return: true when the value was 1 and is now 0. On a bad pointer: false.
+ */
+bool rr_refcount_dec_if_one(rr_refcount_t *r);
+
+/**
+ * rr_refcount_dec_not_one() - decrement unless the value is 1.
+ * @r: the counter.
+ * A saturated counter is left alone (returns true). A counter at 0 records
+ * RR_REFCOUNT_DEC_NOT_ONE_UNDERFLOW and is left unchanged (returns true).
+ * Return: false only when the value is 1 (nothing written). On a bad pointer: true.
+ */
+bool rr_refcount_dec_not_one(rr_refcount_t *r);
+
+/**
+ * rr_refcount_dec_and_lock() - decrement, taking @lock only for the final 1 -> 0 transition.
+ * @r:    the counter.
+ * @lock: an initialised mutex guarding lookups of the object.
+ * Return: true when the counter reached 0; @lock is then held and the caller must unlock it.
+ * False otherwise (lock not held). On a bad pointer, a NULL @lock, or a failing
+ * pthread_mutex_lock: false, RR_EINVAL recorded, counter unchanged.
+ * Not inlined under RR_INLINE (it is not a hot path).
+ */
+bool rr_refcount_dec_and_lock(rr_refcount_t *r, pthread_mutex_t *lock);
+
+/**
+ * rr_refcount_warn_saturate() - the out-of-line warning path (kernel refcount_warn_saturate).
+ * @r:    the counter.
+ * @type: an enum rr_refcount_saturation_type value.
+ * For types 0..4 stores RR_REFCOUNT_SATURATED first; then counts the event and calls the
+ * handler. RR_REFCOUNT_DEC_NOT_ONE_UNDERFLOW is counted and reported without a store.
+ * Called by the RR_INLINE fast paths; callers rarely need it directly.
+ * On a bad pointer or type: does nothing, RR_EINVAL recorded.
+ */
+void rr_refcount_warn_saturate(rr_refcount_t *r, int32_t type);
+
+/**
+ * rr_refcount_warn_count() - number of warnings of @type since the library was loaded.
+ * @type: an enum rr_refcount_saturation_type value.
+ * Return: the count; UINT64_MAX (and RR_EINVAL recorded) when @type is not a valid type.
+ */
+uint64_t rr_refcount_warn_count(int32_t type);
+
+/**
+ * rr_refcount_warn_fn - warning handler: called on the thread that hit the bad transition,
+ * after the counter is pinned, with the counter, the enum rr_refcount_saturation_type value and
+ * the context given to rr_refcount_set_warn_handler(). It may call rr_refcount_read() on @r.
+ */
+typedef void (*rr_refcount_warn_fn)(rr_refcount_t *r, int32_t type, void *ctx);
+
+/**
+ * rr_refcount_set_warn_handler() - install the handler called on every warning.
+ * @fn:  the handler, or NULL to restore the default (print each type once to stderr, like the
+ *       kernel's WARN_ONCE).
+ * @ctx: passed to @fn; must stay valid until the handler is replaced.
+ * Return: RR_OK.
+ */
+int32_t rr_refcount_set_warn_handler(rr_refcount_warn_fn fn, void *ctx);
+
+/* ---------------------------------------------------------------------------------------- */
+/* RR_INLINE: static inline fast paths (same layout, same semantics)                        */
+/* ---------------------------------------------------------------------------------------- */
+
+#ifdef RR_INLINE
+
+#if !defined(__GNUC__) && !defined(__clang__)
+#error "RR_INLINE needs GCC or Clang (__atomic builtins)"
+#endif
+
+#define RR__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* A pointer the library would refuse: the exported function then handles (and reports) it. */
+static inline bool rr__refcount_bad_ptr(const rr_refcount_t *r)
+{
+    return RR__UNLIKELY(((uintptr_t)r & 3u) != 0 || r == NULL);
+}
+
+/* Wrapping addition without signed-overflow undefined behaviour. */
+static inline int32_t rr__wrap_add(int32_t a, int32_t b)
+{
+    return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+
+static inline int32_t rr__wrap_sub(int32_t a, int32_t b)
+{
+    return (int32_t)((uint32_t)a - (uint32_t)b);
+}
+
+static inline void rr__inline_refcount_set(rr_refcount_t *r, int32_t n)
+{
+    if (rr__refcount_bad_ptr(r)) {
+        (rr_refcount_set)(r, n);
+        return;
+    }
+    __atomic_store_n(&r->refs, n, __ATOMIC_RELAXED);
+}
+
+static inline int32_t rr__inline_refcount_read(const rr_refcount_t *r)
+{
+    if (rr__refcount_bad_ptr(r))
+        return (rr_refcount_read)(r);
+    return __atomic_load_n(&r->refs, __ATOMIC_RELAXED);
+}
+
+static inline void rr__inline_refcount_add(int32_t i, rr_refcount_t *r)
+{
+    if (rr__refcount_bad_ptr(r)) {
+        (rr_refcount_add)(i, r);
+        return;
+    }
+    int32_t old = __atomic_fetch_add(&r->refs, i, __ATOMIC_RELAXED);
+    if (RR__UNLIKELY(old <= 0 || rr__wrap_add(old, i) < 0))
+        rr_refcount_warn_saturate(r, old == 0 ? RR_REFCOUNT_ADD_UAF : RR_REFCOUNT_ADD_OVF);
+}
+
+static inline void rr__inline_refcount_inc(rr_refcount_t *r)
+{
+    rr__inline_refcount_add(1, r);
+}
+
+static inline bool rr__inline_refcount_add_not_zero(int32_t i, rr_refcount_t *r)
+{
+    if (rr__refcount_bad_ptr(r))
+        return (rr_refcount_add_not_zero)(i, r);
+    int32_t old = __atomic_load_n(&r->refs, __ATOMIC_RELAXED);
+    do {
+        if (old == 0)
+            break;
+    } while (!__atomic_compare_exchange_n(&r->refs, &old, rr__wrap_add(old, i), false,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    if (RR__UNLIKELY(old < 0 || rr__wrap_add(old, i) < 0))
+        rr_refcount_warn_saturate(r, RR_REFCOUNT_ADD_NOT_ZERO_OVF);
+    return old != 0;
+}
+
+static inline bool rr__inline_refcount_inc_not_zero(rr_refcount_t *r)
+{
+    return rr__inline_refcount_add_not_zero(1, r);
+}
+
+static inline bool rr__inline_refcount_sub_and_test(int32_t i, rr_refcount_t *r)
+{
+    if (rr__refcount_bad_ptr(r))
+        return (rr_refcount_sub_and_test)(i, r);
+    int32_t old = __atomic_fetch_sub(&r->refs, i, __ATOMIC_RELEASE);
+    if (old == i && old > 0) {
+        /* Pairs with the release of every other owner's decrement: the free sees their accesses. */
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        return true;
+    }
+    if (RR__UNLIKELY(old <= 0 || rr__wrap_sub(old, i) < 0))
+        rr_refcount_warn_saturate(r, RR_REFCOUNT_SUB_UAF);
+    return false;
+}
+
+static inline bool rr__inline_refcount_dec_and_test(rr_refcount_t *r)
+{
+    return rr__inline_refcount_sub_and_test(1, r);
+}
+
+static inline void rr__inline_refcount_dec(rr_refcount_t *r)
+{
+    if (rr__refcount_bad_ptr(r)) {
+        (rr_refcount_dec)(r);
+        return;
+    }
+    int32_t old = __atomic_fetch_sub(&r->refs, 1, __ATOMIC_RELEASE);
+    if (RR__UNLIKELY(old <= 1))
+        rr_refcount_warn_saturate(r, RR_REFCOUNT_DEC_LEAK);
+}
+
+static inline bool rr__inline_refcount_dec_if_one(rr_refcount_t *r)
+{
+    if (rr__refcount_bad_ptr(r))
+        return (rr_refcount_dec_if_one)(r);
+    int32_t expected = 1;
+    return __atomic_compare_exchange_n(&r->refs, &expected, 0, false, __ATOMIC_RELEASE,
+                                       __ATOMIC_RELAXED);
+}
+
+static inline bool rr__inline_refcount_dec_not_one(rr_refcount_t *r)
+{
+    if (rr__refcount_bad_ptr(r))
+        return (rr_refcount_dec_not_one)(r);
+    uint32_t val = (uint32_t)__atomic_load_n(&r->refs, __ATOMIC_RELAXED);
+    for (;;) {
+        if (val == (uint32_t)RR_REFCOUNT_SATURATED)
+            return true;
+        if (val == 1)
+            return false;
+        uint32_t next = val - 1;
+        if (RR__UNLIKELY(next > val)) {
+            rr_refcount_warn_saturate(r, RR_REFCOUNT_DEC_NOT_ONE_UNDERFLOW);
+            return true;
+        }
+        int32_t expected = (int32_t)val;
+        if (__atomic_compare_exchange_n(&r->refs, &expected, (int32_t)next, false,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            return true;
+        val = (uint32_t)expected;
+    }
+}
+
+/* Function-like macros: &rr_refcount_inc still names the exported function. */
+#define rr_refcount_set(r, n) rr__inline_refcount_set((r), (n))
+#define rr_refcount_read(r) rr__inline_refcount_read((r))
+#define rr_refcount_add(i, r) rr__inline_refcount_add((i), (r))
+#define rr_refcount_inc(r) rr__inline_refcount_inc((r))
+#define rr_refcount_add_not_zero(i, r) rr__inline_refcount_add_not_zero((i), (r))
+#define rr_refcount_inc_not_zero(r) rr__inline_refcount_inc_not_zero((r))
+#define rr_refcount_sub_and_test(i, r) rr__inline_refcount_sub_and_test((i), (r))
+#define rr_refcount_dec_and_test(r) rr__inline_refcount_dec_and_test((r))
+#define rr_refcount_dec(r) rr__inline_refcount_dec((r))
+#define rr_refcount_dec_if_one(r) rr__inline_refcount_dec_if_one((r))
+#define rr_refcount_dec_not_one(r) rr__inline_refcount_dec_not_one((r))
+
+#endif /* RR_INLINE */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+/* Layout pins: the library and every host agree on these. */
+#ifdef __cplusplus
+static_assert(sizeof(rr_refcount_t) == 4, "rr_refcount_t is one int32_t");
+static_assert(alignof(rr_refcount_t) == 4, "rr_refcount_t is 4-byte aligned");
+#else
+_Static_assert(sizeof(rr_refcount_t) == 4, "rr_refcount_t is one int32_t");
+_Static_assert(_Alignof(rr_refcount_t) == 4, "rr_refcount_t is 4-byte aligned");
+#endif
+
+#endif /* REFRUNTIME_H */

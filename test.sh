@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs every RefRuntime test on this machine, installing what a fresh Debian machine lacks:
+#   the xunit projects (tests/*), and the C/C++ tests (tests/c) built with CMake against dist/.
+# Ends with one line: "N passed, N failed".
+#
+# Usage: ./test.sh              normal suite (stress tests run for a short slice)
+#        ./test.sh --stress N   stress tests run N seconds each (RR_STRESS_SECONDS=N)
+set -uo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+if [[ "${1:-}" == "--stress" ]]; then
+  export RR_STRESS_SECONDS=${2:-60}
+  echo "==> stress mode: ${RR_STRESS_SECONDS}s per stress test"
+fi
+
+passed=0 failed=0
+logs="$root/build/test-logs"
+mkdir -p "$logs"
+
+finish() {
+  echo
+  echo "$passed passed, $failed failed"
+  ((failed == 0 && passed > 0))
+  exit $?
+}
+
+if ! scripts/ensure-deps.sh test || ! ./build.sh --no-deps; then
+  echo "error: the build failed; no tests could run" >&2
+  failed=$((failed + 1))
+  finish
+fi
+
+# --- xunit projects ------------------------------------------------------------------------
+for proj in tests/*/*.csproj; do
+  name=$(basename "$proj" .csproj)
+  echo "==> dotnet test $name"
+  dotnet test "$proj" -c Release -nologo 2>&1 | tee "$logs/$name.log" | grep -E '^(Passed!|Failed!)|^\s+Failed |error' || true
+  line=$(grep -E '^(Passed!|Failed!) +- Failed: +[0-9]+, Passed: +[0-9]+' "$logs/$name.log" | tail -1)
+  if [[ -z "$line" ]]; then
+    echo "   $name: no result line (build or host failure); see $logs/$name.log"
+    failed=$((failed + 1))
+    continue
+  fi
+  f=$(sed -E 's/.*Failed: +([0-9]+),.*/\1/' <<<"$line")
+  p=$(sed -E 's/.*Passed: +([0-9]+),.*/\1/' <<<"$line")
+  passed=$((passed + p)) failed=$((failed + f))
+done
+
+# --- C and C++ tests against dist/ -----------------------------------------------------------
+echo "==> C tests (CMake/CTest against dist/)"
+if cmake -S tests/c -B build/tests-c -DCMAKE_PREFIX_PATH="$root/dist" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$logs/c-configure.log" 2>&1 \
+  && cmake --build build/tests-c -j"$(nproc)" >"$logs/c-build.log" 2>&1; then
+  ctest --test-dir build/tests-c --output-on-failure -V >"$logs/ctest.log" 2>&1
+  # Count the individual C cases (each binary prints PASS/FAIL per case) and the script tests.
+  p=$(grep -cE '^[0-9]+: PASS ' "$logs/ctest.log")
+  f=$(grep -cE '^[0-9]+: FAIL ' "$logs/ctest.log")
+  crashed=$(grep -cE 'Test +#[0-9]+: .*\*\*\*(Failed|Exception|Timeout)|Test +#[0-9]+: .*(SEGFAULT|Child aborted)' "$logs/ctest.log")
+  grep -E '^[0-9]+: (FAIL|  .*CHECK)|tests passed|tests failed' "$logs/ctest.log" | sed 's/^[0-9]*: //'
+  passed=$((passed + p))
+  # A binary that died counts as a failure even if it printed no FAIL line.
+  failed=$((failed + (crashed > f ? crashed : f)))
+else
+  echo "   the C tests did not build; see $logs/c-configure.log and $logs/c-build.log"
+  failed=$((failed + 1))
+fi
+
+finish

@@ -1,0 +1,20 @@
+using System;
+
+namespace RefRuntime.Core.Tests.Support;
+
+/// <summary>
+/// How long stress tests run: a short slice in the normal suite, as long as asked in stress mode
+/// (RR_STRESS_SECONDS=N, e.g. from ./test.sh --stress).
+/// </summary>
+internal static class StressConfig
+{
+    public static TimeSpan Duration(double normalSeconds)
+    {
+        string? s = Environment.GetEnvironmentVariable("RR_STRESS_SECONDS");
+        return double.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out double v) && v > 0
+            ? TimeSpan.FromSeconds(v)
+            : TimeSpan.FromSeconds(normalSeconds);
+    }
+
+    public static int Threads => Math.Max(4, Environment.ProcessorCount * 2);
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The header and the library must agree: every function the header declares is exported, and
+# every symbol the library exports is declared in the header (or is the one runtime symbol
+# listed below). Usage: check_exports.sh <librefruntime.so> <refruntime.h>
+set -euo pipefail
+lib=$1 header=$2
+# Exported by the NativeAOT runtime itself for debuggers (not part of our API).
+allowed_runtime='^DotNetRuntimeDebugHeader$'
+exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}' | sort -u)
+# Function declarations: a line starting with a return type and an rr_ name followed by '('.
+declared=$(sed -n 's/^[A-Za-z_][A-Za-z0-9_ ]*[ *]\(rr_[a-z0-9_]*\)(.*/\1/p' "$header" \
+  | grep -v '^rr__' | sort -u)
+status=0
+for s in $exported; do
+  if [[ $s =~ $allowed_runtime ]]; then continue; fi
+  if ! grep -qx "$s" <<<"$declared"; then echo "exported but not declared in the header: $s"; status=1; fi
+done
+for s in $declared; do
+  if ! grep -qx "$s" <<<"$exported"; then echo "declared in the header but not exported: $s"; status=1; fi
+done
+n=$(wc -w <<<"$declared")
+if ((status == 0)); then echo "PASS exports: $n functions declared and exported, nothing else"; fi
+exit $status
