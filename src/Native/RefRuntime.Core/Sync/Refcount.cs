@@ -113,8 +113,9 @@ public static class Refcount
     public static void Inc(ref int r)
     {
         int old = unchecked(Interlocked.Increment(ref r) - 1);
-        // old + 1 < 0 only when old is negative or int.MaxValue.
-        if (old <= 0 || old == int.MaxValue)
+        // The good range is 1 <= old <= int.MaxValue - 1 (old + 1 < 0 only when old is negative
+        // or int.MaxValue); one unsigned compare covers both ends.
+        if (unchecked((uint)(old - 1)) >= int.MaxValue - 1)
         {
             AddSlow(old, ref r);
         }

@@ -1,0 +1,134 @@
+using System.Threading;
+using BenchmarkDotNet.Attributes;
+using RefRuntime.Core.Sync;
+
+namespace RefRuntime.Benchmarks.Sync;
+
+/// <summary>
+/// Two threads, one counter: in each invocation the measured thread and a partner thread both
+/// run the same batch of inc + dec_and_test pairs on the same counter, and the invocation ends
+/// when both are done, so the figure is the time per pair while the cache line bounces between
+/// two CPUs. Cross-thread figures on these VMs swing with the one-way cache-line latency
+/// (shared/docs/benchmarks.md), so <see cref="PingPong_OneWayLatency"/> measures it in the same
+/// run: read every ratio beside it.
+/// </summary>
+public class RefcountContendedBenchmarks
+{
+    private const int Pairs = 1000;
+
+    private readonly Padded _raw = new();
+    private readonly Padded _core = new();
+    private readonly Padded _locked = new();
+    private readonly object _gate = new();
+    private readonly PartnerThread _partner = new();
+
+    /// <summary>A counter alone on its cache line.</summary>
+    private sealed class Padded
+    {
+#pragma warning disable CS0169, IDE0051 // padding
+        private long _p0, _p1, _p2, _p3, _p4, _p5, _p6;
+#pragma warning restore CS0169, IDE0051
+        public int Value = 1;
+#pragma warning disable CS0169, IDE0051
+        private long _q0, _q1, _q2, _q3, _q4, _q5, _q6;
+#pragma warning restore CS0169, IDE0051
+    }
+
+    [GlobalSetup(Target = nameof(Interlocked_Pair_2Threads))]
+    public void SetupInterlocked() => _partner.Start(() => InterlockedPairs(_raw));
+
+    [GlobalSetup(Target = nameof(Refcount_Pair_2Threads))]
+    public void SetupRefcount() => _partner.Start(() => RefcountPairs(_core));
+
+    [GlobalSetup(Target = nameof(LockedCounter_Pair_2Threads))]
+    public void SetupLocked() => _partner.Start(() => LockedPairs(_locked, _gate));
+
+    [GlobalSetup(Target = nameof(PingPong_OneWayLatency))]
+    public void SetupPingPong() => _partner.StartPong();
+
+    [GlobalCleanup]
+    public void Cleanup() => _partner.Stop();
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Pairs)]
+    public int Interlocked_Pair_2Threads()
+    {
+        _partner.Go();
+        int hits = InterlockedPairs(_raw);
+        _partner.Wait();
+        return hits;
+    }
+
+    [Benchmark(OperationsPerInvoke = Pairs)]
+    public int Refcount_Pair_2Threads()
+    {
+        _partner.Go();
+        int hits = RefcountPairs(_core);
+        _partner.Wait();
+        return hits;
+    }
+
+    [Benchmark(OperationsPerInvoke = Pairs)]
+    public int LockedCounter_Pair_2Threads()
+    {
+        _partner.Go();
+        int hits = LockedPairs(_locked, _gate);
+        _partner.Wait();
+        return hits;
+    }
+
+    /// <summary>One-way cache-line transfer latency (round trips to the partner, each counted as two operations).</summary>
+    [Benchmark(OperationsPerInvoke = 2 * Pairs)]
+    public int PingPong_OneWayLatency() => _partner.PingPong(Pairs);
+
+    private static int InterlockedPairs(Padded c)
+    {
+        int hits = 0;
+        for (int i = 0; i < Pairs; i++)
+        {
+            Interlocked.Increment(ref c.Value);
+            if (Interlocked.Decrement(ref c.Value) == 0)
+            {
+                hits++;
+            }
+        }
+
+        return hits;
+    }
+
+    private static int RefcountPairs(Padded c)
+    {
+        int hits = 0;
+        for (int i = 0; i < Pairs; i++)
+        {
+            Refcount.Inc(ref c.Value);
+            if (Refcount.DecAndTest(ref c.Value))
+            {
+                hits++;
+            }
+        }
+
+        return hits;
+    }
+
+    private static int LockedPairs(Padded c, object gate)
+    {
+        int hits = 0;
+        for (int i = 0; i < Pairs; i++)
+        {
+            lock (gate)
+            {
+                c.Value++;
+            }
+
+            lock (gate)
+            {
+                if (--c.Value == 0)
+                {
+                    hits++;
+                }
+            }
+        }
+
+        return hits;
+    }
+}

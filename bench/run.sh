@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The comparative benchmark suite. Writes perf-results/<date>_<machine>_<commit>/ with the raw
+# BenchmarkDotNet exports, the C-host CSV, the environment, and summary.md.
+# Usage: bench/run.sh [--quick] [--aot] [--filter GLOB]
+#   --quick  BenchmarkDotNet ShortRun jobs (minutes instead of tens of minutes)
+#   --aot    add a NativeAOT job beside the JIT job
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+quick="" aot="" filter='*'
+while (($#)); do
+  case "$1" in
+    --quick) quick=--quick ;;
+    --aot) aot=--aot ;;
+    --filter) filter=$2; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+scripts/ensure-deps.sh test
+./build.sh --no-deps
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo nocommit)
+machine=$(hostname -s 2>/dev/null || echo host)
+cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+dir="perf-results/$(date -u +%Y-%m-%d)_${machine}_${commit}"
+mkdir -p "$dir"
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit: $(git rev-parse HEAD 2>/dev/null || echo none)$(git diff --quiet 2>/dev/null || echo ' (dirty tree)')"
+  echo "machine: $machine"
+  echo "cpu: $cpu"
+  echo "cores: $(nproc)"
+  echo "dotnet: $(dotnet --version)"
+  echo "cc: $(cc --version | head -1)"
+  echo "kernel: $(uname -r)"
+  echo "mode: ${quick:-full}${aot:+ +nativeaot}"
+} > "$dir/environment.txt"
+cat "$dir/environment.txt"
+
+echo "==> C host benchmarks"
+make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
+"$root/build/bench-c/refcount_bench" "$dir/c-refcount.csv" | tee "$dir/c-refcount.txt"
+
+echo "==> BenchmarkDotNet ($filter)"
+(cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- $quick $aot --filter "$filter" \
+  --artifacts "$root/$dir/bdn" --exporters csv markdown) | tee "$dir/bdn.log" | grep -E '^\|' || true
+
+bench/summarize.sh "$dir" > "$dir/summary.md"
+echo "==> wrote $dir/summary.md"
+cat "$dir/summary.md"

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Writes summary.md (to stdout) for a results folder made by bench/run.sh: the environment,
+# every goal of bench/goals.tsv with its measured ratio (met / not met), then the raw tables.
+# Usage: bench/summarize.sh perf-results/<run>
+set -euo pipefail
+dir=$1
+here=$(cd "$(dirname "$0")" && pwd)
+
+# ratio_bdn CLASS METHOD -> the Ratio column of the JIT job row (empty if absent)
+ratio_bdn() {
+  local csv
+  csv=$(ls "$dir"/bdn/results/*."$1"-report.csv 2>/dev/null | head -1) || true
+  [[ -n "$csv" ]] || return 0
+  awk -v method="$2" '
+    function split_csv(line, out,   n, i, c, field, q) {
+      n = 0; field = ""; q = 0
+      for (i = 1; i <= length(line); i++) {
+        c = substr(line, i, 1)
+        if (c == "\"") { q = !q; continue }
+        if (c == "," && !q) { out[++n] = field; field = ""; continue }
+        field = field c
+      }
+      out[++n] = field
+      return n
+    }
+    NR == 1 { n = split_csv($0, h); for (i = 1; i <= n; i++) col[h[i]] = i; next }
+    { split_csv($0, f); if (f[col["Method"]] == method && (f[col["Job"]] == "JIT" || !("Job" in col))) { print f[col["Ratio"]]; exit } }
+  ' "$csv"
+}
+
+# ratio_c FILE BENCH VARIANT THREADS -> ratio_vs_baseline
+ratio_c() {
+  [[ -f "$dir/$1" ]] || return 0
+  awk -F, -v b="$2" -v v="$3" -v t="$4" '$1 == b && $2 == v && $3 == t { print $5; exit }' "$dir/$1"
+}
+
+echo "# RefRuntime benchmark run: $(basename "$dir")"
+echo
+echo '```'
+cat "$dir/environment.txt"
+echo '```'
+echo
+echo "## Goals (ratios against the baseline measured in the same run)"
+echo
+echo "| issue | what | goal | measured | verdict |"
+echo "|---|---|---|---|---|"
+while IFS=$'\t' read -r kind key max issue what; do
+  [[ -z "$kind" || "$kind" == \#* ]] && continue
+  case "$kind" in
+    bdn) IFS=: read -r cls method <<<"$key"; r=$(ratio_bdn "$cls" "$method") ;;
+    c) IFS=: read -r file bench variant threads <<<"$key"; r=$(ratio_c "$file" "$bench" "$variant" "$threads") ;;
+  esac
+  if [[ -z "${r:-}" ]]; then
+    verdict="not run"; shown="-"
+  elif [[ "$max" == "-" ]]; then
+    verdict="reported"; shown="${r}×"
+  elif awk -v r="$r" -v m="$max" 'BEGIN { exit !(r + 0 <= m + 0) }'; then
+    verdict="met"; shown="${r}×"
+  else
+    verdict="**not met**"; shown="${r}×"
+  fi
+  goal=$([[ "$max" == "-" ]] && echo "-" || echo "≤ ${max}×")
+  echo "| $issue | $what | $goal | $shown | $verdict |"
+done < "$here/goals.tsv"
+echo
+if compgen -G "$dir/c-*.txt" >/dev/null; then
+  echo "## C host"
+  for f in "$dir"/c-*.txt; do
+    echo
+    echo '```'
+    cat "$f"
+    echo '```'
+  done
+  echo
+fi
+if compgen -G "$dir/bdn/results/*-report-github.md" >/dev/null; then
+  echo "## BenchmarkDotNet"
+  for f in "$dir"/bdn/results/*-report-github.md; do
+    echo
+    echo "### $(basename "$f" -report-github.md | sed 's/.*\.//')"
+    echo
+    sed -n '/^| Method/,$p' "$f"
+  done
+fi
