@@ -22,8 +22,8 @@ cc -std=c11 -O2 -Wall -Wextra -DRR_INLINE examples/c/refcount_demo.c $flags -Wl,
 echo "(RR_INLINE build: $("$out/refcount_demo_inline" | tail -1))"
 
 echo
-echo "==> refcount pair, C host: RefRuntime beside C11 atomics (same run)"
+echo "==> C host: RefRuntime beside the C baselines (same run)"
 make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
-"$root/build/bench-c/refcount_bench" - 2000000
+"$root/build/bench-c/rr_bench" - 2000000
 echo
 echo "Full comparative suite (BenchmarkDotNet + C host, results into perf-results/): bench/run.sh"

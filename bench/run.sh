@@ -40,7 +40,7 @@ cat "$dir/environment.txt"
 
 echo "==> C host benchmarks"
 make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
-"$root/build/bench-c/refcount_bench" "$dir/c-refcount.csv" | tee "$dir/c-refcount.txt"
+"$root/build/bench-c/rr_bench" "$dir/c-bench.csv" | tee "$dir/c-bench.txt"
 
 echo "==> BenchmarkDotNet ($filter)"
 (cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- $quick $aot --filter "$filter" \

@@ -30,4 +30,131 @@ static inline double bench_median(double *v, int n)
 /* Keeps the compiler from deleting a loop whose result is otherwise unused. */
 #define BENCH_KEEP(x) __asm__ volatile("" : : "r"(x) : "memory")
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define BENCH_REPS 15
+
+/* A measured loop: @n iterations of one operation on @obj; returns something to keep. */
+typedef long (*bench_loop_fn)(void *obj, long n);
+
+/* ns per iteration of @fn on one thread, median of BENCH_REPS runs (after a warm-up). */
+static inline double bench_time_single(bench_loop_fn fn, void *obj, long n)
+{
+    double s[BENCH_REPS];
+    fn(obj, n / 10);
+    for (int k = 0; k < BENCH_REPS; k++) {
+        double t0 = bench_now_ns();
+        BENCH_KEEP(fn(obj, n));
+        s[k] = (bench_now_ns() - t0) / (double)n;
+    }
+    return bench_median(s, BENCH_REPS);
+}
+
+struct bench_contended {
+    bench_loop_fn fn;
+    void *obj;
+    long n;
+    _Atomic int *go;
+    double ns;
+};
+
+static void *bench_contended_thread(void *arg)
+{
+    struct bench_contended *c = arg;
+    while (!atomic_load(c->go))
+        ;
+    double t0 = bench_now_ns();
+    BENCH_KEEP(c->fn(c->obj, c->n));
+    c->ns = (bench_now_ns() - t0) / (double)c->n;
+    return NULL;
+}
+
+/* ns per iteration per thread with two threads running @fn on the same @obj, median of
+ * BENCH_REPS runs. */
+static inline double bench_time_two_threads(bench_loop_fn fn, void *obj, long n)
+{
+    double s[BENCH_REPS];
+    for (int k = 0; k < BENCH_REPS; k++) {
+        _Atomic int go = 0;
+        struct bench_contended c[2] = {{fn, obj, n, &go, 0}, {fn, obj, n, &go, 0}};
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, bench_contended_thread, &c[i]);
+        atomic_store(&go, 1);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        s[k] = 0.5 * (c[0].ns + c[1].ns);
+    }
+    return bench_median(s, BENCH_REPS);
+}
+
+/* One-way cache-line transfer latency between two threads (round trip / 2), median of 5. */
+static _Atomic int bench_pp_flag;
+
+static void *bench_pong(void *arg)
+{
+    long n = *(long *)arg;
+    for (long i = 0; i < n; i++) {
+        while (atomic_load_explicit(&bench_pp_flag, memory_order_acquire) != 1)
+            ;
+        atomic_store_explicit(&bench_pp_flag, 0, memory_order_release);
+    }
+    return NULL;
+}
+
+static inline double bench_ping_pong_one_way_ns(void)
+{
+    long n = 200000;
+    double s[5];
+    for (int k = 0; k < 5; k++) {
+        pthread_t t;
+        atomic_store(&bench_pp_flag, 0);
+        pthread_create(&t, NULL, bench_pong, &n);
+        double t0 = bench_now_ns();
+        for (long i = 0; i < n; i++) {
+            atomic_store_explicit(&bench_pp_flag, 1, memory_order_release);
+            while (atomic_load_explicit(&bench_pp_flag, memory_order_acquire) != 0)
+                ;
+        }
+        s[k] = (bench_now_ns() - t0) / (2.0 * (double)n);
+        pthread_join(t, NULL);
+    }
+    return bench_median(s, 5);
+}
+
+struct bench_variant {
+    const char *name;
+    bench_loop_fn fn;
+};
+
+/* Runs every variant on one thread and on two, prints the table (ratios against variant 0),
+ * and appends CSV rows to @csv (if not NULL). @make_obj/@free_obj give each variant its object. */
+static inline void bench_run_table(const char *title, const char *csv_name, const struct bench_variant *v,
+                                   size_t nv, void *(*make_obj)(size_t variant), void (*free_obj)(size_t variant, void *obj),
+                                   long n, FILE *csv)
+{
+    double one[16], two[16];
+    double lat0 = bench_ping_pong_one_way_ns();
+    for (size_t i = 0; i < nv && i < 16; i++) {
+        void *o = make_obj(i);
+        one[i] = bench_time_single(v[i].fn, o, n);
+        two[i] = bench_time_two_threads(v[i].fn, o, n / 4);
+        free_obj(i, o);
+    }
+    double lat = 0.5 * (lat0 + bench_ping_pong_one_way_ns());
+    printf("%s, C host, ns per iteration (median of %d runs of %ld)\n", title, BENCH_REPS, n);
+    printf("cross-CPU one-way latency in this run: %.1f ns\n", lat);
+    printf("%-20s %12s %10s %14s %10s\n", "variant", "1 thread", "ratio", "2 threads", "ratio");
+    for (size_t i = 0; i < nv; i++)
+        printf("%-20s %12.2f %9.2fx %14.2f %9.2fx\n", v[i].name, one[i], one[i] / one[0], two[i],
+               two[i] / two[0]);
+    if (csv) {
+        for (size_t i = 0; i < nv; i++) {
+            fprintf(csv, "%s,%s,1,%.3f,%.3f,\n", csv_name, v[i].name, one[i], one[i] / one[0]);
+            fprintf(csv, "%s,%s,2,%.3f,%.3f,%.1f\n", csv_name, v[i].name, two[i], two[i] / two[0], lat);
+        }
+    }
+}
+
 #endif

@@ -22,20 +22,7 @@ public class RefcountBenchmarks
     private int _locked = 1;
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pairs)]
-    public int Interlocked_Pair()
-    {
-        int hits = 0;
-        for (int i = 0; i < Pairs; i++)
-        {
-            Interlocked.Increment(ref _raw);
-            if (Interlocked.Decrement(ref _raw) == 0)
-            {
-                hits++;
-            }
-        }
-
-        return hits;
-    }
+    public int Interlocked_Pair() => Baselines.InterlockedPairs(ref _raw, Pairs);
 
     [Benchmark(OperationsPerInvoke = Pairs)]
     public int Refcount_Core_Pair()

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using RefRuntime.Core.Sync;
 using RefRuntime.Core.Tests.Support;
+using RefRuntime.Tests.Shared;
 using Xunit;
 
 namespace RefRuntime.Core.Tests.Interop;

@@ -7,6 +7,7 @@
 using System;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using RefRuntime.Core;
 using RefRuntime.Core.Sync;
 
 namespace RefRuntime.Native.Exports;
@@ -172,7 +173,7 @@ internal static unsafe partial class RefcountExports
         {
             if (!Abi.CheckCounter(r) || mutex == null)
             {
-                Abi.SetError(Status.InvalidArgument);
+                Abi.SetError(RrStatus.InvalidArgument);
                 return 0;
             }
 
@@ -195,7 +196,7 @@ internal static unsafe partial class RefcountExports
         {
             if (!Abi.CheckCounter(r) || (uint)type >= Refcount.WarningTypeCount)
             {
-                Abi.SetError(Status.InvalidArgument);
+                Abi.SetError(RrStatus.InvalidArgument);
                 return;
             }
 
@@ -213,7 +214,7 @@ internal static unsafe partial class RefcountExports
     {
         if ((uint)type >= Refcount.WarningTypeCount)
         {
-            Abi.SetError(Status.InvalidArgument);
+            Abi.SetError(RrStatus.InvalidArgument);
             return ulong.MaxValue;
         }
 
@@ -236,7 +237,7 @@ internal static unsafe partial class RefcountExports
             }
 
             Refcount.SetWarnHandler(handler);
-            return (int)Status.Ok;
+            return (int)RrStatus.Ok;
         }
         catch (Exception e)
         {

@@ -64,12 +64,18 @@ uint32_t rr_version(void);
  * @RR_ENOMEM:    an allocation failed; nothing was changed.
  * @RR_EINTERNAL: an unexpected internal error was caught at the boundary (a bug: please
  *                report it); the library remains usable.
+ * @RR_EBADHANDLE: the pointer or handle is not a live RefRuntime object of the expected kind
+ *                (never created by the library, already freed while its memory still holds the
+ *                poisoned header, a weak handle where a strong one was expected or the reverse,
+ *                a shared object where a unique one was expected); nothing was changed.
+ *                Detection of freed objects is best effort: see rr_debug_set_poison().
  */
 typedef enum rr_status {
     RR_OK = 0,
     RR_EINVAL = 1,
     RR_ENOMEM = 2,
-    RR_EINTERNAL = 3
+    RR_EINTERNAL = 3,
+    RR_EBADHANDLE = 4
 } rr_status;
 
 /**
@@ -266,6 +272,232 @@ typedef void (*rr_refcount_warn_fn)(rr_refcount_t *r, int32_t type, void *ctx);
 int32_t rr_refcount_set_warn_handler(rr_refcount_warn_fn fn, void *ctx);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Arc / Weak: reference-counted shared objects with weak references                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * DOC: Arc
+ *
+ * One allocation: a 48-byte header (rr_arc_header_t) immediately followed by the payload. A
+ * strong reference is the payload pointer itself (Rust's Arc::into_raw), so a C program passes
+ * it around as a plain pointer to its own struct; the header is found by a constant subtraction.
+ * A weak reference has its own type, rr_weak_t, passed by value, so the compiler refuses to mix
+ * the two. Semantics are Rust std's Arc/Weak with the kernel's saturation instead of abort:
+ *   - strong and weak are rr_refcount_t words: an overflow or an extra drop pins the count at
+ *     RR_REFCOUNT_SATURATED, warns (rr_refcount_warn_count / the warning handler) and leaks the
+ *     object; it is never freed while in use and never wraps;
+ *   - the strong owners together hold one implicit weak, so the destructor runs when the last
+ *     strong reference goes and the memory is freed when the last weak reference goes;
+ *   - upgrade never succeeds once the destructor has started.
+ * The same objects are used from .NET (RefRuntime.Arc<T>) with the same layout.
+ *
+ * Every function validates its handle: NULL gives RR_EINVAL, anything that is not a live object
+ * of the expected kind gives RR_EBADHANDLE, and nothing is changed. All functions are
+ * thread-safe; the payload itself is the caller's to synchronise.
+ */
+
+/**
+ * rr_arc_header_t - the header before every payload (layout fixed; read-only for callers).
+ * @strong:      strong count (refcount_t semantics; 0 while owned uniquely).
+ * @weak:        weak references + 1 implicit weak while strong > 0.
+ * @magic:       RR_ARC_MAGIC while live.
+ * @base_offset: bytes from the allocation start to this header.
+ * @size:        payload bytes.
+ * @dtor, @ctx:  the destructor and its context.
+ * @flags:       reserved (0).
+ */
+typedef struct rr_arc_header {
+    rr_refcount_t strong;
+    rr_refcount_t weak;
+    uint32_t magic;
+    uint32_t base_offset;
+    uint64_t size;
+    void (*dtor)(void *payload, void *ctx);
+    void *ctx;
+    uint64_t flags;
+} rr_arc_header_t;
+
+#define RR_ARC_MAGIC 0x31415252u /* "RRA1" */
+#define RR_ARC_HEADER_SIZE 48
+/** RR_ARC_HEADER() - the header of a payload pointer (no validation). */
+#define RR_ARC_HEADER(payload) ((rr_arc_header_t *)(void *)((char *)(payload) - RR_ARC_HEADER_SIZE))
+
+/** rr_arc_dtor_fn - payload destructor: called once, on the thread that drops the last strong
+ * reference, with the payload and the context given at creation. It must not use the payload
+ * after returning; weak references may still exist (their upgrade fails). */
+typedef void (*rr_arc_dtor_fn)(void *payload, void *ctx);
+
+/** rr_weak_t - a weak reference, passed by value. RR_WEAK_INIT is the empty weak: upgrade gives
+ * NULL, drop does nothing, counts are 0. Copying the struct does not take a reference:
+ * rr_weak_clone() does. */
+typedef struct rr_weak {
+    uintptr_t bits;
+} rr_weak_t;
+#define RR_WEAK_INIT { 0 }
+
+/** rr_unique_arc_t - unique ownership of an object not yet shared (Rust's UniqueArc): the
+ * holder may initialise the payload without synchronisation; weak references cannot upgrade. */
+typedef struct rr_unique_arc {
+    void *payload;
+} rr_unique_arc_t;
+
+/**
+ * rr_arc_new() - allocate a shared object: a zeroed payload, strong = 1.
+ * @size:  payload bytes (0 allowed).
+ * @align: payload alignment: a power of two up to 4096 (values below 16 are raised to 16).
+ * @dtor:  called once when the last strong reference goes, or NULL.
+ * @ctx:   passed to @dtor.
+ * @out:   receives the payload pointer (the caller's strong reference); NULL on failure.
+ * Return: RR_OK; RR_EINVAL (bad @align, @size too large, NULL @out); RR_ENOMEM.
+ */
+int32_t rr_arc_new(size_t size, size_t align, rr_arc_dtor_fn dtor, void *ctx, void **out);
+
+/**
+ * rr_arc_new_unique() - allocate an object owned uniquely, to be initialised before sharing.
+ * Parameters as rr_arc_new(); @out receives the unique ownership.
+ * Return: as rr_arc_new().
+ */
+int32_t rr_arc_new_unique(size_t size, size_t align, rr_arc_dtor_fn dtor, void *ctx,
+                          rr_unique_arc_t *out);
+
+/**
+ * rr_unique_arc_share() - turn unique ownership into the first strong reference (release:
+ * everything written to the payload so far is visible to every later owner).
+ * @u:   the unique ownership (consumed on success).
+ * @out: receives the payload pointer.
+ * Return: RR_OK; RR_EINVAL (NULL @u.payload or @out); RR_EBADHANDLE (not a live uniquely owned object).
+ */
+int32_t rr_unique_arc_share(rr_unique_arc_t u, void **out);
+
+/**
+ * rr_unique_arc_drop() - destroy a uniquely owned object: run the destructor, release it.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_unique_arc_drop(rr_unique_arc_t u);
+
+/**
+ * rr_arc_clone() - take another strong reference. The caller must hold one.
+ * @payload: a strong reference.
+ * Return: RR_OK; RR_EINVAL (NULL); RR_EBADHANDLE. At the count limit the object saturates
+ * (warning RR_REFCOUNT_ADD_OVF) and is leaked; the call still succeeds.
+ */
+int32_t rr_arc_clone(const void *payload);
+
+/**
+ * rr_arc_drop() - give up a strong reference. The last one runs the destructor; the memory
+ * goes with the last weak reference. Do not use @payload afterwards.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE (for example a second drop after the object was freed,
+ * while its memory still holds the poisoned header).
+ */
+int32_t rr_arc_drop(void *payload);
+
+/**
+ * rr_arc_drop_slow() - the out-of-line half of the RR_INLINE drop: after the caller's own
+ * dec_and_test of the strong count returned true, run the destructor and release the implicit
+ * weak. Callers of rr_arc_drop() never need it.
+ * Return: RR_OK; RR_EINVAL (NULL, or the strong count is not 0); RR_EBADHANDLE.
+ */
+int32_t rr_arc_drop_slow(void *payload);
+
+/**
+ * rr_arc_downgrade() - create a weak reference. The caller must hold a strong one.
+ * @out: receives the weak reference (RR_WEAK_INIT on failure).
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_arc_downgrade(const void *payload, rr_weak_t *out);
+
+/**
+ * rr_weak_clone() - take another weak reference (the caller then holds two copies of @w, each
+ * owning one). Does nothing for the empty weak.
+ * Return: RR_OK; RR_EBADHANDLE (not a weak handle of a live allocation).
+ */
+int32_t rr_weak_clone(rr_weak_t w);
+
+/**
+ * rr_weak_drop() - give up a weak reference; the last reference of any kind frees the memory.
+ * Does nothing for the empty weak.
+ * Return: RR_OK; RR_EBADHANDLE.
+ */
+int32_t rr_weak_drop(rr_weak_t w);
+
+/**
+ * rr_weak_upgrade() - take a strong reference from a weak one, unless the last strong
+ * reference is already gone (never from 0: once the destructor has started, this fails).
+ * @out: receives the payload pointer (a new strong reference), or NULL when the object is gone.
+ * Return: RR_OK (check *out); RR_EINVAL (NULL @out); RR_EBADHANDLE.
+ */
+int32_t rr_weak_upgrade(rr_weak_t w, void **out);
+
+/**
+ * rr_arc_counts() - the strong count and the number of weak references (the implicit weak is
+ * not counted), as Rust's strong_count/weak_count report them. A snapshot: other threads may
+ * change them at once. Saturated counts read RR_REFCOUNT_SATURATED.
+ * @strong, @weak: receive the counts; either may be NULL.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_arc_counts(const void *payload, int32_t *strong, int32_t *weak);
+
+/**
+ * rr_weak_counts() - the same through a weak reference; both 0 for the empty weak.
+ * Return: RR_OK; RR_EBADHANDLE.
+ */
+int32_t rr_weak_counts(rr_weak_t w, int32_t *strong, int32_t *weak);
+
+/** rr_arc_ptr_eq() - whether two strong references name the same object. */
+bool rr_arc_ptr_eq(const void *a, const void *b);
+
+/** rr_weak_ptr_eq() - whether two weak references name the same allocation (two empty weaks are equal). */
+bool rr_weak_ptr_eq(rr_weak_t a, rr_weak_t b);
+
+/**
+ * rr_arc_into_unique_or_drop() - give up a strong reference; if it was the last one, take
+ * unique ownership back instead of destroying the payload (the destructor does not run).
+ * Weak references that remain cannot upgrade until the object is shared again.
+ * @out: receives the unique ownership, or { NULL } when other strong references remain (then
+ *       the caller's reference is simply gone).
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_arc_into_unique_or_drop(void *payload, rr_unique_arc_t *out);
+
+/**
+ * rr_arc_is_unique() - whether the caller's strong reference is the only reference of any kind
+ * (strong = 1 and no weak reference), so the payload may be mutated without synchronisation
+ * (Rust's get_mut). Locks out a concurrent downgrade for the duration of the check with a weak
+ * value that can never be confused with a saturated count.
+ * @out: receives the answer.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_arc_is_unique(const void *payload, bool *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Heap diagnostics                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * rr_heap_live_count() - objects allocated by the library (Arc allocations, ...) and not yet
+ * freed. At a clean shutdown it returns to the value it had before the program created
+ * anything: a higher value means a reference was leaked.
+ */
+int64_t rr_heap_live_count(void);
+
+/**
+ * rr_debug_set_poison() - debugging aids for use-after-free hunting.
+ * @poison:     fill every freed block with 0xDB (the environment variable RR_POISON=1 sets it
+ *              at load time).
+ * @quarantine: keep freed blocks mapped (poisoned) instead of releasing them, so that a stale
+ *              handle is always refused with RR_EBADHANDLE and a stale read sees the poison.
+ *              Memory then grows until rr_debug_release_quarantine().
+ * Return: RR_OK.
+ */
+int32_t rr_debug_set_poison(bool poison, bool quarantine);
+
+/**
+ * rr_debug_release_quarantine() - release every quarantined block.
+ * Return: the number of blocks released.
+ */
+int64_t rr_debug_release_quarantine(void);
+
+/* ---------------------------------------------------------------------------------------- */
 /* RR_INLINE: static inline fast paths (same layout, same semantics)                        */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -422,6 +654,46 @@ static inline bool rr__inline_refcount_dec_not_one(rr_refcount_t *r)
 #define rr_refcount_dec_if_one(r) rr__inline_refcount_dec_if_one((r))
 #define rr_refcount_dec_not_one(r) rr__inline_refcount_dec_not_one((r))
 
+/* Arc fast paths: validate like the library (NULL, alignment, magic), then the refcount
+ * fast path; anything unusual goes to the exported function, which reports it. */
+static inline bool rr__arc_ok(const void *payload)
+{
+    return ((uintptr_t)payload & 15u) == 0 && payload != NULL &&
+           __atomic_load_n(&RR_ARC_HEADER(payload)->magic, __ATOMIC_RELAXED) == RR_ARC_MAGIC;
+}
+
+static inline int32_t rr__inline_arc_clone(const void *payload)
+{
+    if (RR__UNLIKELY(!rr__arc_ok(payload)))
+        return (rr_arc_clone)(payload);
+    rr__inline_refcount_inc(&RR_ARC_HEADER(payload)->strong);
+    return RR_OK;
+}
+
+static inline int32_t rr__inline_arc_drop(void *payload)
+{
+    if (RR__UNLIKELY(!rr__arc_ok(payload)))
+        return (rr_arc_drop)(payload);
+    if (rr__inline_refcount_dec_and_test(&RR_ARC_HEADER(payload)->strong))
+        return rr_arc_drop_slow(payload);
+    return RR_OK;
+}
+
+static inline int32_t rr__inline_weak_upgrade(rr_weak_t w, void **out)
+{
+    rr_arc_header_t *h = (rr_arc_header_t *)(w.bits & ~(uintptr_t)1);
+    if (RR__UNLIKELY((w.bits & 15u) != 1u || out == NULL ||
+                     __atomic_load_n(&h->magic, __ATOMIC_RELAXED) != RR_ARC_MAGIC))
+        return (rr_weak_upgrade)(w, out);
+    *out = rr__inline_refcount_inc_not_zero(&h->strong) ? (void *)((char *)h + RR_ARC_HEADER_SIZE)
+                                                        : NULL;
+    return RR_OK;
+}
+
+#define rr_arc_clone(p) rr__inline_arc_clone((p))
+#define rr_arc_drop(p) rr__inline_arc_drop((p))
+#define rr_weak_upgrade(w, out) rr__inline_weak_upgrade((w), (out))
+
 #endif /* RR_INLINE */
 
 #ifdef __cplusplus
@@ -435,6 +707,17 @@ static_assert(alignof(rr_refcount_t) == 4, "rr_refcount_t is 4-byte aligned");
 #else
 _Static_assert(sizeof(rr_refcount_t) == 4, "rr_refcount_t is one int32_t");
 _Static_assert(_Alignof(rr_refcount_t) == 4, "rr_refcount_t is 4-byte aligned");
+#endif
+#ifdef __cplusplus
+static_assert(sizeof(rr_arc_header_t) == RR_ARC_HEADER_SIZE, "Arc header is 48 bytes");
+static_assert(offsetof(rr_arc_header_t, magic) == 8, "Arc header layout");
+static_assert(offsetof(rr_arc_header_t, dtor) == 24, "Arc header layout");
+static_assert(sizeof(rr_weak_t) == sizeof(uintptr_t), "rr_weak_t is one word");
+#else
+_Static_assert(sizeof(rr_arc_header_t) == RR_ARC_HEADER_SIZE, "Arc header is 48 bytes");
+_Static_assert(offsetof(rr_arc_header_t, magic) == 8, "Arc header layout");
+_Static_assert(offsetof(rr_arc_header_t, dtor) == 24, "Arc header layout");
+_Static_assert(sizeof(rr_weak_t) == sizeof(uintptr_t), "rr_weak_t is one word");
 #endif
 
 #endif /* REFRUNTIME_H */

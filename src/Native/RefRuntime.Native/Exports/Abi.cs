@@ -1,48 +1,34 @@
-// Status codes and the per-thread last error of the C ABI (include/refruntime.h, "Status codes").
+// The per-thread last error of the C ABI and the helpers every export uses. The status codes are
+// RefRuntime.Core.RrStatus (rr_status in include/refruntime.h).
 
 using System;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using RefRuntime.Core;
 
 namespace RefRuntime.Native.Exports;
-
-/// <summary>The C ABI's <c>rr_status</c>. Values are part of the ABI: add, never renumber.</summary>
-internal enum Status
-{
-    /// <summary><c>RR_OK</c>.</summary>
-    Ok = 0,
-
-    /// <summary><c>RR_EINVAL</c>: an argument was NULL, misaligned or out of range.</summary>
-    InvalidArgument = 1,
-
-    /// <summary><c>RR_ENOMEM</c>: an allocation failed.</summary>
-    OutOfMemory = 2,
-
-    /// <summary><c>RR_EINTERNAL</c>: an unexpected internal error was caught at the boundary.</summary>
-    Internal = 3,
-}
 
 /// <summary>Helpers every export uses: argument checks, error recording, the catch-all mapping.</summary>
 internal static unsafe class Abi
 {
     [ThreadStatic]
-    private static Status t_lastError;
+    private static RrStatus t_lastError;
 
     private static int s_internalReported;
 
     /// <summary>Records <paramref name="status"/> as the calling thread's last error.</summary>
-    internal static void SetError(Status status) => t_lastError = status;
+    internal static void SetError(RrStatus status) => t_lastError = status;
 
     /// <summary>Maps an exception caught at the boundary to a status and records it.</summary>
-    internal static Status Fail(Exception e)
+    internal static RrStatus Fail(Exception e)
     {
-        Status status = e switch
+        RrStatus status = e switch
         {
-            ArgumentException => Status.InvalidArgument,
-            OutOfMemoryException => Status.OutOfMemory,
-            _ => Status.Internal,
+            ArgumentException => RrStatus.InvalidArgument,
+            OutOfMemoryException => RrStatus.OutOfMemory,
+            _ => RrStatus.Internal,
         };
-        if (status == Status.Internal && System.Threading.Interlocked.Exchange(ref s_internalReported, 1) == 0)
+        if (status == RrStatus.Internal && System.Threading.Interlocked.Exchange(ref s_internalReported, 1) == 0)
         {
             Console.Error.WriteLine($"refruntime: internal error caught at the C boundary: {e}");
         }
@@ -60,27 +46,28 @@ internal static unsafe class Abi
             return true;
         }
 
-        t_lastError = Status.InvalidArgument;
+        t_lastError = RrStatus.InvalidArgument;
         return false;
     }
 
     [UnmanagedCallersOnly(EntryPoint = "rr_take_last_error")]
     private static int TakeLastError()
     {
-        Status s = t_lastError;
-        t_lastError = Status.Ok;
+        RrStatus s = t_lastError;
+        t_lastError = RrStatus.Ok;
         return (int)s;
     }
 
     [UnmanagedCallersOnly(EntryPoint = "rr_status_str")]
     private static byte* StatusString(int status)
     {
-        ReadOnlySpan<byte> text = (Status)status switch
+        ReadOnlySpan<byte> text = (RrStatus)status switch
         {
-            Status.Ok => "success"u8,
-            Status.InvalidArgument => "invalid argument"u8,
-            Status.OutOfMemory => "out of memory"u8,
-            Status.Internal => "internal error"u8,
+            RrStatus.Ok => "success"u8,
+            RrStatus.InvalidArgument => "invalid argument"u8,
+            RrStatus.OutOfMemory => "out of memory"u8,
+            RrStatus.Internal => "internal error"u8,
+            RrStatus.BadHandle => "not a live object of the expected kind"u8,
             _ => "unknown status"u8,
         };
         // SAFETY: UTF-8 literals are NUL-terminated and live in the image's read-only data for the

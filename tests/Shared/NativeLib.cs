@@ -2,7 +2,7 @@ using System;
 using System.IO;
 using System.Runtime.InteropServices;
 
-namespace RefRuntime.Core.Tests.Support;
+namespace RefRuntime.Tests.Shared;
 
 /// <summary>
 /// The real librefruntime.so (NativeAOT), loaded into the test process so tests can drive the

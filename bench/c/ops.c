@@ -1,0 +1,43 @@
+/* Built twice (Makefile): -DRR_BENCH_SUFFIX=export, and -DRR_INLINE -DRR_BENCH_SUFFIX=inline. */
+#include <refruntime.h>
+
+#include "ops.h"
+
+/* inc + dec_and_test on an rr_refcount_t. */
+long RR_CAT(refcount_pair_, RR_BENCH_SUFFIX)(void *counter, long n)
+{
+    rr_refcount_t *r = counter;
+    long hits = 0;
+    for (long i = 0; i < n; i++) {
+        rr_refcount_inc(r);
+        hits += rr_refcount_dec_and_test(r);
+    }
+    return hits;
+}
+
+/* rr_arc_clone + rr_arc_drop on a payload the caller keeps alive. */
+long RR_CAT(arc_clone_drop_, RR_BENCH_SUFFIX)(void *payload, long n)
+{
+    long errors = 0;
+    for (long i = 0; i < n; i++) {
+        errors += rr_arc_clone(payload) != RR_OK;
+        errors += rr_arc_drop(payload) != RR_OK;
+    }
+    return errors;
+}
+
+/* rr_weak_upgrade + rr_arc_drop through an rr_weak_t the caller keeps. */
+long RR_CAT(arc_upgrade_drop_, RR_BENCH_SUFFIX)(void *weak, long n)
+{
+    rr_weak_t w = *(rr_weak_t *)weak;
+    long misses = 0;
+    for (long i = 0; i < n; i++) {
+        void *p = NULL;
+        rr_weak_upgrade(w, &p);
+        if (p)
+            rr_arc_drop(p);
+        else
+            misses++;
+    }
+    return misses;
+}

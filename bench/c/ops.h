@@ -1,0 +1,17 @@
+/* The loops measured by rr_bench.c. ops.c is compiled twice: once calling the exported
+ * functions (suffix _export) and once with RR_INLINE (suffix _inline). */
+#ifndef RR_BENCH_OPS_H
+#define RR_BENCH_OPS_H
+
+#define RR_CAT2(a, b) a##b
+#define RR_CAT(a, b) RR_CAT2(a, b)
+
+#define RR_DECLARE_OPS(suffix)                                                                   \
+    long RR_CAT(refcount_pair_, suffix)(void *counter, long n);                                  \
+    long RR_CAT(arc_clone_drop_, suffix)(void *payload, long n);                                 \
+    long RR_CAT(arc_upgrade_drop_, suffix)(void *weak, long n);
+
+RR_DECLARE_OPS(export)
+RR_DECLARE_OPS(inline)
+
+#endif

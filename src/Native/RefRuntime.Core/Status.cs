@@ -1,0 +1,27 @@
+// Outcome codes shared by Core, the C ABI (rr_status in include/refruntime.h) and the managed
+// layer (which turns them into exceptions). Values are part of the C ABI: add, never renumber.
+
+namespace RefRuntime.Core;
+
+/// <summary>The outcome of a Core operation that validates its input; the C ABI's <c>rr_status</c>.</summary>
+public enum RrStatus
+{
+    /// <summary><c>RR_OK</c>: success.</summary>
+    Ok = 0,
+
+    /// <summary><c>RR_EINVAL</c>: an argument was NULL, misaligned or out of range; nothing changed.</summary>
+    InvalidArgument = 1,
+
+    /// <summary><c>RR_ENOMEM</c>: an allocation failed; nothing changed.</summary>
+    OutOfMemory = 2,
+
+    /// <summary><c>RR_EINTERNAL</c>: an unexpected internal error was caught at the boundary.</summary>
+    Internal = 3,
+
+    /// <summary>
+    /// <c>RR_EBADHANDLE</c>: the pointer or handle is not a live RefRuntime object of the expected
+    /// kind (wrong magic: never created, already freed, or a weak reference where a strong one was
+    /// expected, or the reverse); nothing changed.
+    /// </summary>
+    BadHandle = 4,
+}

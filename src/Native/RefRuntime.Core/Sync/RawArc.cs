@@ -1,0 +1,374 @@
+// Arc/Weak over native memory: Rust std's Arc/Weak semantics with the kernel Arc's saturation
+// instead of abort. One algorithm for both doors: the C ABI (rr_arc_*, rr_weak_*) and the managed
+// Arc<T>/Weak<T>. Spec: shared/specs/primitives.md §3.
+//
+// Counts. Strong and weak are refcount_t words (Refcount), so every bad transition saturates and
+// warns; a saturated object is leaked, never freed while in use, never wrapped. As in std, the
+// strong owners together hold one implicit weak, so the allocation outlives the payload's
+// destructor until the last weak reference (implicit or explicit) goes.
+//
+//   drop (strong)    dec_and_test(strong) -> destructor(payload, ctx) -> drop_weak
+//   drop_weak        dec_and_test(weak)   -> poison header (magic = dead) -> free
+//   clone            inc(strong)                     (caller holds a strong reference)
+//   downgrade        CAS loop inc(weak), waits out the is_unique lock
+//   upgrade          inc_not_zero(strong)            (never from 0: once the destructor has
+//                                                     started, upgrade fails)
+//
+// is_unique (std's get_mut check) must lock out downgrade while it reads the strong count: std
+// CASes weak 1 -> usize::MAX, a value that under refcount_t rules reads as negative, i.e. as a
+// saturated count. Here the lock value is WeakLocked = int.MinValue, distinct from Saturated
+// (int.MinValue / 2), and downgrade - the only operation that can meet it (the lock is taken
+// only while weak == 1, i.e. while no Weak exists, so nobody can clone or drop a Weak) - checks
+// for it explicitly before its saturation handling. A transient int.MinValue from a racing
+// overflow (INT_MAX + 1 before the fix-up store) also makes downgrade wait, briefly, until the
+// fix-up lands.
+//
+// Handles. A strong reference is the payload pointer (16-aligned). A weak reference is the
+// header address with bit 0 set, so neither can be mistaken for the other: a weak passed as a
+// strong is misaligned, a strong passed as a weak lacks the tag. Every entry from outside
+// validates the header magic: NULL, a foreign pointer or a freed object (while its memory still
+// holds the poisoned header) is refused with BadHandle instead of being dereferenced further.
+
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using RefRuntime.Core.Memory;
+
+namespace RefRuntime.Core.Sync;
+
+/// <summary>Arc/Weak operations on native objects (see file comment).</summary>
+public static unsafe class RawArc
+{
+    /// <summary>Header magic of a live object ("RRA1").</summary>
+    public const uint MagicLive = 0x3141_5252;
+
+    /// <summary>Header magic written when the allocation is freed.</summary>
+    public const uint MagicDead = 0xDEAD_A5C0;
+
+    /// <summary>Size of <see cref="ArcHeader"/>; the payload starts this far after the header.</summary>
+    public const int HeaderSize = 48;
+
+    /// <summary>The smallest payload alignment (also makes bit 0 of a header address free for the weak tag).</summary>
+    public const int MinAlignment = 16;
+
+    /// <summary>Largest payload alignment accepted.</summary>
+    public const int MaxAlignment = 4096;
+
+    /// <summary>The weak count while <see cref="IsUnique"/> holds its lock; never a count, never <see cref="Refcount.Saturated"/>.</summary>
+    public const int WeakLocked = int.MinValue;
+
+    /// <summary>Bit 0 of a weak handle: set on every non-empty weak handle.</summary>
+    public const nuint WeakTag = 1;
+
+    /// <summary>
+    /// Creates an object with strong = 1 and weak = 1 (the implicit weak): a zeroed payload of
+    /// <paramref name="size"/> bytes aligned to <paramref name="align"/>.
+    /// </summary>
+    /// <param name="size">Payload bytes (0 allowed).</param>
+    /// <param name="align">Payload alignment: a power of two up to <see cref="MaxAlignment"/>; values below 16 are raised to 16.</param>
+    /// <param name="destructor">Called once as <c>destructor(payload, context)</c> when the last strong reference goes; may be null.</param>
+    /// <param name="context">Passed to <paramref name="destructor"/>.</param>
+    /// <param name="payload">The payload pointer: the caller's strong reference.</param>
+    /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.InvalidArgument"/> (alignment or size), or <see cref="RrStatus.OutOfMemory"/>.</returns>
+    public static RrStatus Create(nuint size, nuint align, delegate* unmanaged<void*, void*, void> destructor, void* context, out void* payload)
+    {
+        payload = null;
+        if (align == 0 || (align & (align - 1)) != 0 || align > MaxAlignment)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        nuint a = align < MinAlignment ? MinAlignment : align;
+        // The payload offset: the header size rounded up to the payload alignment.
+        nuint payloadOffset = (HeaderSize + a - 1) & ~(a - 1);
+        if (size > (nuint)int.MaxValue - payloadOffset)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        nuint total = payloadOffset + size;
+        byte* block = (byte*)NativeHeap.AllocZeroed(total, a);
+        if (block == null)
+        {
+            return RrStatus.OutOfMemory;
+        }
+
+        // SAFETY: payloadOffset >= HeaderSize, so the header lies inside the fresh block.
+        ArcHeader* h = (ArcHeader*)(block + payloadOffset - HeaderSize);
+        // INVARIANT: strong = 1 (the caller), weak = 1 (the implicit weak), magic live.
+        h->Strong = 1;
+        h->Weak = 1;
+        h->BaseOffset = (uint)(payloadOffset - HeaderSize);
+        h->Size = size;
+        h->Destructor = destructor;
+        h->Context = context;
+        // ORDERING: the release store publishes the initialised header before the payload pointer
+        // can reach another thread through the caller's own publication.
+        Volatile.Write(ref h->Magic, MagicLive);
+        payload = block + payloadOffset;
+        return RrStatus.Ok;
+    }
+
+    /// <summary>The header of a payload pointer. No validation: see <see cref="TryGetHeader"/>.</summary>
+    /// <param name="payload">A payload pointer.</param>
+    /// <returns>The header address.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ArcHeader* DangerousHeader(void* payload) => (ArcHeader*)((byte*)payload - HeaderSize);
+
+    /// <summary>
+    /// Validates a strong handle (payload pointer): non-NULL, 16-aligned, and the header magic
+    /// says live.
+    /// </summary>
+    /// <param name="payload">The handle.</param>
+    /// <param name="header">Its header on success.</param>
+    /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.InvalidArgument"/> for NULL, <see cref="RrStatus.BadHandle"/> otherwise.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static RrStatus TryGetHeader(void* payload, out ArcHeader* header)
+    {
+        header = null;
+        if (payload == null)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        if (((nuint)payload & (MinAlignment - 1)) != 0)
+        {
+            return RrStatus.BadHandle; // not ours, or a weak handle passed as a strong one
+        }
+
+        ArcHeader* h = DangerousHeader(payload);
+        // SAFETY: best effort by design: a pointer that passed the alignment test is read 48 bytes
+        // back for its magic. For our own live objects that is the header; for a freed one it is
+        // the poisoned header while the memory stays mapped; a foreign pointer is refused unless
+        // it happens to carry our magic at that spot.
+        if (Volatile.Read(ref h->Magic) != MagicLive)
+        {
+            return RrStatus.BadHandle;
+        }
+
+        header = h;
+        return RrStatus.Ok;
+    }
+
+    /// <summary>Validates a weak handle; the empty handle (0) is valid and yields a null header.</summary>
+    /// <param name="weak">The handle.</param>
+    /// <param name="header">Its header, or null for the empty handle.</param>
+    /// <returns><see cref="RrStatus.Ok"/> or <see cref="RrStatus.BadHandle"/>.</returns>
+    public static RrStatus TryGetWeakHeader(nuint weak, out ArcHeader* header)
+    {
+        header = null;
+        if (weak == 0)
+        {
+            return RrStatus.Ok;
+        }
+
+        if ((weak & (MinAlignment - 1)) != WeakTag)
+        {
+            return RrStatus.BadHandle; // untagged: a strong handle or a foreign pointer
+        }
+
+        ArcHeader* h = (ArcHeader*)(weak & ~WeakTag);
+        // SAFETY: as in TryGetHeader: a best-effort magic check of a well-formed handle.
+        if (Volatile.Read(ref h->Magic) != MagicLive)
+        {
+            return RrStatus.BadHandle;
+        }
+
+        header = h;
+        return RrStatus.Ok;
+    }
+
+    /// <summary>The payload of a header.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void* Payload(ArcHeader* h) => (byte*)h + HeaderSize;
+
+    /// <summary>The weak handle of a header (tagged).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static nuint WeakHandle(ArcHeader* h) => (nuint)h | WeakTag;
+
+    /// <summary>Takes another strong reference (<c>Arc::clone</c>).</summary>
+    /// <remarks><b>Safety:</b> the caller holds a strong reference to <paramref name="h"/>.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Clone(ArcHeader* h) => Refcount.Inc(ref h->Strong);
+
+    /// <summary>Drops a strong reference; the last one runs the destructor, then drops the implicit weak.</summary>
+    /// <remarks><b>Safety:</b> the caller owns the strong reference it drops and does not use it afterwards.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Drop(ArcHeader* h)
+    {
+        if (Refcount.DecAndTest(ref h->Strong))
+        {
+            DropSlow(h);
+        }
+    }
+
+    /// <summary>
+    /// The last strong reference is gone (strong is 0): run the destructor, then release the
+    /// implicit weak. Exported to C as the slow path of the inline drop.
+    /// </summary>
+    /// <remarks><b>Safety:</b> called once, by the thread whose dec_and_test took strong to 0.</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void DropSlow(ArcHeader* h)
+    {
+        Debug.Assert(Volatile.Read(ref h->Strong) == 0, "DropSlow needs strong == 0");
+        delegate* unmanaged<void*, void*, void> dtor = h->Destructor;
+        if (dtor != null)
+        {
+            dtor(Payload(h), h->Context);
+        }
+
+        DropWeak(h);
+    }
+
+    /// <summary>Drops a weak reference (explicit, or the implicit one); the last frees the allocation.</summary>
+    /// <remarks><b>Safety:</b> the caller owns the weak reference it drops.</remarks>
+    public static void DropWeak(ArcHeader* h)
+    {
+        if (Refcount.DecAndTest(ref h->Weak))
+        {
+            Free(h);
+        }
+    }
+
+    private static void Free(ArcHeader* h)
+    {
+        // INVARIANT: magic dead before the memory goes, so a stale handle is refused while the
+        // memory stays mapped (always true under NativeHeap.Quarantine).
+        Volatile.Write(ref h->Magic, MagicDead);
+        byte* block = (byte*)h - h->BaseOffset;
+        nuint total = h->BaseOffset + (nuint)HeaderSize + (nuint)h->Size;
+        NativeHeap.Free(block, total);
+    }
+
+    /// <summary>Creates a weak reference (<c>Arc::downgrade</c>).</summary>
+    /// <remarks><b>Safety:</b> the caller holds a strong reference to <paramref name="h"/>.</remarks>
+    /// <returns>The weak handle.</returns>
+    public static nuint Downgrade(ArcHeader* h)
+    {
+        int cur = Volatile.Read(ref h->Weak);
+        while (true)
+        {
+            if (cur == WeakLocked)
+            {
+                // is_unique holds the lock for two loads; wait it out.
+                Thread.SpinWait(1);
+                cur = Volatile.Read(ref h->Weak);
+                continue;
+            }
+
+            if (cur < 0 || cur == int.MaxValue)
+            {
+                // Saturated, or about to overflow: the refcount path pins and warns.
+                Refcount.Inc(ref h->Weak);
+                return WeakHandle(h);
+            }
+
+            // ORDERING: full fence; pairs with the release unlock in IsUnique.
+            int seen = Interlocked.CompareExchange(ref h->Weak, cur + 1, cur);
+            if (seen == cur)
+            {
+                return WeakHandle(h);
+            }
+
+            cur = seen;
+        }
+    }
+
+    /// <summary>Takes another weak reference (<c>Weak::clone</c>).</summary>
+    /// <remarks><b>Safety:</b> the caller holds a weak reference to <paramref name="h"/>.</remarks>
+    public static void CloneWeak(ArcHeader* h) => Refcount.Inc(ref h->Weak);
+
+    /// <summary>Takes a strong reference from a weak one unless the object's last strong reference is gone (<c>Weak::upgrade</c>).</summary>
+    /// <remarks><b>Safety:</b> the caller holds a weak reference to <paramref name="h"/>.</remarks>
+    /// <returns><see langword="true"/> with a new strong reference; <see langword="false"/> once the destructor has started.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Upgrade(ArcHeader* h) => Refcount.IncNotZero(ref h->Strong);
+
+    /// <summary>
+    /// Whether the caller's strong reference is the only reference of any kind (std's
+    /// <c>is_unique</c>, the check behind <c>get_mut</c>): strong == 1 and no weak reference.
+    /// </summary>
+    /// <remarks><b>Safety:</b> the caller holds a strong reference to <paramref name="h"/>.</remarks>
+    /// <returns><see langword="true"/> when the caller may mutate the payload without synchronisation.</returns>
+    public static bool IsUnique(ArcHeader* h)
+    {
+        // Lock out downgrade while strong is read: only possible while weak == 1 (no Weak exists).
+        if (Interlocked.CompareExchange(ref h->Weak, WeakLocked, 1) != 1)
+        {
+            return false;
+        }
+
+        bool unique = Volatile.Read(ref h->Strong) == 1;
+        // ORDERING: release; pairs with the CAS in Downgrade.
+        Volatile.Write(ref h->Weak, 1);
+        return unique;
+    }
+
+    /// <summary>
+    /// Drops the caller's strong reference; if it was the last one, takes unique ownership back
+    /// instead of destroying the payload (<c>into_unique_or_drop</c>); the destructor does not run.
+    /// </summary>
+    /// <remarks>
+    /// <para>Unique ownership is represented by strong == 0 on a live object (the state of
+    /// std's <c>new_cyclic</c> before publication). The kernel resets the count to 1 instead, which
+    /// is sound only without weak references: here a weak reference could upgrade the moment the
+    /// count became 1 again. With strong at 0 every upgrade fails until <see cref="ShareUnique"/>.</para>
+    /// <para><b>Safety:</b> the caller owns the strong reference.</para>
+    /// </remarks>
+    /// <returns><see langword="true"/> when the caller now owns the object uniquely.</returns>
+    public static bool IntoUniqueOrDrop(ArcHeader* h) => Refcount.DecAndTest(ref h->Strong);
+
+    /// <summary>Creates an object owned uniquely (strong = 0, weak = 1): initialise, then <see cref="ShareUnique"/>.</summary>
+    /// <param name="size">Payload bytes.</param>
+    /// <param name="align">Payload alignment.</param>
+    /// <param name="destructor">As in <see cref="Create"/>.</param>
+    /// <param name="context">As in <see cref="Create"/>.</param>
+    /// <param name="payload">The payload: the caller's unique ownership.</param>
+    /// <returns>As <see cref="Create"/>.</returns>
+    public static RrStatus CreateUnique(nuint size, nuint align, delegate* unmanaged<void*, void*, void> destructor, void* context, out void* payload)
+    {
+        RrStatus status = Create(size, align, destructor, context, out payload);
+        if (status == RrStatus.Ok)
+        {
+            // INVARIANT: unique ownership is strong == 0 on a live object (see IntoUniqueOrDrop).
+            Refcount.Set(ref DangerousHeader(payload)->Strong, 0);
+        }
+
+        return status;
+    }
+
+    /// <summary>Turns unique ownership into the first strong reference (<c>UniqueArc</c> into <c>Arc</c>).</summary>
+    /// <remarks><b>Safety:</b> the caller owns <paramref name="h"/> uniquely.</remarks>
+    public static void ShareUnique(ArcHeader* h)
+    {
+        Debug.Assert(Volatile.Read(ref h->Strong) == 0, "unique ownership has strong == 0");
+        // ORDERING: release: everything written to the payload while unique is visible to any
+        // thread that later upgrades (acquire in the inc_not_zero CAS) or receives a clone.
+        Volatile.Write(ref h->Strong, 1);
+    }
+
+    /// <summary>Destroys a uniquely owned object: runs the destructor, releases the implicit weak.</summary>
+    /// <remarks><b>Safety:</b> the caller owns <paramref name="h"/> uniquely and does not use it afterwards.</remarks>
+    public static void DropUnique(ArcHeader* h) => DropSlow(h);
+
+    /// <summary>Whether the object is in the unique-ownership state (strong == 0 on a live object).</summary>
+    /// <param name="h">The object.</param>
+    /// <returns><see langword="true"/> while owned uniquely.</returns>
+    public static bool IsUniquelyOwned(ArcHeader* h) => Volatile.Read(ref h->Strong) == 0;
+
+    /// <summary>The strong count and the number of weak references (the implicit weak excluded), as std reports them.</summary>
+    /// <param name="h">The object.</param>
+    /// <param name="strong">Strong count (<see cref="Refcount.Saturated"/> when saturated).</param>
+    /// <param name="weak">Weak references, not counting the implicit one (saturated passes through).</param>
+    public static void Counts(ArcHeader* h, out int strong, out int weak)
+    {
+        strong = Volatile.Read(ref h->Strong);
+        int w = Volatile.Read(ref h->Weak);
+        if (w == WeakLocked)
+        {
+            w = 1; // is_unique holds the lock: only the implicit weak exists
+        }
+
+        weak = w < 0 ? w : strong != 0 && w > 0 ? w - 1 : w;
+    }
+}
