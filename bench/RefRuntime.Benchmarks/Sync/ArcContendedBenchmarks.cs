@@ -10,9 +10,6 @@ namespace RefRuntime.Benchmarks.Sync;
 /// invocation; the baseline is the raw Interlocked pair under the same contention. Read beside
 /// <see cref="RefcountContendedBenchmarks.PingPong_OneWayLatency"/> of the same run.
 /// </summary>
-// Contended figures are noisy on shared VMs: bound the iterations so a lock convoy cannot
-// keep BenchmarkDotNet iterating for many minutes; the median is what we quote.
-[MaxIterationCount(30)]
 public unsafe class ArcContendedBenchmarks
 {
     private const int Pairs = 1000;

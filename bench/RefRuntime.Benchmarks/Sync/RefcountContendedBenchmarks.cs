@@ -12,9 +12,6 @@ namespace RefRuntime.Benchmarks.Sync;
 /// (shared/docs/benchmarks.md), so <see cref="PingPong_OneWayLatency"/> measures it in the same
 /// run: read every ratio beside it.
 /// </summary>
-// Contended figures are noisy on shared VMs: bound the iterations so a lock convoy cannot
-// keep BenchmarkDotNet iterating for many minutes; the median is what we quote.
-[MaxIterationCount(30)]
 public class RefcountContendedBenchmarks
 {
     private const int Pairs = 1000;

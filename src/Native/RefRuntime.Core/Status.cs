@@ -24,4 +24,14 @@ public enum RrStatus
     /// expected, or the reverse); nothing changed.
     /// </summary>
     BadHandle = 4,
+
+    /// <summary>
+    /// <c>RR_EDEADLK</c>: the call would wait for itself (a grace period requested inside a
+    /// read-side section of the same domain, a barrier from one of the domain's callbacks); nothing
+    /// was done.
+    /// </summary>
+    WouldDeadlock = 5,
+
+    /// <summary><c>RR_EBUSY</c>: the object is in use (a domain destroyed while a reader is inside a section); nothing was done.</summary>
+    Busy = 6,
 }

@@ -69,13 +69,19 @@ uint32_t rr_version(void);
  *                poisoned header, a weak handle where a strong one was expected or the reverse,
  *                a shared object where a unique one was expected); nothing was changed.
  *                Detection of freed objects is best effort: see rr_debug_set_poison().
+ * @RR_EDEADLK:   the call would wait for itself (a grace period inside a read-side section of
+ *                the same domain, a barrier from the domain's own callback); nothing was done.
+ * @RR_EBUSY:     the object is in use (an RCU domain with a reader inside a section); nothing
+ *                was done.
  */
 typedef enum rr_status {
     RR_OK = 0,
     RR_EINVAL = 1,
     RR_ENOMEM = 2,
     RR_EINTERNAL = 3,
-    RR_EBADHANDLE = 4
+    RR_EBADHANDLE = 4,
+    RR_EDEADLK = 5,
+    RR_EBUSY = 6
 } rr_status;
 
 /**
@@ -470,6 +476,172 @@ int32_t rr_arc_into_unique_or_drop(void *payload, rr_unique_arc_t *out);
 int32_t rr_arc_is_unique(const void *payload, bool *out);
 
 /* ---------------------------------------------------------------------------------------- */
+/* RCU: read-copy-update domains                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * DOC: RCU
+ *
+ * Read-side critical sections that cost two plain stores and never write a shared cache line;
+ * grace periods (rr_rcu_synchronize) that wait for every section already running; deferred
+ * callbacks (rr_rcu_call) run by a background worker after a grace period; polled grace periods.
+ * Any thread may read, with no registration: its reader record is created on its first read
+ * lock and recycled after the thread exits. Domains are independent: a slow reader in one never
+ * delays another. The reader/writer protocol is liburcu's memb flavour (the writer pays with a
+ * process-wide barrier, membarrier(2) on Linux).
+ *
+ * Rules, as for every RCU: a pointer loaded with RR_RCU_DEREFERENCE inside a section may be used
+ * only until that section ends; never call rr_rcu_synchronize inside a section of the same
+ * domain (it returns RR_EDEADLK instead of hanging); a thread must not exit inside a section.
+ */
+
+/**
+ * rr_rcu_domain_t - a domain's native state. Fields are read by the RR_INLINE read side; never
+ * write them. gp_ctr sits alone on the second cache line.
+ */
+typedef struct rr_rcu_domain {
+    uint32_t magic;
+    uint32_t id;
+    uint64_t managed;
+    uint64_t reserved[6];
+    uint64_t gp_ctr;
+    uint64_t reserved2[7];
+} rr_rcu_domain_t;
+
+/** rr_rcu_reader_t - a thread's reader record in one domain (64 bytes): nesting in bits 0..31
+ * of ctr, phase in bit 32. Owned by one thread; obtained with rr_rcu_reader(). */
+typedef struct rr_rcu_reader {
+    uint64_t ctr;
+    struct rr_rcu_reader *next;
+    int32_t in_use;
+    int32_t thread_id;
+    uint64_t reserved[5];
+} rr_rcu_reader_t;
+
+#define RR_RCU_NEST_MASK 0xffffffffull
+#define RR_RCU_NEST_ONE 1ull
+
+/** rr_rcu_head_t - embed in an object to queue it with rr_rcu_call() without allocating. */
+typedef struct rr_rcu_head {
+    struct rr_rcu_head *next;                   /* reserved */
+    void (*func)(struct rr_rcu_head *head);     /* set by rr_rcu_call */
+} rr_rcu_head_t;
+
+/** rr_rcu_stats_t - counters of a domain (rr_rcu_stats). */
+typedef struct rr_rcu_stats {
+    uint64_t grace_periods;   /* completed */
+    uint64_t pending;         /* callbacks queued, not yet run */
+    uint64_t overflowed;      /* rr_rcu_call()s past the bound that could not wait */
+    uint64_t reader_records;  /* records allocated (threads that read, minus recycled) */
+} rr_rcu_stats_t;
+
+/** rr_rcu_default_domain() - the process-wide default domain; never destroyed, never NULL. */
+rr_rcu_domain_t *rr_rcu_default_domain(void);
+
+/**
+ * rr_rcu_domain_create() - create an independent domain.
+ * @out: receives it.
+ * Return: RR_OK; RR_EINVAL (NULL @out); RR_ENOMEM.
+ */
+int32_t rr_rcu_domain_create(rr_rcu_domain_t **out);
+
+/**
+ * rr_rcu_domain_destroy() - run every queued callback, stop the worker, free the domain.
+ * Return: RR_OK; RR_EBUSY (a reader is inside a section: nothing done); RR_EDEADLK (called from
+ * the domain's callback); RR_EINVAL (NULL, or the default domain); RR_EBADHANDLE.
+ */
+int32_t rr_rcu_domain_destroy(rr_rcu_domain_t *d);
+
+/**
+ * rr_rcu_read_lock() - enter a read-side section (nestable), on the calling thread.
+ * Return: RR_OK; RR_EINVAL (NULL); RR_EBADHANDLE (not a live domain).
+ */
+int32_t rr_rcu_read_lock(rr_rcu_domain_t *d);
+
+/**
+ * rr_rcu_read_unlock() - leave a read-side section.
+ * Return: RR_OK; RR_EINVAL (NULL, or the thread is not inside a section of @d); RR_EBADHANDLE.
+ */
+int32_t rr_rcu_read_unlock(rr_rcu_domain_t *d);
+
+/**
+ * rr_rcu_reader() - the calling thread's reader record in @d (created on first use). Used by the
+ * RR_INLINE read side; valid until the thread exits or the domain is destroyed.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_rcu_reader(rr_rcu_domain_t *d, rr_rcu_reader_t **out);
+
+/**
+ * rr_rcu_synchronize() - wait until every read-side section of @d running now has ended.
+ * Return: RR_OK; RR_EDEADLK (the caller is inside a section of @d); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_rcu_synchronize(rr_rcu_domain_t *d);
+
+/**
+ * rr_rcu_call() - call @func(@head) on the domain's worker thread after a grace period.
+ * Callbacks run in the order queued. @head must stay valid until @func runs; @func must not
+ * block for long (it delays the callbacks behind it). Past the bound set by
+ * rr_rcu_set_max_pending() the call waits for the worker (back-pressure), except inside a read
+ * section or on the worker, where waiting could deadlock.
+ * Return: RR_OK; RR_EINVAL (NULL); RR_EBADHANDLE.
+ */
+int32_t rr_rcu_call(rr_rcu_domain_t *d, rr_rcu_head_t *head, void (*func)(rr_rcu_head_t *head));
+
+/**
+ * rr_rcu_barrier() - wait until every callback queued on @d before this call, by any thread,
+ * has run (for example before unloading the code they point to).
+ * Return: RR_OK; RR_EDEADLK (called from a callback); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_rcu_barrier(rr_rcu_domain_t *d);
+
+/**
+ * rr_rcu_start_poll() - start a polled grace period; the worker runs one if nothing else does.
+ * @cookie: receives the cookie for rr_rcu_poll().
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_rcu_start_poll(rr_rcu_domain_t *d, uint64_t *cookie);
+
+/**
+ * rr_rcu_poll() - whether a full grace period has elapsed since rr_rcu_start_poll() gave @cookie.
+ * @done: receives the answer.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_rcu_poll(rr_rcu_domain_t *d, uint64_t cookie, bool *done);
+
+/**
+ * rr_rcu_set_stall_handler() - report readers that keep a grace period waiting.
+ * @threshold_ns: how long a grace period may wait for one reader before it is reported.
+ * @fn:           called on the waiting writer's thread with @ctx, the reader's thread id and how
+ *                long it has waited, once per reader per wait; NULL turns reports off.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_rcu_set_stall_handler(rr_rcu_domain_t *d, uint64_t threshold_ns,
+                                 void (*fn)(void *ctx, int32_t thread_id, uint64_t waited_ns),
+                                 void *ctx);
+
+/**
+ * rr_rcu_set_max_pending() - bound the callbacks queued and not yet run (default 1000000).
+ * Return: RR_OK; RR_EINVAL (0, too large, NULL); RR_EBADHANDLE.
+ */
+int32_t rr_rcu_set_max_pending(rr_rcu_domain_t *d, uint64_t max_pending);
+
+/**
+ * rr_rcu_stats() - the domain's counters.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_rcu_stats(rr_rcu_domain_t *d, rr_rcu_stats_t *out);
+
+/*
+ * RCU-protected pointers (GCC/Clang builtins; no library call):
+ *   RR_RCU_ASSIGN_POINTER(p, v)  publish v with release ordering (its initialisation first)
+ *   RR_RCU_DEREFERENCE(p)        load inside a read-side section (dependency-ordered)
+ *   RR_RCU_XCHG_POINTER(p, v)    replace with a full barrier, evaluating to the old pointer
+ */
+#define RR_RCU_ASSIGN_POINTER(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+#define RR_RCU_DEREFERENCE(p) __atomic_load_n(&(p), __ATOMIC_CONSUME)
+#define RR_RCU_XCHG_POINTER(p, v) __atomic_exchange_n(&(p), (v), __ATOMIC_SEQ_CST)
+
+/* ---------------------------------------------------------------------------------------- */
 /* Heap diagnostics                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -694,6 +866,70 @@ static inline int32_t rr__inline_weak_upgrade(rr_weak_t w, void **out)
 #define rr_arc_drop(p) rr__inline_arc_drop((p))
 #define rr_weak_upgrade(w, out) rr__inline_weak_upgrade((w), (out))
 
+/* RCU read side: the thread's record is cached per translation unit; the first lock in a
+ * domain (or after switching domains) asks the library for it. */
+#ifdef __cplusplus
+#define RR__THREAD_LOCAL thread_local
+#else
+#define RR__THREAD_LOCAL _Thread_local
+#endif
+static RR__THREAD_LOCAL rr_rcu_domain_t *rr__rcu_tls_domain;
+static RR__THREAD_LOCAL uint32_t rr__rcu_tls_id;
+static RR__THREAD_LOCAL rr_rcu_reader_t *rr__rcu_tls_reader;
+
+/* The cache is keyed by address and by the domain's process-unique id, so a new domain that
+ * happens to reuse a destroyed one's address never inherits its (freed) reader record. */
+static inline rr_rcu_reader_t *rr__rcu_reader(rr_rcu_domain_t *d)
+{
+    if (RR__UNLIKELY(rr__rcu_tls_domain != d ||
+                     rr__rcu_tls_id != __atomic_load_n(&d->id, __ATOMIC_RELAXED))) {
+        rr_rcu_reader_t *r = NULL;
+        if (rr_rcu_reader(d, &r) != RR_OK)
+            return NULL;
+        rr__rcu_tls_reader = r;
+        rr__rcu_tls_id = __atomic_load_n(&d->id, __ATOMIC_RELAXED);
+        rr__rcu_tls_domain = d;
+    }
+    return rr__rcu_tls_reader;
+}
+
+static inline int32_t rr__inline_rcu_read_lock(rr_rcu_domain_t *d)
+{
+    if (RR__UNLIKELY(d == NULL))
+        return (rr_rcu_read_lock)(d); /* reports RR_EINVAL */
+    rr_rcu_reader_t *r = rr__rcu_reader(d);
+    if (RR__UNLIKELY(r == NULL))
+        return (rr_rcu_read_lock)(d);
+    uint64_t c = __atomic_load_n(&r->ctr, __ATOMIC_RELAXED);
+    if ((c & RR_RCU_NEST_MASK) == 0) {
+        __atomic_store_n(&r->ctr, __atomic_load_n(&d->gp_ctr, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+        /* Compiler barrier: the record store stays before the section's loads; the writer's
+         * process-wide barrier supplies the hardware fence (liburcu memb). */
+        __asm__ __volatile__("" ::: "memory");
+    } else {
+        __atomic_store_n(&r->ctr, c + RR_RCU_NEST_ONE, __ATOMIC_RELAXED);
+    }
+    return RR_OK;
+}
+
+static inline int32_t rr__inline_rcu_read_unlock(rr_rcu_domain_t *d)
+{
+    if (RR__UNLIKELY(d == NULL))
+        return (rr_rcu_read_unlock)(d);
+    rr_rcu_reader_t *r = rr__rcu_reader(d);
+    if (RR__UNLIKELY(r == NULL))
+        return (rr_rcu_read_unlock)(d);
+    uint64_t c = __atomic_load_n(&r->ctr, __ATOMIC_RELAXED);
+    if (RR__UNLIKELY((c & RR_RCU_NEST_MASK) == 0))
+        return (rr_rcu_read_unlock)(d); /* not in a section: the library reports RR_EINVAL */
+    __asm__ __volatile__("" ::: "memory");
+    __atomic_store_n(&r->ctr, c - RR_RCU_NEST_ONE, __ATOMIC_RELAXED);
+    return RR_OK;
+}
+
+#define rr_rcu_read_lock(d) rr__inline_rcu_read_lock((d))
+#define rr_rcu_read_unlock(d) rr__inline_rcu_read_unlock((d))
+
 #endif /* RR_INLINE */
 
 #ifdef __cplusplus
@@ -718,6 +954,13 @@ _Static_assert(sizeof(rr_arc_header_t) == RR_ARC_HEADER_SIZE, "Arc header is 48 
 _Static_assert(offsetof(rr_arc_header_t, magic) == 8, "Arc header layout");
 _Static_assert(offsetof(rr_arc_header_t, dtor) == 24, "Arc header layout");
 _Static_assert(sizeof(rr_weak_t) == sizeof(uintptr_t), "rr_weak_t is one word");
+#endif
+#ifdef __cplusplus
+static_assert(sizeof(rr_rcu_domain_t) == 128 && offsetof(rr_rcu_domain_t, gp_ctr) == 64, "RCU domain layout");
+static_assert(sizeof(rr_rcu_reader_t) == 64, "RCU reader layout");
+#else
+_Static_assert(sizeof(rr_rcu_domain_t) == 128 && offsetof(rr_rcu_domain_t, gp_ctr) == 64, "RCU domain layout");
+_Static_assert(sizeof(rr_rcu_reader_t) == 64, "RCU reader layout");
 #endif
 
 #endif /* REFRUNTIME_H */

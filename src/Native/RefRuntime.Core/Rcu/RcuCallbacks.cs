@@ -1,0 +1,272 @@
+// Deferred reclamation for an RCU domain: call (run a callback after a grace period), barrier
+// (wait until every callback queued so far has run), bounded memory, and the background worker
+// that batches callbacks behind one grace period and also serves polled grace periods.
+//
+// Callbacks from C (an rr_rcu_head embedded in the caller's object, no allocation) and from .NET
+// (an Action) share one FIFO queue, so barrier's marker callback runs after every callback queued
+// before it. The worker takes everything queued, runs one grace period, then the callbacks in
+// order; callbacks queued while a grace period runs go to the next batch, so each waits for at
+// least one full grace period after it was queued.
+
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Threading;
+
+namespace RefRuntime.Core.Rcu;
+
+/// <summary>The callback head a C caller embeds in its object (<c>rr_rcu_head_t</c>).</summary>
+public unsafe struct RcuHead
+{
+    /// <summary>Reserved for the implementation.</summary>
+    public RcuHead* Next;
+
+    /// <summary>The function the worker calls with the head after a grace period.</summary>
+    public delegate* unmanaged<RcuHead*, void> Func;
+}
+
+public sealed unsafe partial class RcuDomain
+{
+    /// <summary>The default bound on callbacks queued and not yet run (see <see cref="MaxPendingCallbacks"/>).</summary>
+    public const long DefaultMaxPending = 1_000_000;
+
+    private readonly ConcurrentQueue<Callback> _queue = new();
+    private readonly object _workLock = new();
+    private long _enqueued;
+    private long _ran;
+    private long _maxPending = DefaultMaxPending;
+    private long _callbackErrors;
+    private long _overflowed;
+    private int _pollRequested;
+    private int _workerIdle;
+    private bool _stopping;
+    private Thread? _worker;
+
+    /// <summary>
+    /// The bound on callbacks queued and not yet run: a <see cref="Call(Action)"/> beyond it waits
+    /// until the worker has drained half of them (back-pressure instead of unbounded growth).
+    /// Inside a read section, or on the worker itself, waiting could deadlock, so such calls are
+    /// queued anyway and counted in <see cref="OverflowedCalls"/>.
+    /// </summary>
+    public long MaxPendingCallbacks
+    {
+        get => Volatile.Read(ref _maxPending);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            Volatile.Write(ref _maxPending, value);
+        }
+    }
+
+    /// <summary>Callbacks queued and not yet run.</summary>
+    public long PendingCallbacks => Volatile.Read(ref _enqueued) - Volatile.Read(ref _ran);
+
+    /// <summary>Callbacks queued past <see cref="MaxPendingCallbacks"/> because the caller could not wait.</summary>
+    public long OverflowedCalls => Volatile.Read(ref _overflowed);
+
+    /// <summary>Managed callbacks that threw (the exception is traced; the worker carries on).</summary>
+    public long CallbackErrors => Volatile.Read(ref _callbackErrors);
+
+    /// <summary>Whether the calling thread is this domain's callback worker.</summary>
+    public bool OnWorkerThread => ReferenceEquals(Thread.CurrentThread, _worker);
+
+    /// <summary>Runs <paramref name="callback"/> on the worker after a grace period.</summary>
+    /// <param name="callback">The callback; exceptions it throws are counted and traced.</param>
+    public void Call(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        Enqueue(new Callback { Managed = callback });
+    }
+
+    /// <summary>Runs <c>head-&gt;Func(head)</c> on the worker after a grace period (the C form: no allocation).</summary>
+    /// <param name="head">The caller's head; it must stay valid until the function has been called.</param>
+    /// <param name="func">The function.</param>
+    /// <returns><see cref="RrStatus.Ok"/> or <see cref="RrStatus.InvalidArgument"/> (NULL).</returns>
+    public RrStatus Call(RcuHead* head, delegate* unmanaged<RcuHead*, void> func)
+    {
+        if (head == null || func == null)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        head->Func = func;
+        head->Next = null;
+        Enqueue(new Callback { Head = head });
+        return RrStatus.Ok;
+    }
+
+    /// <summary>Waits until every callback queued before this call, by any thread, has run.</summary>
+    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.WouldDeadlock"/> on the worker itself (from a callback).</returns>
+    public RrStatus Barrier()
+    {
+        if (OnWorkerThread)
+        {
+            return RrStatus.WouldDeadlock;
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var done = new ManualResetEventSlim();
+        // The marker goes through the same FIFO queue, bypassing back-pressure.
+        Enqueue(new Callback { Managed = done.Set }, throttle: false);
+        done.Wait();
+        return RrStatus.Ok;
+    }
+
+    private void RequestGracePeriod()
+    {
+        // ORDERING: full fence before Wake reads _workerIdle (pairs with the worker's exchange).
+        Interlocked.Exchange(ref _pollRequested, 1);
+        EnsureWorker();
+        Wake();
+    }
+
+    private void Enqueue(Callback cb, bool throttle = true)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _queue.Enqueue(cb);
+        long pending = Interlocked.Increment(ref _enqueued) - Volatile.Read(ref _ran);
+        EnsureWorker();
+        Wake();
+        if (throttle && pending > Volatile.Read(ref _maxPending))
+        {
+            Throttle();
+        }
+    }
+
+    private void Throttle()
+    {
+        if (InReadSection || OnWorkerThread)
+        {
+            Interlocked.Increment(ref _overflowed);
+            return;
+        }
+
+        long target = Volatile.Read(ref _maxPending) / 2;
+        lock (_workLock)
+        {
+            while (PendingCallbacks > target && !_stopping)
+            {
+                Monitor.Wait(_workLock, 100);
+            }
+        }
+    }
+
+    private void Wake()
+    {
+        // Only a sleeping worker needs the lock and a pulse. ORDERING: the caller's enqueue (a
+        // full fence) precedes this read; the worker sets _workerIdle with a full fence before it
+        // checks the queue: one of the two always sees the other (Dekker).
+        if (Volatile.Read(ref _workerIdle) != 0)
+        {
+            lock (_workLock)
+            {
+                Monitor.PulseAll(_workLock);
+            }
+        }
+    }
+
+    private void EnsureWorker()
+    {
+        if (Volatile.Read(ref _worker) is not null)
+        {
+            return;
+        }
+
+        lock (_workLock)
+        {
+            if (_worker is null && !_stopping)
+            {
+                var t = new Thread(WorkerLoop) { IsBackground = true, Name = $"rcu-worker-{Id}" };
+                _worker = t;
+                t.Start();
+            }
+        }
+    }
+
+    private void StopWorker()
+    {
+        Thread? t;
+        lock (_workLock)
+        {
+            _stopping = true;
+            t = _worker;
+            Monitor.PulseAll(_workLock);
+        }
+
+        t?.Join();
+    }
+
+    private void WorkerLoop()
+    {
+        var batch = new List<Callback>();
+        while (true)
+        {
+            lock (_workLock)
+            {
+                while (true)
+                {
+                    Interlocked.Exchange(ref _workerIdle, 1);
+                    if (!_queue.IsEmpty || Volatile.Read(ref _pollRequested) != 0 || _stopping)
+                    {
+                        break;
+                    }
+
+                    Monitor.Wait(_workLock);
+                }
+
+                Volatile.Write(ref _workerIdle, 0);
+                if (_stopping && _queue.IsEmpty)
+                {
+                    return;
+                }
+            }
+
+            Volatile.Write(ref _pollRequested, 0);
+            batch.Clear();
+            while (_queue.TryDequeue(out Callback cb))
+            {
+                batch.Add(cb);
+            }
+
+            Synchronize();
+            foreach (Callback cb in batch)
+            {
+                Run(cb);
+            }
+
+            Interlocked.Add(ref _ran, batch.Count);
+            lock (_workLock)
+            {
+                Monitor.PulseAll(_workLock); // throttled callers
+            }
+        }
+    }
+
+    private void Run(Callback cb)
+    {
+        if (cb.Managed is { } action)
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception e)
+            {
+                Interlocked.Increment(ref _callbackErrors);
+                Trace.TraceError($"RefRuntime: an RCU callback threw: {e}");
+            }
+        }
+        else
+        {
+            // SAFETY: the caller keeps the head valid until its function runs (Call's contract).
+            cb.Head->Func(cb.Head);
+        }
+    }
+
+    private struct Callback
+    {
+        public Action? Managed;
+        public RcuHead* Head;
+    }
+}
