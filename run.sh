@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
-scripts/ensure-deps.sh test
+scripts/ensure-deps.sh bench
 ./build.sh --no-deps
 
 out="$root/build/demo"
@@ -25,5 +25,7 @@ echo
 echo "==> C host: RefRuntime beside the C baselines (same run)"
 make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
 "$root/build/bench-c/rr_bench" - 2000000
+echo
+"$root/build/bench-c/rcu_bench" - 2000000
 echo
 echo "Full comparative suite (BenchmarkDotNet + C host, results into perf-results/): bench/run.sh"

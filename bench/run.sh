@@ -17,7 +17,7 @@ while (($#)); do
   esac
   shift
 done
-scripts/ensure-deps.sh test
+scripts/ensure-deps.sh bench
 ./build.sh --no-deps
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo nocommit)
@@ -41,6 +41,7 @@ cat "$dir/environment.txt"
 echo "==> C host benchmarks"
 make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
 "$root/build/bench-c/rr_bench" "$dir/c-bench.csv" | tee "$dir/c-bench.txt"
+"$root/build/bench-c/rcu_bench" "$dir/c-rcu.csv" | tee "$dir/c-rcu.txt"
 
 echo "==> BenchmarkDotNet ($filter)"
 (cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- $quick $aot --filter "$filter" \

@@ -27,6 +27,12 @@ static inline double bench_median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+static inline void bench_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 /* Keeps the compiler from deleting a loop whose result is otherwise unused. */
 #define BENCH_KEEP(x) __asm__ volatile("" : : "r"(x) : "memory")
 

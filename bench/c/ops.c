@@ -41,3 +41,17 @@ long RR_CAT(arc_upgrade_drop_, RR_BENCH_SUFFIX)(void *weak, long n)
     }
     return misses;
 }
+
+/* A read-mostly section: lock, dereference the published node, read a field, unlock. */
+long RR_CAT(rcu_read_section_, RR_BENCH_SUFFIX)(void *domain, long n)
+{
+    rr_rcu_domain_t *d = domain;
+    long sum = 0;
+    for (long i = 0; i < n; i++) {
+        rr_rcu_read_lock(d);
+        struct rr_bench_node *node = RR_RCU_DEREFERENCE(rr_bench_published);
+        sum += node->value;
+        rr_rcu_read_unlock(d);
+    }
+    return sum;
+}

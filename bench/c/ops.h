@@ -9,7 +9,14 @@
 #define RR_DECLARE_OPS(suffix)                                                                   \
     long RR_CAT(refcount_pair_, suffix)(void *counter, long n);                                  \
     long RR_CAT(arc_clone_drop_, suffix)(void *payload, long n);                                 \
-    long RR_CAT(arc_upgrade_drop_, suffix)(void *weak, long n);
+    long RR_CAT(arc_upgrade_drop_, suffix)(void *weak, long n);                                  \
+    long RR_CAT(rcu_read_section_, suffix)(void *domain, long n);
+
+/* The shared object every RCU read-side section dereferences (set up by the benchmark). */
+struct rr_bench_node {
+    long value;
+};
+extern struct rr_bench_node *rr_bench_published;
 
 RR_DECLARE_OPS(export)
 RR_DECLARE_OPS(inline)

@@ -20,6 +20,8 @@
 #include "ops.h"
 #include <refruntime.h>
 
+struct rr_bench_node *rr_bench_published;
+
 /* ---- C baselines ------------------------------------------------------------------------ */
 
 static long c11_refcount_pair(void *obj, long n)
