@@ -34,4 +34,10 @@ public enum RrStatus
 
     /// <summary><c>RR_EBUSY</c>: the object is in use (a domain destroyed while a reader is inside a section); nothing was done.</summary>
     Busy = 6,
+
+    /// <summary><c>RR_ENODEV</c>: the resource was revoked or the device disconnected ("no device").</summary>
+    NoDevice = 7,
+
+    /// <summary><c>RR_ENOENT</c>: no matching entry (a devres action or group that is not on the list).</summary>
+    NotFound = 8,
 }

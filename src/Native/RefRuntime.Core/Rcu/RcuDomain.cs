@@ -64,6 +64,9 @@ public sealed unsafe partial class RcuDomain : IDisposable
 
     private static int s_nextId;
 
+    // How long a grace period spins on one reader before it sleeps between checks (50 µs).
+    private static readonly long SpinTicks = Stopwatch.Frequency / 20_000;
+
     [ThreadStatic]
     private static ReaderCache t_cache;
 
@@ -359,7 +362,17 @@ public sealed unsafe partial class RcuDomain : IDisposable
             var spin = new SpinWait();
             while (ActiveInOldPhase(Volatile.Read(ref r->Ctr), gp))
             {
-                spin.SpinOnce();
+                // Spin briefly (most sections last nanoseconds), then block in 1 ms sleeps so a
+                // long section (a gate's call in flight) does not keep a CPU busy.
+                if (Stopwatch.GetTimestamp() - start < SpinTicks)
+                {
+                    spin.SpinOnce(sleep1Threshold: -1);
+                }
+                else
+                {
+                    Thread.Sleep(1);
+                }
+
                 if (!reported && Stopwatch.GetTimestamp() - start > stallTicks)
                 {
                     reported = true;
@@ -450,10 +463,15 @@ public sealed unsafe partial class RcuDomain : IDisposable
             }
         }
 
-        RrStatus s = Barrier();
-        if (s != RrStatus.Ok)
+        // Callbacks exist only once the worker has started (it starts on the first Call or
+        // poll request): without one there is nothing to wait for, and no thread to start.
+        if (Volatile.Read(ref _worker) is not null)
         {
-            return s;
+            RrStatus s = Barrier();
+            if (s != RrStatus.Ok)
+            {
+                return s;
+            }
         }
 
         StopWorker();

@@ -70,6 +70,8 @@ internal static unsafe class Abi
             RrStatus.BadHandle => "not a live object of the expected kind"u8,
             RrStatus.WouldDeadlock => "would deadlock"u8,
             RrStatus.Busy => "busy"u8,
+            RrStatus.NoDevice => "no device"u8,
+            RrStatus.NotFound => "not found"u8,
             _ => "unknown status"u8,
         };
         // SAFETY: UTF-8 literals are NUL-terminated and live in the image's read-only data for the

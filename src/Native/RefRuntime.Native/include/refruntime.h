@@ -73,6 +73,8 @@ uint32_t rr_version(void);
  *                the same domain, a barrier from the domain's own callback); nothing was done.
  * @RR_EBUSY:     the object is in use (an RCU domain with a reader inside a section); nothing
  *                was done.
+ * @RR_ENODEV:    no device: the resource was revoked, or the gate disconnected.
+ * @RR_ENOENT:    no matching entry (a devres action or group not on the list).
  */
 typedef enum rr_status {
     RR_OK = 0,
@@ -81,7 +83,9 @@ typedef enum rr_status {
     RR_EINTERNAL = 3,
     RR_EBADHANDLE = 4,
     RR_EDEADLK = 5,
-    RR_EBUSY = 6
+    RR_EBUSY = 6,
+    RR_ENODEV = 7,
+    RR_ENOENT = 8
 } rr_status;
 
 /**
@@ -642,6 +646,154 @@ int32_t rr_rcu_stats(rr_rcu_domain_t *d, rr_rcu_stats_t *out);
 #define RR_RCU_XCHG_POINTER(p, v) __atomic_exchange_n(&(p), (v), __ATOMIC_SEQ_CST)
 
 /* ---------------------------------------------------------------------------------------- */
+/* Revocation: revocable resources, call-draining gates, managed resources (devres)         */
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * DOC: Revocation
+ *
+ * Two answers to "the hardware went away while code still uses it", usable side by side:
+ *  - rr_revocable_t (Wedson Almeida Filho's): a resource pointer published under RCU. Access is
+ *    lock-free (a read-side section and one load); revoke makes new accesses fail at once, waits
+ *    for accesses in flight, then destroys the resource exactly once.
+ *  - rr_gate_t (Laurent Pinchart's): a gate in front of a whole API. Each call enters and leaves
+ *    (no shared counter: it scales); disconnect refuses new calls at once, waits until every call
+ *    in flight has left (blocking, not spinning), and later calls get RR_ENODEV.
+ * And rr_devres_t: a device's release actions, run last-in-first-out on removal or on a failed
+ * probe, with groups to roll back part of a multi-step acquisition (Linux devres).
+ */
+
+/** rr_revocable_t - a revocable resource (layout read by the RR_INLINE access path). */
+typedef struct rr_revocable {
+    uint32_t magic;
+    uint32_t reserved;
+    rr_rcu_domain_t *domain;
+    void *resource;
+    void (*destroy)(void *resource, void *ctx);
+    void *ctx;
+    uint64_t flags;
+} rr_revocable_t;
+
+/**
+ * rr_revocable_create() - wrap @resource so that it can be revoked.
+ * @domain:  the RCU domain whose sections protect accesses (NULL: the default domain).
+ * @resource: non-NULL.
+ * @destroy: called once with @resource and @ctx after revocation (may be NULL).
+ * @out:     receives the handle.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE (bad domain); RR_ENOMEM.
+ */
+int32_t rr_revocable_create(rr_rcu_domain_t *domain, void *resource,
+                            void (*destroy)(void *resource, void *ctx), void *ctx,
+                            rr_revocable_t **out);
+
+/**
+ * rr_revocable_try_access() - the resource, or NULL once revoked.
+ * On success the caller is inside a read-side section and must call rr_revocable_release() on
+ * the same thread when done (and must not block for long meanwhile). On NULL there is nothing
+ * to release. A bad handle also gives NULL, with RR_EINVAL/RR_EBADHANDLE recorded (see
+ * rr_take_last_error()).
+ */
+void *rr_revocable_try_access(rr_revocable_t *r);
+
+/**
+ * rr_revocable_release() - end an access that rr_revocable_try_access() granted.
+ * Return: RR_OK; RR_EINVAL (NULL, or no access in progress on this thread); RR_EBADHANDLE.
+ */
+int32_t rr_revocable_release(rr_revocable_t *r);
+
+/**
+ * rr_revocable_revoke() - make new accesses fail, wait for accesses in flight, destroy the
+ * resource. Concurrent revokes destroy it once; only that call reports @revoked = true.
+ * @revoked: optional; whether this call revoked it.
+ * Return: RR_OK; RR_EDEADLK (called during an access: nothing revoked); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_revocable_revoke(rr_revocable_t *r, bool *revoked);
+
+/**
+ * rr_revocable_revoke_nosync() - revoke without waiting: for callers who can prove that no
+ * access is in flight (the resource is destroyed at once).
+ * Return: as rr_revocable_revoke().
+ */
+int32_t rr_revocable_revoke_nosync(rr_revocable_t *r, bool *revoked);
+
+/**
+ * rr_revocable_destroy() - revoke (waiting for accesses) if still live, then free the handle.
+ * Return: RR_OK; RR_EDEADLK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_revocable_destroy(rr_revocable_t *r);
+
+/** rr_gate_t - a call-draining gate (opaque). */
+typedef struct rr_gate rr_gate_t;
+
+/** rr_gate_create() - an open gate. Return: RR_OK; RR_EINVAL (NULL @out); RR_ENOMEM. */
+int32_t rr_gate_create(rr_gate_t **out);
+
+/**
+ * rr_gate_enter() - enter a call (nestable). On RR_OK the caller must rr_gate_leave() on the
+ * same thread. Return: RR_OK; RR_ENODEV (disconnected: fail the call); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_gate_enter(rr_gate_t *g);
+
+/** rr_gate_leave() - leave a call. Return: RR_OK; RR_EINVAL (not inside a call); RR_EBADHANDLE. */
+int32_t rr_gate_leave(rr_gate_t *g);
+
+/**
+ * rr_gate_disconnect() - refuse new calls at once, then wait until every call in flight has
+ * left. Idempotent. Return: RR_OK (drained); RR_EDEADLK (called from inside a call: new calls are
+ * refused but the calls in flight are not drained); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_gate_disconnect(rr_gate_t *g);
+
+/** rr_gate_destroy() - free the gate. Return: RR_OK; RR_EBUSY (a call is in flight); RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_gate_destroy(rr_gate_t *g);
+
+/** rr_devres_t - a device's list of release actions (opaque). */
+typedef struct rr_devres rr_devres_t;
+
+/** rr_devres_create() - an empty list. Return: RR_OK; RR_EINVAL; RR_ENOMEM. */
+int32_t rr_devres_create(rr_devres_t **out);
+
+/**
+ * rr_devres_destroy() - release every action (LIFO), then free the list.
+ * @released: optional; receives the number of actions run.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_devres_destroy(rr_devres_t *d, uint32_t *released);
+
+/** rr_devres_add_action() - run @action(@data) on release (devm_add_action). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE; RR_ENOMEM. */
+int32_t rr_devres_add_action(rr_devres_t *d, void (*action)(void *data), void *data);
+
+/**
+ * rr_devres_add_action_or_reset() - as rr_devres_add_action(), but if the action cannot be
+ * registered it is run at once, so the resource is released exactly once either way.
+ */
+int32_t rr_devres_add_action_or_reset(rr_devres_t *d, void (*action)(void *data), void *data);
+
+/** rr_devres_remove_action() - remove the newest (@action, @data) entry without running it. Return: RR_OK; RR_ENOENT; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_devres_remove_action(rr_devres_t *d, void (*action)(void *data), void *data);
+
+/** rr_devres_release_action() - remove the newest (@action, @data) entry and run it now. Return: RR_OK; RR_ENOENT; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_devres_release_action(rr_devres_t *d, void (*action)(void *data), void *data);
+
+/** rr_devres_open_group() - open a group; @id receives its id (never 0). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_devres_open_group(rr_devres_t *d, uint64_t *id);
+
+/** rr_devres_close_group() - close group @id (0: the newest open group). Return: RR_OK; RR_ENOENT; RR_EBADHANDLE. */
+int32_t rr_devres_close_group(rr_devres_t *d, uint64_t id);
+
+/** rr_devres_remove_group() - drop the group's markers, keeping its resources on the list. Return: RR_OK; RR_ENOENT; RR_EBADHANDLE. */
+int32_t rr_devres_remove_group(rr_devres_t *d, uint64_t id);
+
+/**
+ * rr_devres_release_group() - release the group's actions and nested groups, LIFO (roll back a
+ * failed step). @released: optional count. Return: RR_OK; RR_ENOENT; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_devres_release_group(rr_devres_t *d, uint64_t id, uint32_t *released);
+
+/** rr_devres_release_all() - release everything, LIFO. @released: optional count. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_devres_release_all(rr_devres_t *d, uint32_t *released);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Heap diagnostics                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -930,6 +1082,31 @@ static inline int32_t rr__inline_rcu_read_unlock(rr_rcu_domain_t *d)
 #define rr_rcu_read_lock(d) rr__inline_rcu_read_lock((d))
 #define rr_rcu_read_unlock(d) rr__inline_rcu_read_unlock((d))
 
+/* Revocable access on the inline RCU read side. */
+static inline void *rr__inline_revocable_try_access(rr_revocable_t *r)
+{
+    if (RR__UNLIKELY(r == NULL || ((uintptr_t)r & 15u) != 0 ||
+                     __atomic_load_n(&r->magic, __ATOMIC_RELAXED) != 0x31565252u))
+        return (rr_revocable_try_access)(r);
+    if (RR__UNLIKELY(rr__inline_rcu_read_lock(r->domain) != RR_OK))
+        return (rr_revocable_try_access)(r);
+    void *p = RR_RCU_DEREFERENCE(r->resource);
+    if (p == NULL)
+        rr__inline_rcu_read_unlock(r->domain);
+    return p;
+}
+
+static inline int32_t rr__inline_revocable_release(rr_revocable_t *r)
+{
+    if (RR__UNLIKELY(r == NULL || ((uintptr_t)r & 15u) != 0 ||
+                     __atomic_load_n(&r->magic, __ATOMIC_RELAXED) != 0x31565252u))
+        return (rr_revocable_release)(r);
+    return rr__inline_rcu_read_unlock(r->domain);
+}
+
+#define rr_revocable_try_access(r) rr__inline_revocable_try_access((r))
+#define rr_revocable_release(r) rr__inline_revocable_release((r))
+
 #endif /* RR_INLINE */
 
 #ifdef __cplusplus
@@ -961,6 +1138,11 @@ static_assert(sizeof(rr_rcu_reader_t) == 64, "RCU reader layout");
 #else
 _Static_assert(sizeof(rr_rcu_domain_t) == 128 && offsetof(rr_rcu_domain_t, gp_ctr) == 64, "RCU domain layout");
 _Static_assert(sizeof(rr_rcu_reader_t) == 64, "RCU reader layout");
+#endif
+#ifdef __cplusplus
+static_assert(sizeof(rr_revocable_t) == 48 && offsetof(rr_revocable_t, resource) == 16, "revocable layout");
+#else
+_Static_assert(sizeof(rr_revocable_t) == 48 && offsetof(rr_revocable_t, resource) == 16, "revocable layout");
 #endif
 
 #endif /* REFRUNTIME_H */
