@@ -24,7 +24,7 @@ public static class Program
         // measured side by side (BenchmarkDotNet's default keeps iterating up to 100 times on a
         // noisy VM).
         Job standard = Job.Default.WithWarmupCount(6).WithIterationCount(20).WithLaunchCount(1)
-            .WithIterationTime(BenchmarkDotNet.Horology.TimeInterval.FromMilliseconds(200));
+            .WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(200));
         Job jit = (quick ? Job.ShortRun : standard).WithId("JIT");
         IConfig config = DefaultConfig.Instance.AddJob(jit.AsBaseline());
         if (aot)
