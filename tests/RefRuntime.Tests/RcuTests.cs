@@ -27,7 +27,12 @@ public sealed class RcuTests : IDisposable
         RcuReadGuard g = _d.ReadLock();
         Assert.True(_d.InReadSection);
         Assert.True(g.IsActive);
-        Assert.Same(_d, g.Domain);
+        Assert.True(g.IsSectionOf(_d));
+        using (var other = new RcuDomain())
+        {
+            Assert.False(g.IsSectionOf(other));
+        }
+
         g.Dispose();
         g.Dispose();
         Assert.False(_d.InReadSection);

@@ -55,7 +55,7 @@ public sealed class RcuDomain : IDisposable
     /// <summary>Enters a read-side section (nestable) until the guard is disposed, on this thread.</summary>
     /// <returns>The guard; use it with <c>using</c>.</returns>
     /// <exception cref="ObjectDisposedException">The domain was disposed.</exception>
-    public unsafe RcuReadGuard ReadLock() => new(this, Core.ReadLockRecord());
+    public unsafe RcuReadGuard ReadLock() => new(Core.State, Core.ReadLockRecord());
 
     /// <summary>Waits until every read-side section running now has ended (a grace period).</summary>
     /// <exception cref="InvalidOperationException">Called inside a read-side section of this domain (it would wait for itself).</exception>
@@ -110,20 +110,23 @@ public readonly record struct RcuCookie(ulong Value);
 /// </summary>
 public unsafe ref struct RcuReadGuard
 {
-    private readonly RcuDomain? _domain;
+    // Unmanaged fields only: a ref struct without object references stays in registers.
+    private readonly Core.Rcu.RcuDomainState* _domain;
     private CoreReader* _reader;
 
-    internal RcuReadGuard(RcuDomain domain, CoreReader* reader)
+    internal RcuReadGuard(Core.Rcu.RcuDomainState* domain, CoreReader* reader)
     {
         _domain = domain;
         _reader = reader;
     }
 
-    /// <summary>The domain this section belongs to (<see langword="null"/> for a default-constructed guard).</summary>
-    public readonly RcuDomain? Domain => _domain;
-
     /// <summary>Whether the section is still open.</summary>
     public readonly bool IsActive => _reader != null;
+
+    /// <summary>Whether this is an open section of <paramref name="domain"/>.</summary>
+    /// <param name="domain">A domain.</param>
+    /// <returns><see langword="true"/> when the guard is open and belongs to <paramref name="domain"/>.</returns>
+    public readonly bool IsSectionOf(RcuDomain domain) => _reader != null && domain is not null && _domain == domain.Core.State;
 
     /// <summary>Ends the section. Safe to call more than once on the same guard.</summary>
     public void Dispose()
@@ -168,7 +171,7 @@ public sealed class RcuPointer<T>
     /// <exception cref="ArgumentException">The guard is closed or belongs to another domain.</exception>
     public T? Read(scoped in RcuReadGuard guard)
     {
-        if (!guard.IsActive || !ReferenceEquals(guard.Domain, _domain))
+        if (!guard.IsSectionOf(_domain))
         {
             throw new ArgumentException("RcuPointer.Read needs an open read-side section of the pointer's own domain.", nameof(guard));
         }

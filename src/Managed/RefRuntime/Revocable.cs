@@ -97,12 +97,14 @@ public unsafe ref struct RevocableGuard<T>
 
     internal RevocableGuard(T value, CoreReader* reader)
     {
-        Value = value;
+        _value = value;
         _reader = reader;
     }
 
-    /// <summary>The resource (null for a default guard).</summary>
-    public T? Value { get; private set; }
+    private T? _value;
+
+    /// <summary>The resource (null for a default guard, or after <see cref="Dispose"/>).</summary>
+    public readonly T? Value => _value;
 
     /// <summary>Ends the access. Safe to call more than once.</summary>
     public void Dispose()
@@ -111,7 +113,7 @@ public unsafe ref struct RevocableGuard<T>
         if (r != null)
         {
             _reader = null;
-            Value = null;
+            _value = null;
             // SAFETY: r is this thread's record (a ref struct never leaves its thread).
             Core.Rcu.RcuDomain.ReadUnlock(r);
         }

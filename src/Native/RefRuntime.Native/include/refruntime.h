@@ -41,6 +41,12 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RR__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define RR__UNLIKELY(x) (x)
+#endif
+
 /* ---------------------------------------------------------------------------------------- */
 /* Version and status codes                                                                 */
 /* ---------------------------------------------------------------------------------------- */
@@ -794,6 +800,134 @@ int32_t rr_devres_release_group(rr_devres_t *d, uint64_t id, uint32_t *released)
 int32_t rr_devres_release_all(rr_devres_t *d, uint32_t *released);
 
 /* ---------------------------------------------------------------------------------------- */
+/* MMIO windows: volatile register accessors with explicit endianness                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * DOC: MMIO
+ *
+ * A window is a range of register space: plain memory (allocated by the library, or the
+ * caller's own - an mmap, shared memory) or a device model whose callbacks see every access.
+ * Accessors read and write 8/16/32/64 bits at an offset, with the byte order in the name:
+ * le = little endian (readl/writel), be = big endian (ioread32be); ordered accessors keep
+ * readX/writeX's guarantees (a read completes before later memory reads, a write waits for
+ * earlier memory writes), _relaxed ones only keep accesses to the same window in order. Every
+ * access is single, volatile and naturally aligned: never torn, merged, repeated or elided.
+ * An offset out of bounds, overflowing or not naturally aligned gives RR_EINVAL and no access.
+ */
+
+/** rr_io_t - a window (layout read by the RR_INLINE accessors; never write it). */
+typedef struct rr_io {
+    uint32_t magic;
+    uint32_t kind; /* 0: plain memory, 1: device callbacks */
+    uint8_t *base;
+    uint64_t size;
+    uint64_t (*read)(void *ctx, uint64_t offset, int32_t width);
+    void (*write)(void *ctx, uint64_t offset, int32_t width, uint64_t value);
+    void *ctx;
+    uint64_t owned;
+    uint64_t reserved;
+} rr_io_t;
+
+#define RR_IO_8 1u
+#define RR_IO_16 2u
+#define RR_IO_32 4u
+#define RR_IO_64 8u
+#define RR_IO_BE 0x100u      /* big-endian value */
+#define RR_IO_RELAXED 0x200u /* relaxed ordering */
+
+/** rr_io_alloc() - a plain window over @size zeroed bytes (64-byte aligned), freed by rr_io_destroy(). Return: RR_OK; RR_EINVAL; RR_ENOMEM. */
+int32_t rr_io_alloc(uint64_t size, rr_io_t **out);
+
+/**
+ * rr_io_wrap() - a plain window over the caller's memory (@base 8-byte aligned; kept mapped by
+ * the caller until rr_io_destroy()). Return: RR_OK; RR_EINVAL (NULL, misaligned, empty, wraps); RR_ENOMEM.
+ */
+int32_t rr_io_wrap(void *base, uint64_t size, rr_io_t **out);
+
+/**
+ * rr_io_create_device() - a device window: every access calls @read(@ctx, offset, width) or
+ * @write(@ctx, offset, width, value), width in bytes, value in little-endian bus order.
+ * Return: RR_OK; RR_EINVAL; RR_ENOMEM.
+ */
+int32_t rr_io_create_device(uint64_t size, uint64_t (*read)(void *ctx, uint64_t offset, int32_t width),
+                            void (*write)(void *ctx, uint64_t offset, int32_t width, uint64_t value),
+                            void *ctx, rr_io_t **out);
+
+/** rr_io_destroy() - free a window (and its memory when the library allocated it). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_io_destroy(rr_io_t *io);
+
+/**
+ * rr_io_read() / rr_io_write() - one checked access; @flags = width in bytes | RR_IO_BE |
+ * RR_IO_RELAXED. A value wider than the access is refused. Prefer the typed accessors below.
+ * Return: RR_OK; RR_EINVAL (bad offset, width or value; NULL @value); RR_EBADHANDLE.
+ */
+int32_t rr_io_read(rr_io_t *io, uint64_t offset, uint32_t flags, uint64_t *value);
+int32_t rr_io_write(rr_io_t *io, uint64_t offset, uint32_t flags, uint64_t value);
+
+/* Typed accessors, e.g. rr_io_read_le32(io, 0x400, &v), rr_io_write_be16_relaxed(io, 8, v).
+ * Under RR_INLINE a plain window is accessed directly; otherwise, and for device windows and
+ * bad offsets, they call rr_io_read / rr_io_write (same checks, same results). */
+#ifdef RR_INLINE
+#define RR__IO_FAST(io, off, w) \
+    ((io) != NULL && (io)->kind == 0 && (io)->magic == 0x31495252u && ((off) & ((w)-1)) == 0 && \
+     (off) <= (io)->size && (io)->size - (off) >= (w))
+#define RR__IO_BSWAP_1(v) (v)
+#define RR__IO_BSWAP_2(v) __builtin_bswap16(v)
+#define RR__IO_BSWAP_4(v) __builtin_bswap32(v)
+#define RR__IO_BSWAP_8(v) __builtin_bswap64(v)
+#define RR__IO_ACCESSORS(name, type, w, flags, be, order_r, order_w)                               \
+    static inline int32_t rr_io_read_##name(rr_io_t *io, uint64_t off, type *out)                  \
+    {                                                                                              \
+        if (RR__UNLIKELY(out == NULL || !RR__IO_FAST(io, off, w))) {                               \
+            uint64_t v = 0;                                                                        \
+            int32_t s = rr_io_read(io, off, (flags), out ? &v : NULL);                             \
+            if (out)                                                                               \
+                *out = (type)v;                                                                    \
+            return s;                                                                              \
+        }                                                                                          \
+        type v = __atomic_load_n((type *)(void *)(io->base + off), order_r);                       \
+        *out = (be) ? (type)RR__IO_BSWAP_##w(v) : v; /* little-endian hosts (x86-64, arm64) */     \
+        return RR_OK;                                                                              \
+    }                                                                                              \
+    static inline int32_t rr_io_write_##name(rr_io_t *io, uint64_t off, type value)                \
+    {                                                                                              \
+        if (RR__UNLIKELY(!RR__IO_FAST(io, off, w)))                                                \
+            return rr_io_write(io, off, (flags), value);                                           \
+        __atomic_store_n((type *)(void *)(io->base + off), (be) ? (type)RR__IO_BSWAP_##w(value) : value, order_w); \
+        return RR_OK;                                                                              \
+    }
+#else
+#define RR__IO_ACCESSORS(name, type, w, flags, be, order_r, order_w)                               \
+    static inline int32_t rr_io_read_##name(rr_io_t *io, uint64_t off, type *out)                  \
+    {                                                                                              \
+        uint64_t v = 0;                                                                            \
+        int32_t s = rr_io_read(io, off, (flags), out ? &v : NULL);                                 \
+        if (out)                                                                                   \
+            *out = (type)v;                                                                        \
+        return s;                                                                                  \
+    }                                                                                              \
+    static inline int32_t rr_io_write_##name(rr_io_t *io, uint64_t off, type value)                \
+    {                                                                                              \
+        return rr_io_write(io, off, (flags), value);                                               \
+    }
+#endif
+RR__IO_ACCESSORS(8, uint8_t, 1, RR_IO_8, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELEASE)
+RR__IO_ACCESSORS(le16, uint16_t, 2, RR_IO_16, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELEASE)
+RR__IO_ACCESSORS(le32, uint32_t, 4, RR_IO_32, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELEASE)
+RR__IO_ACCESSORS(le64, uint64_t, 8, RR_IO_64, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELEASE)
+RR__IO_ACCESSORS(be16, uint16_t, 2, RR_IO_16 | RR_IO_BE, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELEASE)
+RR__IO_ACCESSORS(be32, uint32_t, 4, RR_IO_32 | RR_IO_BE, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELEASE)
+RR__IO_ACCESSORS(be64, uint64_t, 8, RR_IO_64 | RR_IO_BE, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELEASE)
+RR__IO_ACCESSORS(8_relaxed, uint8_t, 1, RR_IO_8 | RR_IO_RELAXED, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+RR__IO_ACCESSORS(le16_relaxed, uint16_t, 2, RR_IO_16 | RR_IO_RELAXED, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+RR__IO_ACCESSORS(le32_relaxed, uint32_t, 4, RR_IO_32 | RR_IO_RELAXED, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+RR__IO_ACCESSORS(le64_relaxed, uint64_t, 8, RR_IO_64 | RR_IO_RELAXED, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+RR__IO_ACCESSORS(be16_relaxed, uint16_t, 2, RR_IO_16 | RR_IO_BE | RR_IO_RELAXED, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+RR__IO_ACCESSORS(be32_relaxed, uint32_t, 4, RR_IO_32 | RR_IO_BE | RR_IO_RELAXED, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+RR__IO_ACCESSORS(be64_relaxed, uint64_t, 8, RR_IO_64 | RR_IO_BE | RR_IO_RELAXED, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
+
+/* ---------------------------------------------------------------------------------------- */
 /* Heap diagnostics                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -831,7 +965,6 @@ int64_t rr_debug_release_quarantine(void);
 #error "RR_INLINE needs GCC or Clang (__atomic builtins)"
 #endif
 
-#define RR__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* A pointer the library would refuse: the exported function then handles (and reports) it. */
 static inline bool rr__refcount_bad_ptr(const rr_refcount_t *r)
@@ -1143,6 +1276,11 @@ _Static_assert(sizeof(rr_rcu_reader_t) == 64, "RCU reader layout");
 static_assert(sizeof(rr_revocable_t) == 48 && offsetof(rr_revocable_t, resource) == 16, "revocable layout");
 #else
 _Static_assert(sizeof(rr_revocable_t) == 48 && offsetof(rr_revocable_t, resource) == 16, "revocable layout");
+#endif
+#ifdef __cplusplus
+static_assert(sizeof(rr_io_t) == 64 && offsetof(rr_io_t, base) == 8 && offsetof(rr_io_t, size) == 16, "io layout");
+#else
+_Static_assert(sizeof(rr_io_t) == 64 && offsetof(rr_io_t, base) == 8 && offsetof(rr_io_t, size) == 16, "io layout");
 #endif
 
 #endif /* REFRUNTIME_H */

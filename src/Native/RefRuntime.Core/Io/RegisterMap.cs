@@ -1,0 +1,138 @@
+// Register maps: offsets known when a driver is written, checked once instead of on every access
+// (the C# counterpart of Rust's build_assert!(offset_valid::<U>(offset, SIZE))).
+//
+//   sealed class Pl061Map : IRegisterMap { public static nuint Size => 0x1000; }
+//   static readonly Reg32<Pl061Map> GPIODIR = new(0x400);   // checked when the type initialises
+//   MappedIo<Pl061Map, TBackend> regs = io.Bind<Pl061Map>();   // window checked once
+//   regs.Write(GPIODIR, 0xff);                               // no check on the hot path
+//
+// A register belongs to its map's type, so it cannot be used on a window bound to another map.
+
+using System;
+using System.Runtime.CompilerServices;
+
+namespace RefRuntime.Core.Io;
+
+/// <summary>A register map: the window size its registers need.</summary>
+public interface IRegisterMap
+{
+    /// <summary>Bytes of register space the map's registers lie within.</summary>
+    static abstract nuint Size { get; }
+}
+
+/// <summary>An 8-bit register of <typeparamref name="TMap"/>.</summary>
+public readonly struct Reg8<TMap>
+    where TMap : IRegisterMap
+{
+    /// <summary>Checks the offset against the map (once, where the register is declared).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The register does not fit the map.</exception>
+    public Reg8(nuint offset)
+    {
+        RegisterCheck.Fits(offset, 1, TMap.Size, typeof(TMap));
+        Offset = offset;
+    }
+
+    /// <summary>The offset.</summary>
+    public nuint Offset { get; }
+}
+
+/// <summary>A 32-bit register of <typeparamref name="TMap"/>.</summary>
+public readonly struct Reg32<TMap>
+    where TMap : IRegisterMap
+{
+    /// <summary>Checks the offset against the map (once, where the register is declared).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The register does not fit the map or is misaligned.</exception>
+    public Reg32(nuint offset)
+    {
+        RegisterCheck.Fits(offset, 4, TMap.Size, typeof(TMap));
+        Offset = offset;
+    }
+
+    /// <summary>The offset.</summary>
+    public nuint Offset { get; }
+}
+
+/// <summary>A 64-bit register of <typeparamref name="TMap"/>.</summary>
+public readonly struct Reg64<TMap>
+    where TMap : IRegisterMap
+{
+    /// <summary>Checks the offset against the map.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The register does not fit the map or is misaligned.</exception>
+    public Reg64(nuint offset)
+    {
+        RegisterCheck.Fits(offset, 8, TMap.Size, typeof(TMap));
+        Offset = offset;
+    }
+
+    /// <summary>The offset.</summary>
+    public nuint Offset { get; }
+}
+
+internal static class RegisterCheck
+{
+    public static void Fits(nuint offset, int width, nuint size, System.Type map)
+    {
+        if ((offset & (nuint)(width - 1)) != 0 || offset > size || size - offset < (nuint)width)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"A {width * 8}-bit register at 0x{offset:x} does not fit register map {map.Name} ({size} bytes) or is not {width}-byte aligned.");
+        }
+    }
+}
+
+/// <summary>A window bound to a register map: register accesses carry no check.</summary>
+/// <typeparam name="TMap">The map.</typeparam>
+/// <typeparam name="TBackend">The backend.</typeparam>
+public readonly struct MappedIo<TMap, TBackend>
+    where TMap : IRegisterMap
+    where TBackend : struct, IIoBackend
+{
+    private readonly Io<TBackend> _io;
+
+    internal MappedIo(Io<TBackend> io) => _io = io;
+
+    /// <summary>The window (for checked accesses at run-time offsets).</summary>
+    public Io<TBackend> Io => _io;
+
+    // INVARIANT (all accessors): the register's offset fits TMap.Size (checked when it was
+    // constructed) and the window is at least TMap.Size bytes (checked by Bind).
+
+    /// <summary><c>readb</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public byte Read(Reg8<TMap> r) => _io.UncheckedRead8(r.Offset);
+
+    /// <summary><c>writeb</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Write(Reg8<TMap> r, byte value) => _io.UncheckedWrite8(value, r.Offset);
+
+    /// <summary><c>readl</c>: 32-bit little-endian, ordered.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint ReadLe32(Reg32<TMap> r) => _io.UncheckedReadLe32(r.Offset);
+
+    /// <summary><c>readl_relaxed</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint ReadLe32Relaxed(Reg32<TMap> r) => _io.UncheckedReadLe32(r.Offset);
+
+    /// <summary><c>ioread32be</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint ReadBe32(Reg32<TMap> r) => System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(_io.UncheckedReadLe32(r.Offset));
+
+    /// <summary><c>writel</c>: 32-bit little-endian, ordered.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteLe32(Reg32<TMap> r, uint value) => _io.UncheckedWriteLe32(value, r.Offset);
+
+    /// <summary><c>writel_relaxed</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteLe32Relaxed(Reg32<TMap> r, uint value) => _io.UncheckedWriteLe32(value, r.Offset);
+
+    /// <summary><c>iowrite32be</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteBe32(Reg32<TMap> r, uint value) => _io.UncheckedWriteLe32(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value), r.Offset);
+
+    /// <summary><c>readq</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong ReadLe64(Reg64<TMap> r) => _io.UncheckedReadLe64(r.Offset);
+
+    /// <summary><c>writeq</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteLe64(Reg64<TMap> r, ulong value) => _io.UncheckedWriteLe64(value, r.Offset);
+}
