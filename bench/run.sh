@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The comparative benchmark suite. Writes perf-results/<date>_<machine>_<commit>/ with the raw
 # BenchmarkDotNet exports, the C-host CSV, the environment, and summary.md.
-# Usage: bench/run.sh [--quick] [--aot] [--filter GLOB]
+# Usage: bench/run.sh [--quick] [--aot] [--filter 'GLOB [GLOB...]']
 #   --quick  BenchmarkDotNet ShortRun jobs (minutes instead of tens of minutes)
 #   --aot    add a NativeAOT job beside the JIT job
 set -euo pipefail
@@ -44,8 +44,11 @@ make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
 "$root/build/bench-c/rcu_bench" "$dir/c-rcu.csv" | tee "$dir/c-rcu.txt"
 
 echo "==> BenchmarkDotNet ($filter)"
-(cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- $quick $aot --filter "$filter" \
+set -f # the filter patterns go to BenchmarkDotNet, not to the shell
+# shellcheck disable=SC2086
+(cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- $quick $aot --filter $filter \
   --artifacts "$root/$dir/bdn" --exporters csv markdown) | tee "$dir/bdn.log" | grep -E '^\|' || true
+set +f
 
 bench/summarize.sh "$dir" > "$dir/summary.md"
 echo "==> wrote $dir/summary.md"
