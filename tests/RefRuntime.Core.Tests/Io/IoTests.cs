@@ -45,6 +45,16 @@ public sealed unsafe class IoTests
         Assert.True(io.TryWrite8(0xEE, 63));
         Assert.True(io.TryRead8(63, out byte b));
         Assert.Equal(0xEE, b);
+        // Relaxed forms at every width and byte order access the same bytes as the ordered ones.
+        Assert.True(io.TryWrite8Relaxed(0x5A, 40));
+        Assert.True(io.TryRead8Relaxed(40, out byte rb) && rb == 0x5A);
+        Assert.True(io.TryWriteBe16Relaxed(0x1234, 42));
+        Assert.True(io.TryReadLe16Relaxed(42, out ushort rh) && rh == 0x3412);
+        Assert.True(io.TryWriteLe64Relaxed(0x1122334455667788, 48));
+        Assert.True(io.TryReadBe64Relaxed(48, out ulong rq) && rq == 0x8877665544332211);
+        Assert.True(io.TryWriteBe32Relaxed(0xA0B0C0D0, 56));
+        Assert.True(io.TryReadBe32Relaxed(56, out uint rw) && rw == 0xA0B0C0D0);
+        Assert.True(io.TryReadLe16(42, out ushort oh) && oh == rh);
         // Relaxed and ordered see the same values.
         Assert.True(io.TryReadLe32Relaxed(0, out uint r));
         Assert.Equal(io.ReadLe32(0), r);
@@ -105,6 +115,13 @@ public sealed unsafe class IoTests
         Assert.Equal(42UL, regs.ReadLe64(Counter));
         Assert.Equal(7, regs.Read(Byte));
         Assert.Equal(regs.ReadLe32(Ctrl), regs.ReadLe32Relaxed(Ctrl));
+        regs.WriteBe64(Counter, 0x0102030405060708);
+        Assert.Equal(0x0807060504030201UL, regs.ReadLe64Relaxed(Counter));
+        Assert.Equal(0x0102030405060708UL, regs.ReadBe64(Counter));
+        regs.WriteRelaxed(Byte, 9);
+        Assert.Equal(9, regs.ReadRelaxed(Byte));
+        regs.WriteBe32Relaxed(Status, 0xAABBCCDD);
+        Assert.Equal(0xAABBCCDDu, regs.ReadBe32Relaxed(Status));
     }
 
     /// <summary>A device with side effects: read-to-clear, write-1-to-clear, an address-masked data register.</summary>

@@ -191,11 +191,50 @@ public readonly struct Io<TBackend>
     /// <summary><c>iowrite64be</c> with a checked offset.</summary>
     public bool TryWriteBe64(ulong value, nuint offset) => TryWriteLe64(BinaryPrimitives.ReverseEndianness(value), offset);
 
-    /// <summary><c>readl_relaxed</c> with a checked offset (see file comment for what relaxed means here).</summary>
+    // Relaxed forms (readX_relaxed / writeX_relaxed): same access, weaker contract; in .NET they
+    // compile to the same volatile access as the ordered forms (file comment).
+
+    /// <summary><c>readb_relaxed</c> with a checked offset.</summary>
+    public bool TryRead8Relaxed(nuint offset, out byte value) => TryRead8(offset, out value);
+
+    /// <summary><c>readw_relaxed</c> with a checked offset.</summary>
+    public bool TryReadLe16Relaxed(nuint offset, out ushort value) => TryReadLe16(offset, out value);
+
+    /// <summary><c>readl_relaxed</c> with a checked offset.</summary>
     public bool TryReadLe32Relaxed(nuint offset, out uint value) => TryReadLe32(offset, out value);
+
+    /// <summary><c>readq_relaxed</c> with a checked offset.</summary>
+    public bool TryReadLe64Relaxed(nuint offset, out ulong value) => TryReadLe64(offset, out value);
+
+    /// <summary>Relaxed big-endian 16-bit read with a checked offset.</summary>
+    public bool TryReadBe16Relaxed(nuint offset, out ushort value) => TryReadBe16(offset, out value);
+
+    /// <summary>Relaxed big-endian 32-bit read with a checked offset.</summary>
+    public bool TryReadBe32Relaxed(nuint offset, out uint value) => TryReadBe32(offset, out value);
+
+    /// <summary>Relaxed big-endian 64-bit read with a checked offset.</summary>
+    public bool TryReadBe64Relaxed(nuint offset, out ulong value) => TryReadBe64(offset, out value);
+
+    /// <summary><c>writeb_relaxed</c> with a checked offset.</summary>
+    public bool TryWrite8Relaxed(byte value, nuint offset) => TryWrite8(value, offset);
+
+    /// <summary><c>writew_relaxed</c> with a checked offset.</summary>
+    public bool TryWriteLe16Relaxed(ushort value, nuint offset) => TryWriteLe16(value, offset);
 
     /// <summary><c>writel_relaxed</c> with a checked offset.</summary>
     public bool TryWriteLe32Relaxed(uint value, nuint offset) => TryWriteLe32(value, offset);
+
+    /// <summary><c>writeq_relaxed</c> with a checked offset.</summary>
+    public bool TryWriteLe64Relaxed(ulong value, nuint offset) => TryWriteLe64(value, offset);
+
+    /// <summary>Relaxed big-endian 16-bit write with a checked offset.</summary>
+    public bool TryWriteBe16Relaxed(ushort value, nuint offset) => TryWriteBe16(value, offset);
+
+    /// <summary>Relaxed big-endian 32-bit write with a checked offset.</summary>
+    public bool TryWriteBe32Relaxed(uint value, nuint offset) => TryWriteBe32(value, offset);
+
+    /// <summary>Relaxed big-endian 64-bit write with a checked offset.</summary>
+    public bool TryWriteBe64Relaxed(ulong value, nuint offset) => TryWriteBe64(value, offset);
 
     /// <summary>32-bit little-endian read that throws on a bad offset.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Out of bounds, overflowing, or misaligned.</exception>

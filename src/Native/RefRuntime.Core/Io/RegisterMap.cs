@@ -128,6 +128,38 @@ public readonly struct MappedIo<TMap, TBackend>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void WriteBe32(Reg32<TMap> r, uint value) => _io.UncheckedWriteLe32(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value), r.Offset);
 
+    /// <summary><c>readb_relaxed</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public byte ReadRelaxed(Reg8<TMap> r) => _io.UncheckedRead8(r.Offset);
+
+    /// <summary><c>writeb_relaxed</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteRelaxed(Reg8<TMap> r, byte value) => _io.UncheckedWrite8(value, r.Offset);
+
+    /// <summary>Relaxed big-endian 32-bit read.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint ReadBe32Relaxed(Reg32<TMap> r) => ReadBe32(r);
+
+    /// <summary>Relaxed big-endian 32-bit write.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteBe32Relaxed(Reg32<TMap> r, uint value) => WriteBe32(r, value);
+
+    /// <summary><c>readq_relaxed</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong ReadLe64Relaxed(Reg64<TMap> r) => _io.UncheckedReadLe64(r.Offset);
+
+    /// <summary><c>writeq_relaxed</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteLe64Relaxed(Reg64<TMap> r, ulong value) => _io.UncheckedWriteLe64(value, r.Offset);
+
+    /// <summary><c>ioread64be</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong ReadBe64(Reg64<TMap> r) => System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(_io.UncheckedReadLe64(r.Offset));
+
+    /// <summary><c>iowrite64be</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WriteBe64(Reg64<TMap> r, ulong value) => _io.UncheckedWriteLe64(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value), r.Offset);
+
     /// <summary><c>readq</c>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong ReadLe64(Reg64<TMap> r) => _io.UncheckedReadLe64(r.Offset);
