@@ -78,6 +78,15 @@ internal sealed class PartnerThread
         }
     }
 
+    /// <summary>Runs one batch on the partner and <paramref name="body"/> on the calling thread at the same time; returns when both are done.</summary>
+    public long RunBoth(Func<long> body)
+    {
+        Go();
+        long r = body();
+        Wait();
+        return r;
+    }
+
     /// <summary><paramref name="roundTrips"/> ping-pongs of one cache line; returns the last value.</summary>
     public int PingPong(int roundTrips)
     {

@@ -46,24 +46,16 @@ public class RcuReadContendedBenchmarks
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Sections)]
-    public long ReaderWriterLockSlim_Read_2Threads() => Both(Rwls);
+    public long ReaderWriterLockSlim_Read_2Threads() => _partner.RunBoth(Rwls);
 
     [Benchmark(OperationsPerInvoke = Sections)]
-    public long ThreadingLock_2Threads() => Both(Locked);
+    public long ThreadingLock_2Threads() => _partner.RunBoth(Locked);
 
     [Benchmark(OperationsPerInvoke = Sections)]
-    public long DotNext_Epoch_2Threads() => Both(EpochSections);
+    public long DotNext_Epoch_2Threads() => _partner.RunBoth(EpochSections);
 
     [Benchmark(OperationsPerInvoke = Sections)]
-    public long Rcu_Core_2Threads() => Both(Rcu);
-
-    private long Both(System.Func<long> body)
-    {
-        _partner.Go();
-        long r = body();
-        _partner.Wait();
-        return r;
-    }
+    public long Rcu_Core_2Threads() => _partner.RunBoth(Rcu);
 
     private long Rwls()
     {

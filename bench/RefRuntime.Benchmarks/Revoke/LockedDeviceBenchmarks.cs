@@ -108,21 +108,13 @@ public class LockedDeviceContendedBenchmarks
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Calls)]
-    public long ReaderWriterLockSlim_2Threads() => Both(Rwls);
+    public long ReaderWriterLockSlim_2Threads() => _partner.RunBoth(Rwls);
 
     [Benchmark(OperationsPerInvoke = Calls)]
-    public long Revocable_2Threads() => Both(Revocable);
+    public long Revocable_2Threads() => _partner.RunBoth(Revocable);
 
     [Benchmark(OperationsPerInvoke = Calls)]
-    public long Gate_2Threads() => Both(Gate);
-
-    private long Both(System.Func<long> body)
-    {
-        _partner.Go();
-        long r = body();
-        _partner.Wait();
-        return r;
-    }
+    public long Gate_2Threads() => _partner.RunBoth(Gate);
 
     private long Rwls()
     {
