@@ -1,0 +1,499 @@
+// The PL061 driver: what Linux gpio-pl061.c does (spec devices.md §A.6), over the MMIO layer,
+// with the lifetimes of Wedson Almeida Filho's Rust port (§A.7):
+//   * calls go through a CallGate (removal stops new calls and waits for calls in flight) and
+//     reach the registers only through a Revocable (no MMIO after revocation); a call that finds
+//     either closed gets RrStatus.NoDevice;
+//   * probe acquires its resources in a devres group, so a failure at any step releases exactly
+//     what was acquired, last first; removal releases the rest;
+//   * the driver object stays valid (answering NoDevice) until its last user lets go.
+//
+// Register protocol (byte accessors, A.6): get/set use the masked data alias base + (4 << n), so
+// they need no lock; direction changes and irq_set_type are read-modify-write sequences under
+// the driver's lock; direction_output writes the value, sets DIR, and writes the value again
+// (the controller drops data writes to input lines). Interrupt dispatch reads GPIOMIS once and
+// handles each pending line in ascending order: an edge line is acked (GPIOIC) before its
+// handler runs; a level line is masked and acked, its handler runs, then it is unmasked.
+
+using System;
+using System.Threading;
+using RefRuntime.Core.Devices.Gpio;
+using RefRuntime.Core.Io;
+using RefRuntime.Core.Rcu;
+using RefRuntime.Core.Revoke;
+using static RefRuntime.Core.Devices.Pl061.Pl061Regs;
+
+namespace RefRuntime.Core.Devices.Pl061;
+
+/// <summary>The PL061's register map: a 4 KiB window.</summary>
+public sealed class Pl061Map : IRegisterMap
+{
+    /// <inheritdoc/>
+    public static nuint Size => WindowSize;
+}
+
+/// <summary>The PL061 driver (see file comment), generic over the window's backend.</summary>
+/// <typeparam name="TBackend">Plain memory or a device model.</typeparam>
+public sealed unsafe class Pl061Driver<TBackend> : IGpioChip
+    where TBackend : struct, IIoBackend
+{
+    private static readonly Reg8<Pl061Map> Dir = new(GPIODIR);
+    private static readonly Reg8<Pl061Map> Is = new(GPIOIS);
+    private static readonly Reg8<Pl061Map> Ibe = new(GPIOIBE);
+    private static readonly Reg8<Pl061Map> Iev = new(GPIOIEV);
+    private static readonly Reg8<Pl061Map> Ie = new(GPIOIE);
+    private static readonly Reg8<Pl061Map> Mis = new(GPIOMIS);
+    private static readonly Reg8<Pl061Map> Ic = new(GPIOIC);
+    private static readonly Reg8<Pl061Map>[] DataAlias = CreateAliases();
+
+    private readonly CallGate _gate = new();
+    private readonly Revocable<Hardware> _hw;
+    private readonly DevresList _resources = new();
+    private readonly Lock _lock = new();
+    private readonly Action<int>?[] _handlers = new Action<int>?[Lines];
+    private SavedContext _saved;
+
+    [ThreadStatic]
+    private static bool t_dispatching;
+
+    private sealed class Hardware(MappedIo<Pl061Map, TBackend> regs)
+    {
+        public readonly MappedIo<Pl061Map, TBackend> Regs = regs;
+    }
+
+    private struct SavedContext
+    {
+        public byte Data;
+        public byte Dir;
+        public byte Is;
+        public byte Ibe;
+        public byte Iev;
+        public byte Ie;
+    }
+
+    private Pl061Driver(MappedIo<Pl061Map, TBackend> regs, RcuDomain domain) =>
+        _hw = new Revocable<Hardware>(domain, new Hardware(regs));
+
+    /// <summary>Probe steps, in order; a fault can be injected at each (tests).</summary>
+    public enum ProbeStep
+    {
+        /// <summary>Mapping the 4 KiB window.</summary>
+        MapWindow,
+
+        /// <summary>Reading and checking the identification registers.</summary>
+        CheckIdentification,
+
+        /// <summary>Registering the revocable hardware resource (released last: no MMIO after it).</summary>
+        RegisterHardware,
+
+        /// <summary>Masking every line's interrupt (GPIOIE = 0; masked again on release).</summary>
+        MaskInterrupts,
+
+        /// <summary>Connecting the parent interrupt.</summary>
+        RequestIrq,
+    }
+
+    /// <summary>The driver's managed resources (released last-in-first-out on removal).</summary>
+    public DevresList Resources => _resources;
+
+    /// <inheritdoc/>
+    public int LineCount => Lines;
+
+    /// <summary>Whether the device has been removed.</summary>
+    public bool IsRemoved => _gate.IsDisconnected;
+
+    /// <summary>
+    /// Probes a PL061 behind <paramref name="io"/>: maps it, refuses anything that is not a PL061,
+    /// masks all interrupts, and connects the parent interrupt through <paramref name="requestIrq"/>
+    /// (which receives the driver's interrupt entry and returns the registration, released on removal).
+    /// </summary>
+    /// <param name="io">The window.</param>
+    /// <param name="domain">The RCU domain protecting hardware access (default: <see cref="RcuDomain.Default"/>).</param>
+    /// <param name="requestIrq">Connects the interrupt line, or null for a chip without interrupt support.</param>
+    /// <param name="driver">The driver on success.</param>
+    /// <param name="error">Why probing failed.</param>
+    /// <param name="injectFault">Fails the probe at the given step (tests).</param>
+    /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.InvalidArgument"/> (window too small), <see cref="RrStatus.NoDevice"/> (not a PL061), or the failed step's status.</returns>
+    public static RrStatus Probe(Io<TBackend> io, RcuDomain? domain, Func<Action<bool>, IDisposable>? requestIrq, out Pl061Driver<TBackend>? driver, out string? error, ProbeStep? injectFault = null)
+    {
+        driver = null;
+        error = null;
+        if (injectFault == ProbeStep.MapWindow || io.Size < WindowSize)
+        {
+            error = $"the window has {io.Size} bytes; a PL061 decodes {WindowSize}";
+            return RrStatus.InvalidArgument;
+        }
+
+        MappedIo<Pl061Map, TBackend> regs = io.Bind<Pl061Map>();
+        uint periph = 0, cell = 0;
+        for (uint i = 0; i < 4; i++)
+        {
+            periph |= (uint)regs.Read(new Reg8<Pl061Map>(GPIOPeriphID0 + (4 * i))) << (int)(8 * i);
+            cell |= (uint)regs.Read(new Reg8<Pl061Map>(GPIOPCellID0 + (4 * i))) << (int)(8 * i);
+        }
+
+        // The AMBA bus binds only PrimeCells; the PL061 driver matches 0x00041061 under mask 0x000FFFFF.
+        if (injectFault == ProbeStep.CheckIdentification || cell != CellId || (periph & 0x000F_FFFF) != PeriphId)
+        {
+            error = $"not a PL061: PeriphID 0x{periph:x8}, CellID 0x{cell:x8}";
+            return RrStatus.NoDevice;
+        }
+
+        var d = new Pl061Driver<TBackend>(regs, domain ?? RcuDomain.Default);
+        ulong group = d._resources.OpenGroup();
+        try
+        {
+            // Acquisitions are released newest first, so the hardware is registered first: its
+            // revocation is the last release, and no release action can reach revoked hardware.
+            if (injectFault == ProbeStep.RegisterHardware)
+            {
+                throw new ProbeFault(ProbeStep.RegisterHardware);
+            }
+
+            d._resources.Add(() => d._hw.Revoke(out _));
+
+            if (injectFault == ProbeStep.MaskInterrupts)
+            {
+                throw new ProbeFault(ProbeStep.MaskInterrupts);
+            }
+
+            regs.Write(Ie, 0);
+            d._resources.Add(d.MaskAllThroughRevocable); // on removal: masked before revocation
+
+            if (requestIrq is not null)
+            {
+                if (injectFault == ProbeStep.RequestIrq)
+                {
+                    throw new ProbeFault(ProbeStep.RequestIrq);
+                }
+
+                IDisposable irq = requestIrq(d.OnInterrupt);
+                d._resources.Add(irq.Dispose);
+            }
+
+            d._resources.CloseGroup(group);
+            d._resources.RemoveGroup(group);
+            driver = d;
+            return RrStatus.Ok;
+        }
+        catch (ProbeFault f)
+        {
+            d._resources.ReleaseGroup(group);
+            d._gate.Dispose();
+            error = $"probe failed at {f.Step}";
+            return RrStatus.OutOfMemory;
+        }
+    }
+
+    private sealed class ProbeFault(ProbeStep step) : Exception($"injected fault at {step}")
+    {
+        public ProbeStep Step { get; } = step;
+    }
+
+    /// <summary>
+    /// Removes the device: refuses new calls and waits for calls in flight, revokes the hardware
+    /// (no MMIO afterwards), releases every managed resource last-in-first-out. Idempotent.
+    /// </summary>
+    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.WouldDeadlock"/> from inside a call.</returns>
+    public RrStatus Remove()
+    {
+        RrStatus s = _gate.Disconnect(out bool first);
+        if (s != RrStatus.Ok)
+        {
+            return s;
+        }
+
+        if (first)
+        {
+            _resources.ReleaseAll();
+            _hw.Revoke(out _); // normally done by the devres action already
+        }
+
+        return RrStatus.Ok;
+    }
+
+    // ---- the gpio_chip operations --------------------------------------------------------
+
+    /// <inheritdoc/>
+    public RrStatus GetDirection(int line, out GpioDirection direction)
+    {
+        byte dir = 0;
+        RrStatus s = With(line, (regs, n) => dir = regs.Read(Dir));
+        direction = (dir & (1 << line)) != 0 ? GpioDirection.Output : GpioDirection.Input;
+        return s;
+    }
+
+    /// <inheritdoc/>
+    public RrStatus DirectionInput(int line) => With(line, (regs, n) =>
+    {
+        lock (_lock)
+        {
+            regs.Write(Dir, (byte)(regs.Read(Dir) & ~(1 << n)));
+        }
+    });
+
+    /// <inheritdoc/>
+    public RrStatus DirectionOutput(int line, bool value) => With(line, (regs, n) =>
+    {
+        byte v = (byte)((value ? 1 : 0) << n);
+        lock (_lock)
+        {
+            regs.Write(DataAlias[n], v);                      // may be dropped: still an input
+            regs.Write(Dir, (byte)(regs.Read(Dir) | (1 << n)));
+            regs.Write(DataAlias[n], v);                      // now latched
+        }
+    });
+
+    /// <inheritdoc/>
+    public RrStatus Get(int line, out bool value)
+    {
+        bool v = false;
+        RrStatus s = With(line, (regs, n) => v = regs.Read(DataAlias[n]) != 0);
+        value = v;
+        return s;
+    }
+
+    /// <inheritdoc/>
+    public RrStatus Set(int line, bool value) => With(line, (regs, n) => regs.Write(DataAlias[n], (byte)((value ? 1 : 0) << n)));
+
+    /// <inheritdoc/>
+    public RrStatus SetIrqType(int line, GpioIrqType type)
+    {
+        bool level = (type & (GpioIrqType.LevelHigh | GpioIrqType.LevelLow)) != 0;
+        bool edge = (type & GpioIrqType.EdgeBoth) != 0;
+        if ((level && edge) || type == (GpioIrqType.LevelHigh | GpioIrqType.LevelLow) || ((int)type & ~0xF) != 0)
+        {
+            return RrStatus.InvalidArgument; // "choose one": level and edge together, or both levels
+        }
+
+        return With(line, (regs, n) =>
+        {
+            byte bit = (byte)(1 << n);
+            lock (_lock)
+            {
+                // Linux reads IEV, IS, IBE, computes, then writes IS, IBE, IEV.
+                byte iev = regs.Read(Iev), isv = regs.Read(Is), ibe = regs.Read(Ibe);
+                if (level)
+                {
+                    ibe &= (byte)~bit;
+                    isv |= bit;
+                    iev = type == GpioIrqType.LevelHigh ? (byte)(iev | bit) : (byte)(iev & ~bit);
+                }
+                else if (type == GpioIrqType.EdgeBoth)
+                {
+                    isv &= (byte)~bit;
+                    ibe |= bit;
+                }
+                else if (edge)
+                {
+                    isv &= (byte)~bit;
+                    ibe &= (byte)~bit;
+                    iev = type == GpioIrqType.EdgeRising ? (byte)(iev | bit) : (byte)(iev & ~bit);
+                }
+                else
+                {
+                    isv &= (byte)~bit;
+                    ibe &= (byte)~bit;
+                    iev &= (byte)~bit;
+                }
+
+                regs.Write(Is, isv);
+                regs.Write(Ibe, ibe);
+                regs.Write(Iev, iev);
+            }
+        });
+    }
+
+    /// <inheritdoc/>
+    public RrStatus SetIrqHandler(int line, Action<int>? handler) => With(line, (regs, n) =>
+    {
+        lock (_lock)
+        {
+            Volatile.Write(ref _handlers[n], handler);
+            byte ie = regs.Read(Ie);
+            regs.Write(Ie, handler is null ? (byte)(ie & ~(1 << n)) : (byte)(ie | (1 << n)));
+        }
+    });
+
+    /// <summary>Saves DIR, IS, IBE, IEV, IE and the output lines' values (Linux suspend).</summary>
+    public RrStatus Suspend() => WithDevice(regs =>
+    {
+        lock (_lock)
+        {
+            var c = new SavedContext { Dir = regs.Read(Dir), Is = regs.Read(Is), Ibe = regs.Read(Ibe), Iev = regs.Read(Iev), Ie = regs.Read(Ie) };
+            for (int n = 0; n < Lines; n++)
+            {
+                if ((c.Dir & (1 << n)) != 0 && regs.Read(DataAlias[n]) != 0)
+                {
+                    c.Data |= (byte)(1 << n);
+                }
+            }
+
+            _saved = c;
+        }
+    });
+
+    /// <summary>Restores what <see cref="Suspend"/> saved: directions and outputs first, interrupt configuration last (IE last of all).</summary>
+    public RrStatus Resume()
+    {
+        SavedContext c;
+        lock (_lock)
+        {
+            c = _saved;
+        }
+
+        for (int n = 0; n < Lines; n++)
+        {
+            RrStatus s = (c.Dir & (1 << n)) != 0 ? DirectionOutput(n, (c.Data & (1 << n)) != 0) : DirectionInput(n);
+            if (s != RrStatus.Ok)
+            {
+                return s;
+            }
+        }
+
+        return WithDevice(regs =>
+        {
+            lock (_lock)
+            {
+                regs.Write(Is, c.Is);
+                regs.Write(Ibe, c.Ibe);
+                regs.Write(Iev, c.Iev);
+                regs.Write(Ie, c.Ie);
+            }
+        });
+    }
+
+    // ---- interrupts ----------------------------------------------------------------------
+
+    /// <summary>The parent interrupt's entry point: called with the line level whenever it changes.</summary>
+    private void OnInterrupt(bool asserted)
+    {
+        if (!asserted || t_dispatching)
+        {
+            return; // a re-assertion during dispatch is handled by the dispatch loop below
+        }
+
+        t_dispatching = true;
+        try
+        {
+            // Bounded: a level that software never clears would otherwise be an interrupt storm.
+            for (int round = 0; round < 64; round++)
+            {
+                byte pending = 0;
+                WithDevice(regs => pending = regs.Read(Mis));
+                if (pending == 0)
+                {
+                    return;
+                }
+
+                for (int n = 0; n < Lines; n++)
+                {
+                    if ((pending & (1 << n)) != 0)
+                    {
+                        HandleLine(n);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            t_dispatching = false;
+        }
+    }
+
+    private void HandleLine(int n)
+    {
+        byte bit = (byte)(1 << n);
+        bool isLevel = false;
+        WithDevice(regs =>
+        {
+            lock (_lock)
+            {
+                isLevel = (regs.Read(Is) & bit) != 0;
+                if (isLevel)
+                {
+                    regs.Write(Ie, (byte)(regs.Read(Ie) & ~bit)); // mask
+                }
+            }
+
+            regs.Write(Ic, bit); // ack
+        });
+        Volatile.Read(ref _handlers[n])?.Invoke(n);
+        if (isLevel && Volatile.Read(ref _handlers[n]) is not null)
+        {
+            WithDevice(regs =>
+            {
+                lock (_lock)
+                {
+                    regs.Write(Ie, (byte)(regs.Read(Ie) | bit)); // unmask
+                }
+            });
+        }
+    }
+
+    // ---- the lifetime plumbing -----------------------------------------------------------
+
+    /// <summary>GPIOIE = 0 through the revocable (not the gate, which removal has closed already).</summary>
+    private void MaskAllThroughRevocable()
+    {
+        Hardware? hw = _hw.TryAccess(out RcuReader* access);
+        if (hw is not null)
+        {
+            hw.Regs.Write(Ie, 0);
+            RcuDomain.ReadUnlock(access);
+        }
+    }
+
+    private RrStatus With(int line, Action<MappedIo<Pl061Map, TBackend>, int> op)
+    {
+        if ((uint)line >= Lines)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        return WithDevice(regs => op(regs, line));
+    }
+
+    /// <summary>Runs <paramref name="op"/> inside a gate call and a hardware access, or answers NoDevice.</summary>
+    private RrStatus WithDevice(Action<MappedIo<Pl061Map, TBackend>> op)
+    {
+        RcuReader* call = _gate.Enter();
+        if (call == null)
+        {
+            return RrStatus.NoDevice;
+        }
+
+        try
+        {
+            Hardware? hw = _hw.TryAccess(out RcuReader* access);
+            if (hw is null)
+            {
+                return RrStatus.NoDevice;
+            }
+
+            try
+            {
+                op(hw.Regs);
+                return RrStatus.Ok;
+            }
+            finally
+            {
+                RcuDomain.ReadUnlock(access);
+            }
+        }
+        finally
+        {
+            CallGate.Leave(call);
+        }
+    }
+
+    private static Reg8<Pl061Map>[] CreateAliases()
+    {
+        var a = new Reg8<Pl061Map>[Lines];
+        for (int n = 0; n < Lines; n++)
+        {
+            a[n] = new Reg8<Pl061Map>((nuint)(4 << n)); // base + BIT(n + 2)
+        }
+
+        return a;
+    }
+}
