@@ -172,6 +172,14 @@ public static unsafe class RawIo
         NativeHeap.Free(s, (nuint)sizeof(IoState));
     }
 
+    /// <summary>The plain window of a validated state (kind plain).</summary>
+    /// <remarks><b>Safety:</b> <paramref name="s"/> is live and of kind plain.</remarks>
+    public static Io<MemoryBackend> PlainIo(IoState* s) => new(new MemoryBackend(s->Base, (nuint)s->Size));
+
+    /// <summary>The device window of a validated state (kind device).</summary>
+    /// <remarks><b>Safety:</b> <paramref name="s"/> is live and of kind device.</remarks>
+    public static Io<CallbackBackend> DeviceIo(IoState* s) => new(new CallbackBackend(s->Read, s->Write, s->Context, (nuint)s->Size));
+
     /// <summary>One checked read: <see cref="RrStatus.InvalidArgument"/> for a bad width, or an offset out of bounds, overflowing or misaligned.</summary>
     public static RrStatus Read(IoState* s, ulong offset, uint flags, out ulong value)
     {

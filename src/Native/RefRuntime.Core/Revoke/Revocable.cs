@@ -50,6 +50,19 @@ public sealed class Revocable<T>
         return v;
     }
 
+    /// <summary>
+    /// Loads the resource when the caller is already inside a read-side section of
+    /// <see cref="Domain"/> (a gate call on the same domain, for example): no second section.
+    /// </summary>
+    /// <returns>The resource, or null once revoked.</returns>
+    /// <remarks><b>Safety:</b> the calling thread is inside a read-side section of <see cref="Domain"/>
+    /// for as long as it uses the result.</remarks>
+    public T? TryGetInSection()
+    {
+        System.Diagnostics.Debug.Assert(_domain.InReadSection, "TryGetInSection needs a read-side section of the revocable's domain");
+        return Volatile.Read(ref _value);
+    }
+
     /// <summary>Revokes and waits for accesses in flight; releases the resource once.</summary>
     /// <returns><see cref="RrStatus.Ok"/> with <paramref name="revoked"/> = whether this call did it, or <see cref="RrStatus.WouldDeadlock"/> from inside an access.</returns>
     public RrStatus Revoke(out bool revoked)

@@ -928,6 +928,98 @@ RR__IO_ACCESSORS(be32_relaxed, uint32_t, 4, RR_IO_32 | RR_IO_BE | RR_IO_RELAXED,
 RR__IO_ACCESSORS(be64_relaxed, uint64_t, 8, RR_IO_64 | RR_IO_BE | RR_IO_RELAXED, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)
 
 /* ---------------------------------------------------------------------------------------- */
+/* GPIO chips and the PL061                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * DOC: GPIO
+ *
+ * rr_gpio_chip_t is a GPIO chip with Linux's gpio_chip semantics (8 lines for the PL061). The
+ * PL061 driver probes a window (a PL061 model, or any rr_io_t: a C device model or real mapped
+ * registers), refuses anything that is not a PL061 (RR_ENODEV), and serves calls through a
+ * call-draining gate and revocable hardware: after rr_gpio_remove() returns no register is
+ * touched again and every call answers RR_ENODEV. Line numbers out of range and invalid
+ * triggers give RR_EINVAL.
+ */
+typedef struct rr_gpio_chip rr_gpio_chip_t;
+typedef struct rr_pl061_model rr_pl061_model_t;
+
+#define RR_GPIO_DIRECTION_OUT 0
+#define RR_GPIO_DIRECTION_IN 1
+#define RR_GPIO_IRQ_NONE 0
+#define RR_GPIO_IRQ_EDGE_RISING 1
+#define RR_GPIO_IRQ_EDGE_FALLING 2
+#define RR_GPIO_IRQ_EDGE_BOTH 3
+#define RR_GPIO_IRQ_LEVEL_HIGH 4
+#define RR_GPIO_IRQ_LEVEL_LOW 8
+
+/** rr_pl061_model_create() - a register-accurate PL061 model (pins driven by the host). Return: RR_OK; RR_EINVAL; RR_ENOMEM. */
+int32_t rr_pl061_model_create(rr_pl061_model_t **out);
+
+/** rr_pl061_model_destroy() - free a model (remove chips probed on it first). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_pl061_model_destroy(rr_pl061_model_t *model);
+
+/** rr_pl061_model_set_input() - drive input pin @line (0..7) to @level; ignored while the line is an output. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_pl061_model_set_input(rr_pl061_model_t *model, int32_t line, bool level);
+
+/** rr_pl061_model_outputs() - the levels the model drives on its output lines. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_pl061_model_outputs(rr_pl061_model_t *model, uint8_t *outputs);
+
+/**
+ * rr_pl061_probe_model() - probe the PL061 driver on @model, its interrupt connected.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE; RR_ENOMEM.
+ */
+int32_t rr_pl061_probe_model(rr_pl061_model_t *model, rr_gpio_chip_t **out);
+
+/**
+ * rr_pl061_probe_io() - probe the PL061 driver on any window (at least 4 KiB). Feed the parent
+ * interrupt line in with rr_gpio_interrupt().
+ * Return: RR_OK; RR_EINVAL (window too small); RR_ENODEV (not a PL061); RR_EBADHANDLE.
+ */
+int32_t rr_pl061_probe_io(rr_io_t *io, rr_gpio_chip_t **out);
+
+/** rr_gpio_get_direction() - RR_GPIO_DIRECTION_OUT or _IN. Return: RR_OK; RR_EINVAL; RR_ENODEV; RR_EBADHANDLE. */
+int32_t rr_gpio_get_direction(rr_gpio_chip_t *chip, int32_t line, int32_t *direction);
+
+/** rr_gpio_direction_input() - make @line an input. Return: as above. */
+int32_t rr_gpio_direction_input(rr_gpio_chip_t *chip, int32_t line);
+
+/** rr_gpio_direction_output() - make @line an output driving @value (value, direction, value again). Return: as above. */
+int32_t rr_gpio_direction_output(rr_gpio_chip_t *chip, int32_t line, bool value);
+
+/** rr_gpio_get() - the level of @line. Return: as above. */
+int32_t rr_gpio_get(rr_gpio_chip_t *chip, int32_t line, bool *value);
+
+/** rr_gpio_set() - drive output @line. Return: as above. */
+int32_t rr_gpio_set(rr_gpio_chip_t *chip, int32_t line, bool value);
+
+/** rr_gpio_set_irq_type() - an RR_GPIO_IRQ_* trigger; level and edge together are refused (RR_EINVAL). Return: as above. */
+int32_t rr_gpio_set_irq_type(rr_gpio_chip_t *chip, int32_t line, int32_t type);
+
+/**
+ * rr_gpio_set_irq_handler() - call @fn(@ctx, line) when @line's interrupt fires (on the thread
+ * that raised it) and unmask it; NULL masks it. Return: as above.
+ */
+int32_t rr_gpio_set_irq_handler(rr_gpio_chip_t *chip, int32_t line, void (*fn)(void *ctx, int32_t line), void *ctx);
+
+/** rr_gpio_interrupt() - the chip's parent interrupt line changed (for chips probed with rr_pl061_probe_io). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_gpio_interrupt(rr_gpio_chip_t *chip, bool asserted);
+
+/** rr_gpio_suspend() / rr_gpio_resume() - save and restore the registers. Return: as above. */
+int32_t rr_gpio_suspend(rr_gpio_chip_t *chip);
+int32_t rr_gpio_resume(rr_gpio_chip_t *chip);
+
+/**
+ * rr_gpio_remove() - hot-unplug: refuse new calls, wait for calls in flight, revoke the
+ * hardware, release the driver's resources; later calls answer RR_ENODEV. Idempotent.
+ * Return: RR_OK; RR_EDEADLK (from inside a call); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_gpio_remove(rr_gpio_chip_t *chip);
+
+/** rr_gpio_destroy() - remove if needed, then free the handle. Return: as rr_gpio_remove(). */
+int32_t rr_gpio_destroy(rr_gpio_chip_t *chip);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Heap diagnostics                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 

@@ -67,3 +67,19 @@ public interface IGpioChip
     /// <summary>Routes a line's interrupt to <paramref name="handler"/> (called with the line) and unmasks it; null unsubscribes and masks.</summary>
     RrStatus SetIrqHandler(int line, System.Action<int>? handler);
 }
+
+/// <summary>A GPIO chip backed by a device that can be suspended, resumed and removed.</summary>
+public interface IGpioDevice : IGpioChip
+{
+    /// <summary>Saves the registers (Linux suspend).</summary>
+    RrStatus Suspend();
+
+    /// <summary>Restores the registers (Linux resume).</summary>
+    RrStatus Resume();
+
+    /// <summary>Removes the device: later calls answer <see cref="RrStatus.NoDevice"/>.</summary>
+    RrStatus Remove();
+
+    /// <summary>The parent interrupt line changed (a host without a model feeds its interrupt in here).</summary>
+    void Interrupt(bool asserted);
+}

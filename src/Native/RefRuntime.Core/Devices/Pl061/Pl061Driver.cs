@@ -33,7 +33,7 @@ public sealed class Pl061Map : IRegisterMap
 
 /// <summary>The PL061 driver (see file comment), generic over the window's backend.</summary>
 /// <typeparam name="TBackend">Plain memory or a device model.</typeparam>
-public sealed unsafe class Pl061Driver<TBackend> : IGpioChip
+public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
     where TBackend : struct, IIoBackend
 {
     private static readonly Reg8<Pl061Map> Dir = new(GPIODIR);
@@ -70,8 +70,11 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioChip
         public byte Ie;
     }
 
-    private Pl061Driver(MappedIo<Pl061Map, TBackend> regs, RcuDomain domain) =>
-        _hw = new Revocable<Hardware>(domain, new Hardware(regs));
+    // The hardware is revocable on the gate's own domain: a gate call is already a read-side
+    // section of it, so an operation needs one section, not two (removal disconnects, then
+    // revokes, each waiting for that domain's readers).
+    private Pl061Driver(MappedIo<Pl061Map, TBackend> regs) =>
+        _hw = new Revocable<Hardware>(_gate.Domain, new Hardware(regs));
 
     /// <summary>Probe steps, in order; a fault can be injected at each (tests).</summary>
     public enum ProbeStep
@@ -107,7 +110,7 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioChip
     /// (which receives the driver's interrupt entry and returns the registration, released on removal).
     /// </summary>
     /// <param name="io">The window.</param>
-    /// <param name="domain">The RCU domain protecting hardware access (default: <see cref="RcuDomain.Default"/>).</param>
+    /// <param name="domain">Unused (kept for source compatibility): the driver protects hardware access with its gate's own domain.</param>
     /// <param name="requestIrq">Connects the interrupt line, or null for a chip without interrupt support.</param>
     /// <param name="driver">The driver on success.</param>
     /// <param name="error">Why probing failed.</param>
@@ -138,7 +141,7 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioChip
             return RrStatus.NoDevice;
         }
 
-        var d = new Pl061Driver<TBackend>(regs, domain ?? RcuDomain.Default);
+        var d = new Pl061Driver<TBackend>(regs);
         ulong group = d._resources.OpenGroup();
         try
         {
@@ -246,14 +249,65 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioChip
     /// <inheritdoc/>
     public RrStatus Get(int line, out bool value)
     {
-        bool v = false;
-        RrStatus s = With(line, (regs, n) => v = regs.Read(DataAlias[n]) != 0);
-        value = v;
-        return s;
+        value = false;
+        if ((uint)line >= Lines)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        RcuReader* call = _gate.Enter();
+        if (call == null)
+        {
+            return RrStatus.NoDevice;
+        }
+
+        try
+        {
+            Hardware? hw = _hw.TryGetInSection();
+            if (hw is null)
+            {
+                return RrStatus.NoDevice;
+            }
+
+            value = hw.Regs.Read(DataAlias[line]) != 0;
+            return RrStatus.Ok;
+        }
+        finally
+        {
+            CallGate.Leave(call);
+        }
     }
 
     /// <inheritdoc/>
-    public RrStatus Set(int line, bool value) => With(line, (regs, n) => regs.Write(DataAlias[n], (byte)((value ? 1 : 0) << n)));
+    public RrStatus Set(int line, bool value)
+    {
+        if ((uint)line >= Lines)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        RcuReader* call = _gate.Enter();
+        if (call == null)
+        {
+            return RrStatus.NoDevice;
+        }
+
+        try
+        {
+            Hardware? hw = _hw.TryGetInSection();
+            if (hw is null)
+            {
+                return RrStatus.NoDevice;
+            }
+
+            hw.Regs.Write(DataAlias[line], (byte)((value ? 1 : 0) << line));
+            return RrStatus.Ok;
+        }
+        finally
+        {
+            CallGate.Leave(call);
+        }
+    }
 
     /// <inheritdoc/>
     public RrStatus SetIrqType(int line, GpioIrqType type)
@@ -364,6 +418,9 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioChip
 
     // ---- interrupts ----------------------------------------------------------------------
 
+    /// <inheritdoc/>
+    public void Interrupt(bool asserted) => OnInterrupt(asserted);
+
     /// <summary>The parent interrupt's entry point: called with the line level whenever it changes.</summary>
     private void OnInterrupt(bool asserted)
     {
@@ -464,21 +521,14 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioChip
 
         try
         {
-            Hardware? hw = _hw.TryAccess(out RcuReader* access);
+            Hardware? hw = _hw.TryGetInSection();
             if (hw is null)
             {
                 return RrStatus.NoDevice;
             }
 
-            try
-            {
-                op(hw.Regs);
-                return RrStatus.Ok;
-            }
-            finally
-            {
-                RcuDomain.ReadUnlock(access);
-            }
+            op(hw.Regs);
+            return RrStatus.Ok;
         }
         finally
         {

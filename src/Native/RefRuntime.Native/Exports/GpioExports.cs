@@ -1,0 +1,424 @@
+// C ABI of the PL061 model and of GPIO chips: rr_pl061_*, rr_gpio_* in include/refruntime.h.
+// Handles are ObjectHandle blocks (validated by magic); every body: validate, one call, map.
+
+using System;
+using System.Runtime.InteropServices;
+using RefRuntime.Core;
+using RefRuntime.Core.Devices.Gpio;
+using RefRuntime.Core.Devices.Pl061;
+using RefRuntime.Core.Io;
+
+namespace RefRuntime.Native.Exports;
+
+internal static unsafe class GpioExports
+{
+    private const uint ModelMagic = 0x314D_5252; // "RRM1"
+    private const uint ChipMagic = 0x3143_5252;  // "RRC1"
+
+    /// <summary>A chip handle's target: the driver and, for a model-backed chip, the model's interrupt hookup.</summary>
+    private sealed class Chip(IGpioDevice device)
+    {
+        public readonly IGpioDevice Device = device;
+    }
+
+    private sealed class Unsubscribe(Action a) : IDisposable
+    {
+        public void Dispose() => a();
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_pl061_model_create")]
+    private static int ModelCreate(void** outModel)
+    {
+        try
+        {
+            if (outModel == null)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            void* h = ObjectHandle.Alloc(new Pl061Model(), ModelMagic);
+            // SAFETY: non-NULL out pointer (checked).
+            *outModel = h;
+            return (int)(h == null ? RrStatus.OutOfMemory : RrStatus.Ok);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_pl061_model_destroy")]
+    private static int ModelDestroy(void* model)
+    {
+        try
+        {
+            RrStatus s = ObjectHandle.Resolve(model, ModelMagic, out Pl061Model? _);
+            if (s == RrStatus.Ok)
+            {
+                ObjectHandle.Free(model);
+            }
+
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_pl061_model_set_input")]
+    private static int ModelSetInput(void* model, int line, byte level)
+    {
+        try
+        {
+            RrStatus s = ObjectHandle.Resolve(model, ModelMagic, out Pl061Model? m);
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            if ((uint)line >= Pl061Regs.Lines)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            m!.SetInput(line, level != 0);
+            return (int)RrStatus.Ok;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_pl061_model_outputs")]
+    private static int ModelOutputs(void* model, byte* outputs)
+    {
+        try
+        {
+            if (outputs == null)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            RrStatus s = ObjectHandle.Resolve(model, ModelMagic, out Pl061Model? m);
+            // SAFETY: non-NULL out pointer (checked).
+            *outputs = s == RrStatus.Ok ? m!.Outputs : (byte)0;
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_pl061_probe_model")]
+    private static int ProbeModel(void* model, void** outChip)
+    {
+        try
+        {
+            if (outChip == null)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *outChip = null;
+            RrStatus s = ObjectHandle.Resolve(model, ModelMagic, out Pl061Model? m);
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            var io = new Io<DeviceBackend>(new DeviceBackend(m!, Pl061Regs.WindowSize));
+            s = Pl061Driver<DeviceBackend>.Probe(io, null, h =>
+            {
+                m!.InterruptChanged += h;
+                return new Unsubscribe(() => m.InterruptChanged -= h);
+            }, out var d, out _);
+            if (s == RrStatus.Ok)
+            {
+                *outChip = ObjectHandle.Alloc(new Chip(d!), ChipMagic);
+            }
+
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_pl061_probe_io")]
+    private static int ProbeIo(IoState* io, void** outChip)
+    {
+        try
+        {
+            if (outChip == null)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            // SAFETY: non-NULL out pointer (checked); io validated below before use.
+            *outChip = null;
+            RrStatus s = RawIo.Validate(io);
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            IGpioDevice? device;
+            if (io->Kind == RawIo.KindPlain)
+            {
+                s = Pl061Driver<MemoryBackend>.Probe(RawIo.PlainIo(io), null, null, out var d, out _);
+                device = d;
+            }
+            else
+            {
+                s = Pl061Driver<CallbackBackend>.Probe(RawIo.DeviceIo(io), null, null, out var d, out _);
+                device = d;
+            }
+
+            if (s == RrStatus.Ok)
+            {
+                *outChip = ObjectHandle.Alloc(new Chip(device!), ChipMagic);
+            }
+
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    private static RrStatus ChipOf(void* handle, out IGpioDevice? device)
+    {
+        RrStatus s = ObjectHandle.Resolve(handle, ChipMagic, out Chip? c);
+        device = c?.Device;
+        return s;
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_get_direction")]
+    private static int GetDirection(void* chip, int line, int* direction)
+    {
+        try
+        {
+            if (direction == null)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            GpioDirection dir = GpioDirection.Input;
+            if (s == RrStatus.Ok)
+            {
+                s = d!.GetDirection(line, out dir);
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *direction = (int)dir;
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_direction_input")]
+    private static int DirectionInput(void* chip, int line)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            return (int)(s == RrStatus.Ok ? d!.DirectionInput(line) : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_direction_output")]
+    private static int DirectionOutput(void* chip, int line, byte value)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            return (int)(s == RrStatus.Ok ? d!.DirectionOutput(line, value != 0) : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_get")]
+    private static int Get(void* chip, int line, byte* value)
+    {
+        try
+        {
+            if (value == null)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            bool v = false;
+            if (s == RrStatus.Ok)
+            {
+                s = d!.Get(line, out v);
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *value = v ? (byte)1 : (byte)0;
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_set")]
+    private static int Set(void* chip, int line, byte value)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            return (int)(s == RrStatus.Ok ? d!.Set(line, value != 0) : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_set_irq_type")]
+    private static int SetIrqType(void* chip, int line, int type)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            return (int)(s == RrStatus.Ok ? d!.SetIrqType(line, (GpioIrqType)type) : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_set_irq_handler")]
+    private static int SetIrqHandler(void* chip, int line, delegate* unmanaged<void*, int, void> fn, void* ctx)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            Action<int>? handler = null;
+            if (fn != null)
+            {
+                nint f = (nint)fn, c = (nint)ctx;
+                // SAFETY: the caller keeps fn callable and ctx valid until the handler is replaced.
+                handler = n => ((delegate* unmanaged<void*, int, void>)f)((void*)c, n);
+            }
+
+            return (int)d!.SetIrqHandler(line, handler);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_interrupt")]
+    private static int InterruptLine(void* chip, byte asserted)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            if (s == RrStatus.Ok)
+            {
+                d!.Interrupt(asserted != 0);
+            }
+
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_suspend")]
+    private static int Suspend(void* chip)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            return (int)(s == RrStatus.Ok ? d!.Suspend() : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_resume")]
+    private static int Resume(void* chip)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            return (int)(s == RrStatus.Ok ? d!.Resume() : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_remove")]
+    private static int Remove(void* chip)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            return (int)(s == RrStatus.Ok ? d!.Remove() : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_destroy")]
+    private static int Destroy(void* chip)
+    {
+        try
+        {
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            s = d!.Remove(); // a chip is removed before its handle goes
+            if (s == RrStatus.Ok)
+            {
+                ObjectHandle.Free(chip);
+            }
+
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+}
