@@ -65,8 +65,15 @@ static void model_backed_chip(void)
     CHECK_EQ(rr_pl061_model_set_input(m, 6, true), RR_OK); /* a late interrupt reaches nobody */
     CHECK_EQ(irq_calls, 1);
     CHECK_EQ(rr_gpio_remove(chip), RR_OK);
+    /* A second user keeps the (removed) chip valid until it lets go too. */
+    CHECK_EQ(rr_gpio_chip_get(chip), RR_OK);
     CHECK_EQ(rr_gpio_destroy(chip), RR_OK);
-    CHECK_EQ(rr_gpio_set(chip, 1, true), RR_EBADHANDLE); /* the handle block is freed (best effort) */
+    CHECK_EQ(rr_gpio_set(chip, 1, true), RR_ENODEV); /* still a valid handle: "no device" */
+    rr_debug_set_poison(true, true);
+    CHECK_EQ(rr_gpio_destroy(chip), RR_OK);           /* the last user: freed */
+    CHECK_EQ(rr_gpio_set(chip, 1, true), RR_EBADHANDLE);
+    rr_debug_release_quarantine();
+    rr_debug_set_poison(false, false);
     CHECK_EQ(rr_pl061_model_destroy(m), RR_OK);
 }
 

@@ -15,10 +15,11 @@ internal static unsafe class GpioExports
     private const uint ModelMagic = 0x314D_5252; // "RRM1"
     private const uint ChipMagic = 0x3143_5252;  // "RRC1"
 
-    /// <summary>A chip handle's target: the driver and, for a model-backed chip, the model's interrupt hookup.</summary>
+    /// <summary>A chip handle's target: the driver and the number of users holding the handle.</summary>
     private sealed class Chip(IGpioDevice device)
     {
         public readonly IGpioDevice Device = device;
+        public int Users = 1; // refcount semantics (RefRuntime.Core.Sync.Refcount)
     }
 
     private sealed class Unsubscribe(Action a) : IDisposable
@@ -397,23 +398,39 @@ internal static unsafe class GpioExports
         }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_chip_get")]
+    private static int ChipGet(void* chip)
+    {
+        try
+        {
+            RrStatus s = ObjectHandle.Resolve(chip, ChipMagic, out Chip? c);
+            if (s == RrStatus.Ok)
+            {
+                Core.Sync.Refcount.Inc(ref c!.Users);
+            }
+
+            return (int)s;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "rr_gpio_destroy")]
     private static int Destroy(void* chip)
     {
         try
         {
-            RrStatus s = ChipOf(chip, out IGpioDevice? d);
-            if (s != RrStatus.Ok)
+            RrStatus s = ObjectHandle.Resolve(chip, ChipMagic, out Chip? c);
+            if (s != RrStatus.Ok || !Core.Sync.Refcount.DecAndTest(ref c!.Users))
             {
-                return (int)s;
+                return (int)s; // other users remain: the chip lives on (possibly removed)
             }
 
-            s = d!.Remove(); // a chip is removed before its handle goes
-            if (s == RrStatus.Ok)
-            {
-                ObjectHandle.Free(chip);
-            }
-
+            // The last user: remove the device if needed, free it, then the handle.
+            s = c.Device.Destroy();
+            ObjectHandle.Free(chip);
             return (int)s;
         }
         catch (Exception e)

@@ -1016,7 +1016,18 @@ int32_t rr_gpio_resume(rr_gpio_chip_t *chip);
  */
 int32_t rr_gpio_remove(rr_gpio_chip_t *chip);
 
-/** rr_gpio_destroy() - remove if needed, then free the handle. Return: as rr_gpio_remove(). */
+/**
+ * rr_gpio_chip_get() - take another reference to @chip for another user (a consumer that may
+ * outlive the code that probed it). Each reference is given back with rr_gpio_destroy().
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_gpio_chip_get(rr_gpio_chip_t *chip);
+
+/**
+ * rr_gpio_destroy() - give back a reference. The last one removes the device if it is still
+ * there and frees the chip; until then other users keep a valid handle (answering RR_ENODEV once
+ * removed). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE; as rr_gpio_remove() for the last one.
+ */
 int32_t rr_gpio_destroy(rr_gpio_chip_t *chip);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -82,4 +82,7 @@ public interface IGpioDevice : IGpioChip
 
     /// <summary>The parent interrupt line changed (a host without a model feeds its interrupt in here).</summary>
     void Interrupt(bool asserted);
+
+    /// <summary>Removes the device if needed and frees what it owns; the last user calls it.</summary>
+    RrStatus Destroy();
 }

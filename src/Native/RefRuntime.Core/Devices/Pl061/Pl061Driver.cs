@@ -214,6 +214,14 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
         return RrStatus.Ok;
     }
 
+    /// <summary>Removes the device if needed, then frees the gate's RCU domain. For the last user.</summary>
+    /// <returns><see cref="RrStatus.Ok"/>, or the status of <see cref="Remove"/> / of destroying the domain.</returns>
+    public RrStatus Destroy()
+    {
+        RrStatus s = Remove();
+        return s != RrStatus.Ok ? s : _gate.Destroy();
+    }
+
     // ---- the gpio_chip operations --------------------------------------------------------
 
     /// <inheritdoc/>
