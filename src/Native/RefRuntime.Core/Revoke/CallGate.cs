@@ -11,6 +11,7 @@
 // sleeps in 1 ms steps after a short spin instead of keeping a CPU busy.
 
 using System;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using RefRuntime.Core.Rcu;
 
@@ -34,6 +35,7 @@ public sealed unsafe class CallGate : IDisposable
 
     /// <summary>Enters a call. On success the caller must <see cref="Leave"/> with the returned record, on the same thread.</summary>
     /// <returns>The thread's record, or null when the gate is disconnected (the call must fail with "no device").</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // the hot path of every driver call
     public RcuReader* Enter()
     {
         RcuReader* r = _domain.ReadLockRecord();
@@ -50,6 +52,7 @@ public sealed unsafe class CallGate : IDisposable
 
     /// <summary>Leaves a call entered with <see cref="Enter"/>.</summary>
     /// <param name="r">The record Enter returned.</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Leave(RcuReader* r) => RcuDomain.ReadUnlock(r);
 
     /// <summary>Whether the calling thread is inside a call through this gate.</summary>
