@@ -24,6 +24,8 @@ internal static unsafe class Abi
     {
         RrStatus status = e switch
         {
+            // A handle destroyed by another thread while this call was on its way in.
+            ObjectDisposedException => RrStatus.BadHandle,
             ArgumentException => RrStatus.InvalidArgument,
             OutOfMemoryException => RrStatus.OutOfMemory,
             _ => RrStatus.Internal,
