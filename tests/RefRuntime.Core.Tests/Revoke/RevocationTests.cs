@@ -265,6 +265,47 @@ public sealed unsafe class RevocationTests : IDisposable
         Assert.Equal(2, ran);
     }
 
+    // Concurrent Remove on one list unlinks exactly the matching entry: each thread removes its
+    // own actions while others add and remove theirs; at the end only the kept actions run.
+    [Fact]
+    [Trait("Category", "Stress")]
+    public void Devres_ConcurrentRemove_UnlinksOnlyTheMatchingEntry()
+    {
+        var list = new DevresList();
+        const int threads = 4, each = 2000;
+        var ran = new int[threads * each];
+        var workers = new Thread[threads];
+        for (int t = 0; t < threads; t++)
+        {
+            int me = t;
+            workers[t] = new Thread(() =>
+            {
+                for (int i = 0; i < each; i++)
+                {
+                    int id = me * each + i;
+                    Action a = () => Interlocked.Increment(ref ran[id]);
+                    list.Add(a);
+                    if (i % 2 == 0)
+                    {
+                        Assert.True(list.Remove(a)); // drop the even ones again
+                    }
+                }
+            });
+            workers[t].Start();
+        }
+
+        foreach (Thread w in workers)
+        {
+            w.Join();
+        }
+
+        Assert.Equal(threads * each / 2, list.ReleaseAll());
+        for (int id = 0; id < ran.Length; id++)
+        {
+            Assert.Equal(id % each % 2 == 0 ? 0 : 1, ran[id]);
+        }
+    }
+
     // C actions: add, match on (function, context), or-reset.
     [Fact]
     public void Devres_NativeActions_MatchOnFunctionAndContext()

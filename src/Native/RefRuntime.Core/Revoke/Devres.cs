@@ -117,37 +117,17 @@ public sealed unsafe class DevresList
 
     /// <summary>Removes the newest matching C action without calling it (<c>devm_remove_action_nowarn</c>).</summary>
     /// <returns>Whether an entry matched.</returns>
-    public bool RemoveAction(delegate* unmanaged<void*, void> action, void* context) => Take(FindNewestLocked((nint)action, (nint)context, null)) is not null;
+    public bool RemoveAction(delegate* unmanaged<void*, void> action, void* context) => TakeNewest((nint)action, (nint)context, null) is not null;
 
     /// <summary>Removes the newest matching C action and calls it (<c>devm_release_action</c>).</summary>
     /// <returns>Whether an entry matched.</returns>
-    public bool ReleaseAction(delegate* unmanaged<void*, void> action, void* context)
-    {
-        Entry? e = Take(FindNewestLocked((nint)action, (nint)context, null));
-        if (e is null)
-        {
-            return false;
-        }
-
-        Run(e);
-        return true;
-    }
+    public bool ReleaseAction(delegate* unmanaged<void*, void> action, void* context) => RunTaken(TakeNewest((nint)action, (nint)context, null));
 
     /// <summary>Removes the newest entry for <paramref name="release"/> without calling it.</summary>
-    public bool Remove(Action release) => Take(FindNewestLocked(0, 0, release)) is not null;
+    public bool Remove(Action release) => TakeNewest(0, 0, release) is not null;
 
     /// <summary>Removes the newest entry for <paramref name="release"/> and calls it.</summary>
-    public bool Release(Action release)
-    {
-        Entry? e = Take(FindNewestLocked(0, 0, release));
-        if (e is null)
-        {
-            return false;
-        }
-
-        Run(e);
-        return true;
-    }
+    public bool Release(Action release) => RunTaken(TakeNewest(0, 0, release));
 
     /// <summary>Whether the C action is on the list (<c>devm_is_action_added</c>).</summary>
     public bool IsActionAdded(delegate* unmanaged<void*, void> action, void* context)
@@ -158,34 +138,33 @@ public sealed unsafe class DevresList
         }
     }
 
-    private int FindNewestLocked(nint native, nint context, Action? managed)
+    /// <summary>Finds and unlinks the newest matching action in one critical section.</summary>
+    private Entry? TakeNewest(nint native, nint context, Action? managed)
     {
         lock (_lock)
         {
-            return FindNewest(native, context, managed);
-        }
-    }
-
-    private Entry? Take(int hint)
-    {
-        if (hint < 0)
-        {
-            return null;
-        }
-
-        lock (_lock)
-        {
-            // The list may have changed since the search: search again under the lock.
-            Entry found = hint < _entries.Count ? _entries[hint] : null!;
-            int i = found is not null ? _entries.IndexOf(found) : -1;
+            int i = FindNewest(native, context, managed);
             if (i < 0)
             {
                 return null;
             }
 
+            Entry e = _entries[i];
             _entries.RemoveAt(i);
-            return found;
+            return e;
         }
+    }
+
+    /// <summary>Runs a taken entry outside the lock.</summary>
+    private static bool RunTaken(Entry? e)
+    {
+        if (e is null)
+        {
+            return false;
+        }
+
+        Run(e);
+        return true;
     }
 
     /// <summary>Opens a group (<c>devres_open_group</c>).</summary>
