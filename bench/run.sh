@@ -49,6 +49,8 @@ set -f # the filter patterns go to BenchmarkDotNet, not to the shell
 (cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- $quick $aot --filter $filter \
   --artifacts "$root/$dir/bdn" --exporters csv markdown) | tee "$dir/bdn.log" | grep -E '^\|' || true
 set +f
+# The HTML reports repeat the CSV and markdown tables: keep one copy of each table.
+rm -f "$dir"/bdn/results/*-report.html
 
 bench/summarize.sh "$dir" > "$dir/summary.md"
 echo "==> wrote $dir/summary.md"

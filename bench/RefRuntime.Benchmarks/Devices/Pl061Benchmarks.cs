@@ -285,7 +285,7 @@ public class Pl061InterruptBenchmarks
         Pl061Driver<DeviceBackend>.Probe(io, null, h =>
         {
             _model.InterruptChanged += h;
-            return new Unsubscribe(() => _model.InterruptChanged -= h);
+            return new ActionDisposable(() => _model.InterruptChanged -= h);
         }, out var d, out _);
         _driver = d!;
         _driver.SetIrqType(2, GpioIrqType.EdgeRising);
@@ -306,10 +306,6 @@ public class Pl061InterruptBenchmarks
     [GlobalCleanup]
     public void Cleanup() => _driver.Remove();
 
-    private sealed class Unsubscribe(System.Action a) : System.IDisposable
-    {
-        public void Dispose() => a();
-    }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Edges)]
     public int Model_EdgeToEvent()

@@ -69,40 +69,16 @@ public unsafe class ArcContendedBenchmarks
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pairs)]
-    public int Interlocked_Pair_2Threads()
-    {
-        _partner.Go();
-        int n = Baselines.InterlockedPairs(ref _raw.Value, Pairs);
-        _partner.Wait();
-        return n;
-    }
+    public long Interlocked_Pair_2Threads() => _partner.RunBoth(() => Baselines.InterlockedPairs(ref _raw.Value, Pairs));
 
     [Benchmark(OperationsPerInvoke = Pairs)]
-    public int LockedHandle_CloneDrop_2Threads()
-    {
-        _partner.Go();
-        int n = LockedCloneDrop(_locked);
-        _partner.Wait();
-        return n;
-    }
+    public long LockedHandle_CloneDrop_2Threads() => _partner.RunBoth(() => LockedCloneDrop(_locked));
 
     [Benchmark(OperationsPerInvoke = Pairs)]
-    public int RawArc_CloneDrop_2Threads()
-    {
-        _partner.Go();
-        int n = CloneDrop(_header);
-        _partner.Wait();
-        return n;
-    }
+    public long RawArc_CloneDrop_2Threads() => _partner.RunBoth(() => CloneDrop(_header));
 
     [Benchmark(OperationsPerInvoke = Pairs)]
-    public int RawArc_UpgradeDrop_2Threads()
-    {
-        _partner.Go();
-        int n = UpgradeDrop(_header);
-        _partner.Wait();
-        return n;
-    }
+    public long RawArc_UpgradeDrop_2Threads() => _partner.RunBoth(() => UpgradeDrop(_header));
 
     private static int CloneDrop(ArcHeader* h)
     {

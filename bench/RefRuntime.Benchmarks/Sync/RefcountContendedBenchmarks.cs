@@ -38,31 +38,13 @@ public class RefcountContendedBenchmarks
     public void Cleanup() => _partner.Stop();
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pairs)]
-    public int Interlocked_Pair_2Threads()
-    {
-        _partner.Go();
-        int hits = Baselines.InterlockedPairs(ref _raw.Value, Pairs);
-        _partner.Wait();
-        return hits;
-    }
+    public long Interlocked_Pair_2Threads() => _partner.RunBoth(() => Baselines.InterlockedPairs(ref _raw.Value, Pairs));
 
     [Benchmark(OperationsPerInvoke = Pairs)]
-    public int Refcount_Pair_2Threads()
-    {
-        _partner.Go();
-        int hits = RefcountPairs(_core);
-        _partner.Wait();
-        return hits;
-    }
+    public long Refcount_Pair_2Threads() => _partner.RunBoth(() => RefcountPairs(_core));
 
     [Benchmark(OperationsPerInvoke = Pairs)]
-    public int LockedCounter_Pair_2Threads()
-    {
-        _partner.Go();
-        int hits = LockedPairs(_locked, _gate);
-        _partner.Wait();
-        return hits;
-    }
+    public long LockedCounter_Pair_2Threads() => _partner.RunBoth(() => LockedPairs(_locked, _gate));
 
     /// <summary>One-way cache-line transfer latency (round trips to the partner, each counted as two operations).</summary>
     [Benchmark(OperationsPerInvoke = 2 * Pairs)]

@@ -34,7 +34,7 @@ public sealed class GpioChip : IDisposable
         RrStatus s = Pl061Driver<DeviceBackend>.Probe(io, null, handler =>
         {
             model.InterruptChanged += handler;
-            registration = new Unsubscribe(() => model.InterruptChanged -= handler);
+            registration = new ActionDisposable(() => model.InterruptChanged -= handler);
             return registration;
         }, out var driver, out string? error);
         if (s != RrStatus.Ok)
@@ -120,8 +120,4 @@ public sealed class GpioChip : IDisposable
         }
     }
 
-    private sealed class Unsubscribe(Action a) : IDisposable
-    {
-        public void Dispose() => a();
-    }
 }

@@ -72,16 +72,12 @@ public sealed class Pl061DriverTests : IDisposable
 
     public void Dispose() => _domain.Dispose();
 
-    private sealed class Registration(Action onDispose) : IDisposable
-    {
-        public void Dispose() => onDispose();
-    }
 
     private IDisposable RequestIrq(Action<bool> handler)
     {
         Interlocked.Increment(ref _irqRegistrations);
         _model.InterruptChanged += handler;
-        return new Registration(() =>
+        return new ActionDisposable(() =>
         {
             _model.InterruptChanged -= handler;
             Interlocked.Increment(ref _irqReleases);

@@ -22,10 +22,6 @@ internal static unsafe class GpioExports
         public int Users = 1; // refcount semantics (RefRuntime.Core.Sync.Refcount)
     }
 
-    private sealed class Unsubscribe(Action a) : IDisposable
-    {
-        public void Dispose() => a();
-    }
 
     [UnmanagedCallersOnly(EntryPoint = "rr_pl061_model_create")]
     private static int ModelCreate(void** outModel)
@@ -135,7 +131,7 @@ internal static unsafe class GpioExports
             s = Pl061Driver<DeviceBackend>.Probe(io, null, h =>
             {
                 m!.InterruptChanged += h;
-                return new Unsubscribe(() => m.InterruptChanged -= h);
+                return new ActionDisposable(() => m.InterruptChanged -= h);
             }, out var d, out _);
             if (s == RrStatus.Ok)
             {
