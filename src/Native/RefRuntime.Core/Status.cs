@@ -40,4 +40,20 @@ public enum RrStatus
 
     /// <summary><c>RR_ENOENT</c>: no matching entry (a devres action or group that is not on the list).</summary>
     NotFound = 8,
+
+    /// <summary>
+    /// <c>RR_EIO</c>: the queue is broken: the other side of a virtqueue broke the protocol (an id
+    /// out of range, a used index that jumps, a malformed chain under the breaking policy). Every
+    /// later call on the queue answers this until it is reset.
+    /// </summary>
+    Broken = 9,
+
+    /// <summary><c>RR_ENOSPC</c>: no room (too few free descriptors); reclaim used buffers and retry. Nothing changed.</summary>
+    NoSpace = 10,
+
+    /// <summary>
+    /// <c>RR_EBADMSG</c>: a malformed descriptor chain was consumed from the ring; the queue stays
+    /// usable, and the chain's head must be returned with a used length of 0.
+    /// </summary>
+    Malformed = 11,
 }

@@ -74,6 +74,9 @@ internal static unsafe class Abi
             RrStatus.Busy => "busy"u8,
             RrStatus.NoDevice => "no device"u8,
             RrStatus.NotFound => "not found"u8,
+            RrStatus.Broken => "queue broken by its peer; reset it"u8,
+            RrStatus.NoSpace => "no space"u8,
+            RrStatus.Malformed => "malformed descriptor chain"u8,
             _ => "unknown status"u8,
         };
         // SAFETY: UTF-8 literals are NUL-terminated and live in the image's read-only data for the

@@ -1,0 +1,107 @@
+// A doorbell between two threads: the notification a virtqueue side sends its peer (a kick or an
+// interrupt). Ring is cheap when nobody sleeps (one atomic exchange); Wait spins briefly — a
+// peer on another CPU usually answers within a few microseconds — and only then blocks.
+//
+// State word, one waiter at a time:
+//   Idle ──Ring──▶ Signalled ──Wait consumes──▶ Idle
+//   Idle ──Wait gives up spinning──▶ Sleeping ──Ring (sets the event)──▶ Signalled
+// A Ring that finds Sleeping sets the event; the sleeper wakes, consumes the signal and resets
+// the event. Wake-ups may be spurious (a late Set); callers re-check their ring, as the virtio
+// spec requires of both sides anyway.
+
+using System;
+using System.Threading;
+
+namespace RefRuntime.Core.Virtio;
+
+/// <summary>A spin-then-block doorbell (see file comment). Any number of ringers, one waiter.</summary>
+public sealed class Doorbell : IDisposable
+{
+    private const int Idle = 0;
+    private const int Signalled = 1;
+    private const int Sleeping = 2;
+
+    private readonly ManualResetEventSlim _event = new(false, 0);
+    private readonly int _spinIterations;
+    private int _state;
+    private long _rings;
+    private long _sleeps;
+
+    /// <summary>Creates a doorbell that spins <paramref name="spinIterations"/> times before blocking.</summary>
+    /// <param name="spinIterations">Polls before sleeping (0 = block at once).</param>
+    public Doorbell(int spinIterations = 2000)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(spinIterations);
+        _spinIterations = spinIterations;
+    }
+
+    /// <summary>Rings delivered.</summary>
+    public long Rings => Interlocked.Read(ref _rings);
+
+    /// <summary>Times the waiter went to sleep.</summary>
+    public long Sleeps => Interlocked.Read(ref _sleeps);
+
+    /// <summary>Rings the doorbell.</summary>
+    public void Ring()
+    {
+        Interlocked.Increment(ref _rings);
+        // ORDERING: the exchange is a full barrier: the ring's new entries (published before this
+        // call) are visible to the waiter that consumes the signal.
+        if (Interlocked.Exchange(ref _state, Signalled) == Sleeping)
+        {
+            _event.Set();
+        }
+    }
+
+    /// <summary>Waits for a ring, up to <paramref name="timeoutMs"/> milliseconds (−1 = forever).</summary>
+    /// <returns>True when a ring was consumed; false on timeout.</returns>
+    public bool Wait(int timeoutMs = Timeout.Infinite)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(timeoutMs, Timeout.Infinite);
+        for (int i = 0; i < _spinIterations; i++)
+        {
+            if (Volatile.Read(ref _state) == Signalled)
+            {
+                return Consume();
+            }
+
+            Thread.SpinWait(8);
+        }
+
+        if (Interlocked.CompareExchange(ref _state, Sleeping, Idle) == Signalled)
+        {
+            return Consume();
+        }
+
+        Interlocked.Increment(ref _sleeps);
+        long deadline = timeoutMs == Timeout.Infinite ? long.MaxValue : Environment.TickCount64 + timeoutMs;
+        while (true)
+        {
+            long left = deadline == long.MaxValue ? Timeout.Infinite : Math.Max(0, deadline - Environment.TickCount64);
+            _event.Wait((int)Math.Min(left, int.MaxValue));
+            _event.Reset();
+            if (Volatile.Read(ref _state) == Signalled)
+            {
+                return Consume();
+            }
+
+            // Still Sleeping: a stale Set from an earlier ring, or the time is up.
+            if (deadline != long.MaxValue && Environment.TickCount64 >= deadline)
+            {
+                return Interlocked.CompareExchange(ref _state, Idle, Sleeping) != Sleeping && Consume();
+            }
+        }
+    }
+
+    // ORDERING: an exchange (full barrier), not a plain store: a ring that lands between our read
+    // of Signalled and this store is totally ordered with it, so its entries are visible to the
+    // waiter's next look at the ring.
+    private bool Consume()
+    {
+        Interlocked.Exchange(ref _state, Idle);
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _event.Dispose();
+}

@@ -1,0 +1,548 @@
+// The device side of a split virtqueue (devices.md §B.4, §B.5, §B.8; vhost vhost_get_vq_desc,
+// QEMU virtqueue_pop, rust-vmm virtio-queue).
+//
+// The device reads what the driver made available, walks each chain, and returns used entries.
+// The driver is untrusted: every ring index, descriptor field and address comes from memory the
+// driver can rewrite at any moment, so each is loaded once, checked, and only then used:
+//   * the available index may not run more than N ahead of what was consumed;
+//   * a head and every `next` must be in range for the table being walked; a chain may visit at
+//     most N descriptors (this catches loops) and carry at most 2^32 − 1 bytes;
+//   * readable segments come before writable ones;
+//   * INDIRECT only if negotiated, never nested, never with NEXT, a table of a non-zero multiple
+//     of 16 bytes (at most 65536 entries);
+//   * every buffer and table must lie inside the guest-memory region (GuestMemory.TryTranslate).
+// A queue-level violation (an index that jumps, a head out of range) breaks the queue. A chain-
+// level violation (bad next, loop, bad address, bad indirect table) consumes the chain and, by
+// policy, either breaks the queue (vhost/QEMU: the default) or reports RrStatus.Malformed with
+// the head, which the caller returns with a used length of 0 (virtio-gpio rule D2).
+//
+// The walked chain is kept as translated segments (host pointer, length, writable) until the next
+// TryPop; Gather/Scatter copy bytes across them. Not thread-safe: one thread serves a queue.
+
+using System;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using static RefRuntime.Core.Virtio.VirtqLayout;
+
+namespace RefRuntime.Core.Virtio;
+
+/// <summary>What the device does with a malformed chain.</summary>
+public enum MalformedChainPolicy
+{
+    /// <summary>Break the queue (vhost, QEMU).</summary>
+    BreakQueue = 0,
+
+    /// <summary>Report <see cref="RrStatus.Malformed"/> with the head; the caller returns it with length 0.</summary>
+    ReturnEmpty = 1,
+}
+
+/// <summary>A translated buffer of a popped chain.</summary>
+/// <param name="host">Host address of its first byte (inside the region).</param>
+/// <param name="length">Bytes.</param>
+/// <param name="writable">Whether the device may write it.</param>
+public readonly unsafe struct VirtqSegment(byte* host, uint length, bool writable)
+{
+    /// <summary>Host address of the first byte (inside the region).</summary>
+    public readonly byte* Host = host;
+
+    /// <summary>Bytes.</summary>
+    public readonly uint Length = length;
+
+    /// <summary>Whether the device may write it.</summary>
+    public readonly bool Writable = writable;
+}
+
+/// <summary>A chain taken from the available ring.</summary>
+/// <param name="Head">The head descriptor index (the id to return in the used ring).</param>
+/// <param name="Readable">Readable segments (they come first).</param>
+/// <param name="Writable">Writable segments.</param>
+/// <param name="ReadableBytes">Readable bytes in all.</param>
+/// <param name="WritableBytes">Writable bytes in all.</param>
+public readonly record struct VirtqChain(ushort Head, int Readable, int Writable, uint ReadableBytes, uint WritableBytes);
+
+/// <summary>The device side of a split virtqueue (see file comment).</summary>
+public sealed unsafe class VirtqDevice
+{
+    private readonly GuestMemory _mem;
+    private readonly int _n;
+    private readonly int _mask;
+    private readonly VirtqFeatures _features;
+    private readonly bool _eventIdx;
+    private readonly bool _indirect;
+    private readonly MalformedChainPolicy _policy;
+    private readonly byte* _desc;
+    private readonly byte* _avail;
+    private readonly byte* _used;
+    private readonly byte* _usedEvent;
+    private readonly byte* _availEvent;
+    private readonly VirtqSegment[] _segments;
+    private readonly uint[] _heldWritable; // per head: writable bytes of the chain the device holds
+    private readonly bool[] _held;
+
+    private int _segmentCount;
+    private VirtqChain _current;
+    private ushort _lastAvail;
+    private ushort _nextUsed;
+    private ushort _signalledUsed;
+    private string? _brokenReason;
+    private string? _lastMalformed;
+    private int _destroyed;
+    private long _notifications;
+    private long _notificationsSuppressed;
+    private long _malformed;
+
+    private VirtqDevice(GuestMemory mem, int n, VirtqFeatures features, MalformedChainPolicy policy, byte* desc, byte* avail, byte* used)
+    {
+        _mem = mem;
+        _n = n;
+        _mask = n - 1;
+        _features = features;
+        _eventIdx = (features & VirtqFeatures.EventIdx) != 0;
+        _indirect = (features & VirtqFeatures.IndirectDesc) != 0;
+        _policy = policy;
+        _desc = desc;
+        _avail = avail;
+        _used = used;
+        _usedEvent = avail + UsedEventOffset(n);
+        _availEvent = used + AvailEventOffset(n);
+        _segments = new VirtqSegment[n];
+        _heldWritable = new uint[n];
+        _held = new bool[n];
+    }
+
+    /// <summary>Queue size (N).</summary>
+    public int Size => _n;
+
+    /// <summary>The negotiated features this side uses.</summary>
+    public VirtqFeatures Features => _features;
+
+    /// <summary>Whether a protocol violation broke the queue.</summary>
+    public bool IsBroken => _brokenReason is not null;
+
+    /// <summary>What broke the queue, or null.</summary>
+    public string? BrokenReason => _brokenReason;
+
+    /// <summary>Why the last malformed chain was refused (<see cref="MalformedChainPolicy.ReturnEmpty"/>), or null.</summary>
+    public string? LastMalformedReason => _lastMalformed;
+
+    /// <summary>Malformed chains seen.</summary>
+    public long MalformedCount => _malformed;
+
+    /// <summary>Notifications <see cref="NotifyPrepare"/> asked for.</summary>
+    public long Notifications => _notifications;
+
+    /// <summary>Notifications <see cref="NotifyPrepare"/> suppressed.</summary>
+    public long NotificationsSuppressed => _notificationsSuppressed;
+
+    /// <summary>Segments of the chain returned by the last successful <see cref="TryPop"/> (valid until the next).</summary>
+    public ReadOnlySpan<VirtqSegment> Segments => new(_segments, 0, _segmentCount);
+
+    /// <summary>
+    /// Creates the device side over rings the driver placed at <paramref name="rings"/> (guest
+    /// addresses, checked: each part aligned and entirely inside the region).
+    /// </summary>
+    /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.InvalidArgument"/> (with <paramref name="error"/>), or <see cref="RrStatus.BadHandle"/> (region destroyed).</returns>
+    public static RrStatus Create(GuestMemory memory, VirtqRings rings, VirtqFeatures features, MalformedChainPolicy policy, out VirtqDevice? device, out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        device = null;
+        int n = rings.Size;
+        if (!IsValidSize(n))
+        {
+            error = $"queue size {n} is not a power of two from 1 to {MaxSize}";
+            return RrStatus.InvalidArgument;
+        }
+
+        if ((rings.DescGpa % DescAlign) != 0 || (rings.AvailGpa % AvailAlign) != 0 || (rings.UsedGpa % UsedAlign) != 0)
+        {
+            error = "a ring part is misaligned (descriptor table 16, available ring 2, used ring 4)";
+            return RrStatus.InvalidArgument;
+        }
+
+        if (!memory.TryTranslate(rings.DescGpa, (ulong)DescTableBytes(n), out byte* desc)
+            || !memory.TryTranslate(rings.AvailGpa, (ulong)AvailRingBytes(n), out byte* avail)
+            || !memory.TryTranslate(rings.UsedGpa, (ulong)UsedRingBytes(n), out byte* used))
+        {
+            error = "a ring part lies outside the guest-memory region";
+            return RrStatus.InvalidArgument;
+        }
+
+        if (policy is not (MalformedChainPolicy.BreakQueue or MalformedChainPolicy.ReturnEmpty))
+        {
+            error = $"unknown malformed-chain policy {(int)policy}";
+            return RrStatus.InvalidArgument;
+        }
+
+        if (!memory.TryAttach())
+        {
+            error = "the region was destroyed";
+            return RrStatus.BadHandle;
+        }
+
+        error = null;
+        device = new VirtqDevice(memory, n, features, policy, desc, avail, used);
+        return RrStatus.Ok;
+    }
+
+    /// <summary>Whether the driver has made a chain available that was not popped yet (cheap poll).</summary>
+    public bool HasAvailable => _brokenReason is null && Le.ReadAcquire16(_avail + RingIdx) != _lastAvail;
+
+    /// <summary>
+    /// Takes the next available chain and walks it (see file comment for every check).
+    /// </summary>
+    /// <param name="chain">The chain; its segments are <see cref="Segments"/>.</param>
+    /// <returns><see cref="RrStatus.Ok"/>; <see cref="RrStatus.NotFound"/> (nothing available);
+    /// <see cref="RrStatus.Malformed"/> (policy ReturnEmpty: <paramref name="chain"/>.Head must be
+    /// returned with length 0); <see cref="RrStatus.Broken"/>.</returns>
+    public RrStatus TryPop(out VirtqChain chain)
+    {
+        chain = default;
+        _segmentCount = 0;
+        if (_brokenReason is not null)
+        {
+            return RrStatus.Broken;
+        }
+
+        // ORDERING: acquire (barrier A): ring entries and descriptors are read after the index;
+        // pairs with the driver's release store of avail.idx.
+        ushort availIdx = Le.ReadAcquire16(_avail + RingIdx);
+        if (availIdx == _lastAvail)
+        {
+            return RrStatus.NotFound;
+        }
+
+        if ((ushort)(availIdx - _lastAvail) > _n)
+        {
+            return Break($"driver moved the available index from {_lastAvail} to {availIdx} (more than N = {_n} ahead)");
+        }
+
+        uint head = Le.Read16(_avail + RingEntries + (2 * (_lastAvail & _mask)));
+        if (head >= (uint)_n)
+        {
+            return Break($"available head {head} out of range (N = {_n})");
+        }
+
+        if (_held[head])
+        {
+            return Break($"available head {head} is already held by the device");
+        }
+
+        _lastAvail++;
+        string? malformed = Walk((int)head, out chain);
+        if (malformed is null)
+        {
+            _held[head] = true;
+            _heldWritable[head] = chain.WritableBytes;
+            _current = chain;
+            return RrStatus.Ok;
+        }
+
+        _malformed++;
+        _segmentCount = 0;
+        if (_policy == MalformedChainPolicy.BreakQueue)
+        {
+            return Break($"chain at head {head}: {malformed}");
+        }
+
+        // INVARIANT: a malformed chain is held with no writable bytes: it can only go back with length 0.
+        _lastMalformed = $"chain at head {head}: {malformed}";
+        _held[head] = true;
+        _heldWritable[head] = 0;
+        chain = new VirtqChain((ushort)head, 0, 0, 0, 0);
+        _current = default;
+        return RrStatus.Malformed;
+    }
+
+    /// <summary>Copies the current chain's readable bytes into <paramref name="destination"/> (as many as fit).</summary>
+    /// <returns>Bytes copied.</returns>
+    public int Gather(Span<byte> destination)
+    {
+        int copied = 0;
+        for (int k = 0; k < _current.Readable && copied < destination.Length; k++)
+        {
+            VirtqSegment s = _segments[k];
+            int take = (int)Math.Min(s.Length, (uint)(destination.Length - copied));
+            // SAFETY: the segment was translated inside the region by Walk; take ≤ its length.
+            new ReadOnlySpan<byte>(s.Host, take).CopyTo(destination[copied..]);
+            copied += take;
+        }
+
+        return copied;
+    }
+
+    /// <summary>Copies <paramref name="source"/> into the current chain's writable segments (as much as fits).</summary>
+    /// <returns>Bytes written.</returns>
+    public int Scatter(ReadOnlySpan<byte> source)
+    {
+        int written = 0;
+        for (int k = _current.Readable; k < _current.Readable + _current.Writable && written < source.Length; k++)
+        {
+            VirtqSegment s = _segments[k];
+            int take = (int)Math.Min(s.Length, (uint)(source.Length - written));
+            // SAFETY: as Gather; the segment is device-writable (checked in Walk).
+            source.Slice(written, take).CopyTo(new Span<byte>(s.Host, take));
+            written += take;
+        }
+
+        return written;
+    }
+
+    /// <summary>
+    /// Writes a used entry for a chain this device holds (visible to the driver at the next
+    /// <see cref="PublishUsed"/> / <see cref="NotifyPrepare"/>).
+    /// </summary>
+    /// <param name="head">The chain's head, as popped.</param>
+    /// <param name="length">Bytes written into its writable buffers (at most their total).</param>
+    /// <returns><see cref="RrStatus.Ok"/>; <see cref="RrStatus.InvalidArgument"/> (not a chain this device holds, or length too large); <see cref="RrStatus.Broken"/>.</returns>
+    public RrStatus AddUsed(int head, uint length)
+    {
+        if (_brokenReason is not null)
+        {
+            return RrStatus.Broken;
+        }
+
+        if ((uint)head >= (uint)_n || !_held[head] || length > _heldWritable[head])
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        byte* elem = _used + RingEntries + (UsedElemSize * (_nextUsed & _mask));
+        Le.Write32(elem, (uint)head);
+        Le.Write32(elem + 4, length);
+        _held[head] = false;
+        _nextUsed++;
+        return RrStatus.Ok;
+    }
+
+    /// <summary>Makes the used entries written so far visible (one release store of used.idx); no notification decision.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PublishUsed()
+    {
+        // ORDERING: release (barrier B): used entries and the bytes written into the chains are
+        // visible before the index; pairs with the driver's acquire load of used.idx.
+        Le.WriteRelease16(_used + RingIdx, _nextUsed);
+    }
+
+    /// <summary>
+    /// Publishes the used entries and decides whether to notify the driver: with EVENT_IDX iff
+    /// used_event lies in the entries published since the last decision, otherwise iff the driver
+    /// has not set NO_INTERRUPT.
+    /// </summary>
+    /// <returns>True when the caller should notify the driver.</returns>
+    public bool NotifyPrepare()
+    {
+        PublishUsed();
+        // ORDERING: full fence (barrier D): used.idx is visible before used_event / flags are
+        // read; pairs with the driver's fence after writing used_event (VirtqDriver.EnableCallbacks).
+        Interlocked.MemoryBarrier();
+        ushort oldIdx = _signalledUsed;
+        ushort newIdx = _nextUsed;
+        _signalledUsed = newIdx;
+        if (oldIdx == newIdx)
+        {
+            return false;
+        }
+
+        bool notify = _eventIdx
+            ? NeedEvent(Le.Read16(_usedEvent), newIdx, oldIdx)
+            : (Le.Read16(_avail + RingFlags) & VRING_AVAIL_F_NO_INTERRUPT) == 0;
+        if (notify)
+        {
+            _notifications++;
+        }
+        else
+        {
+            _notificationsSuppressed++;
+        }
+
+        return notify;
+    }
+
+    /// <summary>
+    /// Asks the driver to kick again when it adds chains (EVENT_IDX: avail_event := the next
+    /// index to consume; otherwise clears NO_NOTIFY).
+    /// </summary>
+    /// <returns>True when chains are already available: pop them before sleeping.</returns>
+    public bool EnableNotifications()
+    {
+        if (_eventIdx)
+        {
+            Le.Write16(_availEvent, _lastAvail);
+        }
+        else
+        {
+            Le.Write16(_used + RingFlags, 0);
+        }
+
+        // ORDERING: full fence (barrier C): the request is visible before avail.idx is re-read;
+        // pairs with the driver's fence in VirtqDriver.KickPrepare.
+        Interlocked.MemoryBarrier();
+        return HasAvailable;
+    }
+
+    /// <summary>Asks the driver not to kick (polling): sets NO_NOTIFY without EVENT_IDX; with it, avail_event is no longer advanced.</summary>
+    public void DisableNotifications()
+    {
+        if (!_eventIdx)
+        {
+            Le.Write16(_used + RingFlags, VRING_USED_F_NO_NOTIFY);
+        }
+    }
+
+    /// <summary>Forgets every index and held chain, and clears the broken state (pair with the driver's Reset).</summary>
+    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.BadHandle"/> after <see cref="Destroy"/>.</returns>
+    public RrStatus Reset()
+    {
+        if (Volatile.Read(ref _destroyed) != 0)
+        {
+            return RrStatus.BadHandle;
+        }
+
+        Array.Clear(_held);
+        Array.Clear(_heldWritable);
+        _segmentCount = 0;
+        _current = default;
+        _lastAvail = 0;
+        _nextUsed = 0;
+        _signalledUsed = 0;
+        _brokenReason = null;
+        _lastMalformed = null;
+        return RrStatus.Ok;
+    }
+
+    /// <summary>Detaches the device side from its region. Unusable afterwards.</summary>
+    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.BadHandle"/> if already destroyed.</returns>
+    public RrStatus Destroy()
+    {
+        if (Interlocked.Exchange(ref _destroyed, 1) != 0)
+        {
+            return RrStatus.BadHandle;
+        }
+
+        _brokenReason = "the queue was destroyed";
+        _mem.Detach();
+        return RrStatus.Ok;
+    }
+
+    private RrStatus Break(string reason)
+    {
+        _brokenReason = reason;
+        _segmentCount = 0;
+        return RrStatus.Broken;
+    }
+
+    /// <summary>Walks the chain at <paramref name="head"/> into <c>_segments</c>; null on success, else what was wrong.</summary>
+    private string? Walk(int head, out VirtqChain chain)
+    {
+        chain = default;
+        byte* table = _desc;
+        int tableSize = _n;
+        bool inIndirect = false;
+        int index = head;
+        int readable = 0;
+        int writable = 0;
+        ulong readableBytes = 0;
+        ulong writableBytes = 0;
+        // At most N segments, plus the one descriptor that points to an indirect table.
+        for (int steps = 0; ; steps++)
+        {
+            if (steps > _n)
+            {
+                return $"more than N = {_n} descriptors (a loop, or a chain longer than the queue)";
+            }
+
+            byte* d = table + ((nint)index * DescSize);
+            // Each field once: the driver may rewrite the descriptor while we look at it.
+            ulong addr = Le.Read64(d + DescAddr);
+            uint len = Le.Read32(d + DescLen);
+            ushort flags = Le.Read16(d + DescFlags);
+            ushort next = Le.Read16(d + DescNext);
+
+            if ((flags & VRING_DESC_F_INDIRECT) != 0)
+            {
+                if (!_indirect)
+                {
+                    return "INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC";
+                }
+
+                if (inIndirect)
+                {
+                    return "INDIRECT descriptor inside an indirect table";
+                }
+
+                if ((flags & VRING_DESC_F_NEXT) != 0)
+                {
+                    return "INDIRECT and NEXT on the same descriptor";
+                }
+
+                if (len == 0 || (len % DescSize) != 0 || len / DescSize > MaxIndirectEntries)
+                {
+                    return $"indirect table of {len} bytes (must be a non-zero multiple of 16, at most {MaxIndirectEntries} entries)";
+                }
+
+                if (!_mem.TryTranslate(addr, len, out byte* t) || (addr % DescAlign) != 0)
+                {
+                    return $"indirect table [0x{addr:x}, +{len}) outside the region or misaligned";
+                }
+
+                // The WRITE flag of the pointing descriptor is ignored (spec).
+                table = t;
+                tableSize = (int)(len / DescSize);
+                inIndirect = true;
+                index = 0;
+                continue;
+            }
+
+            bool isWritable = (flags & VRING_DESC_F_WRITE) != 0;
+            if (!isWritable && writable > 0)
+            {
+                return "a readable descriptor after a writable one";
+            }
+
+            if (!_mem.TryTranslate(addr, len, out byte* host))
+            {
+                return $"buffer [0x{addr:x}, +{len}) outside the region";
+            }
+
+            if (readable + writable >= _n)
+            {
+                return $"more than N = {_n} descriptors (a loop, or a chain longer than the queue)";
+            }
+
+            _segments[readable + writable] = new VirtqSegment(host, len, isWritable);
+            if (isWritable)
+            {
+                writable++;
+                writableBytes += len;
+            }
+            else
+            {
+                readable++;
+                readableBytes += len;
+            }
+
+            if (readableBytes + writableBytes > uint.MaxValue)
+            {
+                return "chain longer than 4 GiB";
+            }
+
+            if ((flags & VRING_DESC_F_NEXT) == 0)
+            {
+                break;
+            }
+
+            if (next >= tableSize)
+            {
+                return $"next index {next} out of range ({tableSize} descriptors)";
+            }
+
+            index = next;
+        }
+
+        _segmentCount = readable + writable;
+        chain = new VirtqChain((ushort)head, readable, writable, (uint)readableBytes, (uint)writableBytes);
+        Debug.Assert(_segmentCount <= _n);
+        return null;
+    }
+}
