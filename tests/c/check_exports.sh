@@ -7,8 +7,9 @@ lib=$1 header=$2
 # Exported by the NativeAOT runtime itself for debuggers (not part of our API).
 allowed_runtime='^DotNetRuntimeDebugHeader$'
 exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}' | sort -u)
-# Function declarations: a line starting with a return type and an rr_ name followed by '('.
-declared=$(sed -n 's/^[A-Za-z_][A-Za-z0-9_ ]*[ *]\(rr_[a-z0-9_]*\)(.*/\1/p' "$header" \
+# Function declarations: a line starting with a return type and an rr_ name followed by '('
+# (static inline helpers defined in the header itself are not exports).
+declared=$(grep -v '^static ' "$header" | sed -n 's/^[A-Za-z_][A-Za-z0-9_ ]*[ *]\(rr_[a-z0-9_]*\)(.*/\1/p' \
   | grep -v '^rr__' | sort -u)
 status=0
 for s in $exported; do

@@ -80,7 +80,13 @@ uint32_t rr_version(void);
  * @RR_EBUSY:     the object is in use (an RCU domain with a reader inside a section); nothing
  *                was done.
  * @RR_ENODEV:    no device: the resource was revoked, or the gate disconnected.
- * @RR_ENOENT:    no matching entry (a devres action or group not on the list).
+ * @RR_ENOENT:    no matching entry (a devres action or group not on the list); for queues:
+ *                nothing to collect; for a doorbell wait: timed out.
+ * @RR_EIO:       the virtqueue is broken: its peer broke the protocol (see rr_vq_*_error() for
+ *                what); every later call on it answers RR_EIO until it is reset.
+ * @RR_ENOSPC:    no room (too few free descriptors, region full); nothing was changed.
+ * @RR_EBADMSG:   a malformed descriptor chain was consumed (device policy
+ *                RR_VQ_MALFORMED_RETURN_EMPTY); return its head with length 0.
  */
 typedef enum rr_status {
     RR_OK = 0,
@@ -91,7 +97,10 @@ typedef enum rr_status {
     RR_EDEADLK = 5,
     RR_EBUSY = 6,
     RR_ENODEV = 7,
-    RR_ENOENT = 8
+    RR_ENOENT = 8,
+    RR_EIO = 9,
+    RR_ENOSPC = 10,
+    RR_EBADMSG = 11
 } rr_status;
 
 /**
@@ -1031,6 +1040,223 @@ int32_t rr_gpio_chip_get(rr_gpio_chip_t *chip);
 int32_t rr_gpio_destroy(rr_gpio_chip_t *chip);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Virtio split virtqueue (virtio 1.x 2.7): driver side, device side, doorbell               */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * A queue lives in a guest-memory region (rr_guestmem_t): one native block addressed by
+ * guest-physical addresses from gpa_base. The driver side carves its ring from the region and
+ * hands the three part addresses (rr_vq_rings) to the device side. Every address either side
+ * takes from the other is bounds-checked against the region; nothing outside it is touched.
+ * Each side distrusts the other: a protocol violation returns RR_EIO and breaks the queue
+ * (rr_vq_*_error() says what), until both sides are reset.
+ * Threading: one thread drives a queue's driver side, one thread its device side (they may be
+ * different threads); a side's calls must not run concurrently with each other.
+ */
+
+/** Descriptor flags and ring flags (little-endian fields in guest memory). */
+#define RR_VRING_DESC_F_NEXT 1
+#define RR_VRING_DESC_F_WRITE 2
+#define RR_VRING_DESC_F_INDIRECT 4
+#define RR_VRING_AVAIL_F_NO_INTERRUPT 1
+#define RR_VRING_USED_F_NO_NOTIFY 1
+/** Feature bits for the @features arguments. */
+#define RR_VIRTIO_F_INDIRECT_DESC (1ull << 28)
+#define RR_VIRTIO_F_EVENT_IDX (1ull << 29)
+/** The largest queue size. */
+#define RR_VQ_MAX_SIZE 32768
+/** Device policy for malformed chains: break the queue (default, as vhost/QEMU) or return RR_EBADMSG. */
+#define RR_VQ_MALFORMED_BREAK 0
+#define RR_VQ_MALFORMED_RETURN_EMPTY 1
+
+/**
+ * rr_vring_need_event() - the event-index test (vring_need_event): true iff @event_idx lies in
+ * [@old_idx, @new_idx) of the 16-bit index space, i.e. moving the index from old to new passed
+ * the point where the peer asked to be notified. Correct across the 65535 -> 0 wrap.
+ */
+static inline int rr_vring_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx)
+{
+    return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old_idx);
+}
+
+/** rr_guestmem_t - a guest-memory region (opaque). */
+typedef struct rr_guestmem rr_guestmem_t;
+/** rr_vq_driver_t - the driver side of a queue (opaque). */
+typedef struct rr_vq_driver rr_vq_driver_t;
+/** rr_vq_device_t - the device side of a queue (opaque). */
+typedef struct rr_vq_device rr_vq_device_t;
+/** rr_doorbell_t - a spin-then-block notification between two threads (opaque). */
+typedef struct rr_doorbell rr_doorbell_t;
+
+/** rr_vq_buf_t - one buffer of a chain: guest-physical address and length. */
+typedef struct rr_vq_buf {
+    uint64_t gpa;
+    uint32_t len;
+    uint32_t reserved; /* 0 */
+} rr_vq_buf_t;
+
+/** rr_vq_rings_t - where a queue's parts are (guest-physical), as the driver tells the device. */
+typedef struct rr_vq_rings {
+    uint32_t size;     /* N, a power of two up to 32768 */
+    uint32_t reserved;
+    uint64_t desc;     /* descriptor table, 16-byte aligned */
+    uint64_t avail;    /* available ring, 2-byte aligned */
+    uint64_t used;     /* used ring, 4-byte aligned */
+} rr_vq_rings_t;
+
+/** rr_vq_chain_t - a chain the device took from the available ring. */
+typedef struct rr_vq_chain {
+    uint16_t head;           /* the id to give back with rr_vq_device_add_used() */
+    uint16_t reserved;
+    uint32_t n_readable;     /* readable segments (they come first) */
+    uint32_t n_writable;     /* writable segments */
+    uint32_t readable_bytes;
+    uint32_t writable_bytes;
+} rr_vq_chain_t;
+
+/**
+ * rr_guestmem_create() - allocate a zeroed region of @size bytes (1 .. 2^40) at guest address
+ * @gpa_base (4 KiB aligned; the region may not wrap the 64-bit space).
+ * Return: RR_OK; RR_EINVAL; RR_ENOMEM.
+ */
+int32_t rr_guestmem_create(uint64_t size, uint64_t gpa_base, rr_guestmem_t **out);
+
+/** rr_guestmem_destroy() - free the region. Return: RR_OK; RR_EBUSY while a queue side is attached; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_guestmem_destroy(rr_guestmem_t *mem);
+
+/**
+ * rr_guestmem_translate() - the host address of [@gpa, @gpa + @len), so a host can fill or read
+ * buffers. Return: RR_OK; RR_EINVAL if any byte lies outside the region (*@out_host = NULL);
+ * RR_EBADHANDLE.
+ */
+int32_t rr_guestmem_translate(rr_guestmem_t *mem, uint64_t gpa, uint64_t len, void **out_host);
+
+/**
+ * rr_guestmem_alloc() - carve @size zeroed bytes aligned to @align (a power of two, at most 4096)
+ * from the region; lives as long as the region. Return: RR_OK; RR_EINVAL; RR_ENOSPC; RR_EBADHANDLE.
+ */
+int32_t rr_guestmem_alloc(rr_guestmem_t *mem, uint64_t size, uint64_t align, uint64_t *out_gpa);
+
+/**
+ * rr_vq_driver_create() - a driver-side queue of @size entries in @mem, ring carved from it.
+ * @features: RR_VIRTIO_F_* bits negotiated with the device.
+ * @indirect_max: 0, or (with RR_VIRTIO_F_INDIRECT_DESC) the entries of the indirect table kept
+ *                per descriptor: chains of 2 .. @indirect_max buffers then use one descriptor.
+ * Return: RR_OK; RR_EINVAL (size not a power of two up to 32768, bad @indirect_max); RR_ENOSPC
+ * (region too small); RR_EBADHANDLE.
+ */
+int32_t rr_vq_driver_create(rr_guestmem_t *mem, uint32_t size, uint64_t features, uint32_t indirect_max, rr_vq_driver_t **out);
+
+/** rr_vq_driver_destroy() - detach from the region and free. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_vq_driver_destroy(rr_vq_driver_t *vq);
+
+/** rr_vq_driver_rings() - the part addresses to give the device side. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_vq_driver_rings(rr_vq_driver_t *vq, rr_vq_rings_t *out);
+
+/**
+ * rr_vq_driver_add() - stage a chain: @bufs[0 .. @n_readable) device-readable, then @n_writable
+ * device-writable buffers, each inside the region, 2^32 - 1 bytes in all at most. @token comes
+ * back from rr_vq_driver_get_used(). The device sees it after rr_vq_driver_publish().
+ * Return: RR_OK; RR_ENOSPC (too few free descriptors: collect used chains first); RR_EINVAL
+ * (no buffers, more than N, a buffer outside the region); RR_EIO; RR_EBADHANDLE.
+ */
+int32_t rr_vq_driver_add(rr_vq_driver_t *vq, const rr_vq_buf_t *bufs, uint32_t n_readable, uint32_t n_writable, uint64_t token);
+
+/**
+ * rr_vq_driver_publish() - make staged chains visible (one release store of avail.idx).
+ * @out_notify: NULL for polling devices (no fence, no decision); otherwise receives 1 when the
+ *              device must be notified (EVENT_IDX: avail_event passed; else NO_NOTIFY clear).
+ * Return: RR_OK; RR_EIO; RR_EBADHANDLE.
+ */
+int32_t rr_vq_driver_publish(rr_vq_driver_t *vq, int32_t *out_notify);
+
+/**
+ * rr_vq_driver_get_used() - collect the next chain the device returned. The entry is validated
+ * (used index within what is in flight, id < N and a head in flight, length <= the chain's
+ * writable bytes) before anything is believed.
+ * Return: RR_OK with its token and length; RR_ENOENT (nothing to collect); RR_EIO (broken);
+ * RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_vq_driver_get_used(rr_vq_driver_t *vq, uint64_t *out_token, uint32_t *out_len);
+
+/**
+ * rr_vq_driver_enable_cb() - ask the device for notifications again. @out_pending (optional)
+ * receives 1 when used chains are already waiting: collect them before sleeping.
+ */
+int32_t rr_vq_driver_enable_cb(rr_vq_driver_t *vq, int32_t *out_pending);
+
+/** rr_vq_driver_disable_cb() - ask the device not to notify (polling). */
+int32_t rr_vq_driver_disable_cb(rr_vq_driver_t *vq);
+
+/** rr_vq_driver_detach_unused() - teardown: reclaim one chain the device still holds. Return: RR_OK with its token; RR_ENOENT when none is left. */
+int32_t rr_vq_driver_detach_unused(rr_vq_driver_t *vq, uint64_t *out_token);
+
+/** rr_vq_driver_reset() - back to the initial state (not broken, all free, indices 0); reset the device side too. */
+int32_t rr_vq_driver_reset(rr_vq_driver_t *vq);
+
+/** rr_vq_driver_error() - copy why the queue broke (NUL-terminated, truncated to @cap). Return: RR_OK; RR_ENOENT if not broken; RR_EINVAL. */
+int32_t rr_vq_driver_error(rr_vq_driver_t *vq, char *buf, uint32_t cap);
+
+/**
+ * rr_vq_device_create() - the device side over the rings at @rings in @mem (each part checked:
+ * aligned, inside the region). @policy: RR_VQ_MALFORMED_BREAK or RR_VQ_MALFORMED_RETURN_EMPTY.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_create(rr_guestmem_t *mem, const rr_vq_rings_t *rings, uint64_t features, uint32_t policy, rr_vq_device_t **out);
+
+/** rr_vq_device_destroy() - detach from the region and free. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_vq_device_destroy(rr_vq_device_t *vq);
+
+/**
+ * rr_vq_device_pop() - take the next available chain and validate it whole: indices in range,
+ * no loop, at most N descriptors, readable before writable, indirect tables well formed,
+ * every buffer inside the region.
+ * Return: RR_OK; RR_ENOENT (nothing available); RR_EBADMSG (policy RETURN_EMPTY: malformed,
+ * give @out->head back with length 0); RR_EIO (broken); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_pop(rr_vq_device_t *vq, rr_vq_chain_t *out);
+
+/** rr_vq_device_read() - copy the last popped chain's readable bytes into @dst (at most @cap); *@out_len = bytes copied. */
+int32_t rr_vq_device_read(rr_vq_device_t *vq, void *dst, uint32_t cap, uint32_t *out_len);
+
+/** rr_vq_device_write() - copy @len bytes into the last popped chain's writable buffers (as many as fit); *@out_written = bytes written. */
+int32_t rr_vq_device_write(rr_vq_device_t *vq, const void *src, uint32_t len, uint32_t *out_written);
+
+/**
+ * rr_vq_device_add_used() - return chain @head with @len bytes written (at most its writable
+ * bytes); visible after rr_vq_device_publish(). Return: RR_OK; RR_EINVAL (not a chain this
+ * device holds, or @len too large); RR_EIO; RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_add_used(rr_vq_device_t *vq, uint32_t head, uint32_t len);
+
+/** rr_vq_device_publish() - publish used entries; @out_notify as for rr_vq_driver_publish() (used_event / NO_INTERRUPT). */
+int32_t rr_vq_device_publish(rr_vq_device_t *vq, int32_t *out_notify);
+
+/** rr_vq_device_enable_notify() - ask the driver to kick again; @out_pending (optional): 1 if chains are already available. */
+int32_t rr_vq_device_enable_notify(rr_vq_device_t *vq, int32_t *out_pending);
+
+/** rr_vq_device_disable_notify() - ask the driver not to kick (polling). */
+int32_t rr_vq_device_disable_notify(rr_vq_device_t *vq);
+
+/** rr_vq_device_reset() - forget indices and held chains; clears the broken state. */
+int32_t rr_vq_device_reset(rr_vq_device_t *vq);
+
+/** rr_vq_device_error() - why the queue broke, or why the last chain was malformed. Return: RR_OK; RR_ENOENT if neither; RR_EINVAL. */
+int32_t rr_vq_device_error(rr_vq_device_t *vq, char *buf, uint32_t cap);
+
+/** rr_doorbell_create() - a doorbell whose waiter polls @spin times before blocking. Return: RR_OK; RR_EINVAL; RR_ENOMEM. */
+int32_t rr_doorbell_create(uint32_t spin, rr_doorbell_t **out);
+
+/** rr_doorbell_destroy() - free it (no thread may be waiting). */
+int32_t rr_doorbell_destroy(rr_doorbell_t *bell);
+
+/** rr_doorbell_ring() - ring it: wakes the waiter, or the next wait returns at once. Any thread. */
+int32_t rr_doorbell_ring(rr_doorbell_t *bell);
+
+/** rr_doorbell_wait() - wait up to @timeout_ms (-1: forever) for a ring. One waiter at a time. Return: RR_OK; RR_ENOENT on timeout; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_doorbell_wait(rr_doorbell_t *bell, int32_t timeout_ms);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Heap diagnostics                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1384,6 +1610,12 @@ _Static_assert(sizeof(rr_revocable_t) == 48 && offsetof(rr_revocable_t, resource
 static_assert(sizeof(rr_io_t) == 64 && offsetof(rr_io_t, base) == 8 && offsetof(rr_io_t, size) == 16, "io layout");
 #else
 _Static_assert(sizeof(rr_io_t) == 64 && offsetof(rr_io_t, base) == 8 && offsetof(rr_io_t, size) == 16, "io layout");
+#endif
+
+#ifdef __cplusplus
+static_assert(sizeof(rr_vq_buf_t) == 16 && sizeof(rr_vq_rings_t) == 32 && sizeof(rr_vq_chain_t) == 20, "virtqueue struct layouts");
+#else
+_Static_assert(sizeof(rr_vq_buf_t) == 16 && sizeof(rr_vq_rings_t) == 32 && sizeof(rr_vq_chain_t) == 20, "virtqueue struct layouts");
 #endif
 
 #endif /* REFRUNTIME_H */

@@ -1,0 +1,310 @@
+/*
+ * The split virtqueue from C (rr_guestmem_*, rr_vq_*, rr_doorbell_*): a C host as the driver
+ * side and as the device side, a round trip with bytes checked, event-index kicks, a device that
+ * lies about a used entry (RR_EIO and the reset path), a driver that builds a looping chain,
+ * bad handles, and a two-thread run with doorbells. Spec: shared/specs/devices.md §B.
+ */
+#define _GNU_SOURCE
+#include <refruntime.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "rr_test.h"
+
+#ifdef RR_INLINE
+#define MODE "inline"
+#else
+#define MODE "export"
+#endif
+
+#define GPA 0x40000000ull
+
+struct pair {
+    rr_guestmem_t *mem;
+    rr_vq_driver_t *drv;
+    rr_vq_device_t *dev;
+    rr_vq_rings_t rings;
+};
+
+static void pair_open(struct pair *p, uint32_t n, uint64_t features, uint32_t indirect, uint32_t policy)
+{
+    CHECK_EQ(rr_guestmem_create(1 << 20, GPA, &p->mem), RR_OK);
+    CHECK_EQ(rr_vq_driver_create(p->mem, n, features, indirect, &p->drv), RR_OK);
+    CHECK_EQ(rr_vq_driver_rings(p->drv, &p->rings), RR_OK);
+    CHECK_EQ(p->rings.size, n);
+    CHECK_EQ(rr_vq_device_create(p->mem, &p->rings, features, policy, &p->dev), RR_OK);
+}
+
+static void pair_close(struct pair *p)
+{
+    CHECK_EQ(rr_guestmem_destroy(p->mem), RR_EBUSY); /* queues still attached */
+    CHECK_EQ(rr_vq_driver_destroy(p->drv), RR_OK);
+    CHECK_EQ(rr_vq_device_destroy(p->dev), RR_OK);
+    CHECK_EQ(rr_guestmem_destroy(p->mem), RR_OK);
+}
+
+static void *host(struct pair *p, uint64_t gpa, uint64_t len)
+{
+    void *h = NULL;
+    CHECK_EQ(rr_guestmem_translate(p->mem, gpa, len, &h), RR_OK);
+    return h;
+}
+
+static void round_trip(void)
+{
+    struct pair p;
+    pair_open(&p, 16, RR_VIRTIO_F_EVENT_IDX | RR_VIRTIO_F_INDIRECT_DESC, 4, RR_VQ_MALFORMED_BREAK);
+    uint64_t req, resp;
+    CHECK_EQ(rr_guestmem_alloc(p.mem, 8, 8, &req), RR_OK);
+    CHECK_EQ(rr_guestmem_alloc(p.mem, 4, 4, &resp), RR_OK);
+    memcpy(host(&p, req, 8), "ping-req", 8);
+    rr_vq_buf_t bufs[3] = {{req, 4, 0}, {req + 4, 4, 0}, {resp, 4, 0}};
+    CHECK_EQ(rr_vq_driver_add(p.drv, bufs, 2, 1, 0x1234), RR_OK);
+    int32_t notify = -1;
+    CHECK_EQ(rr_vq_driver_publish(p.drv, &notify), RR_OK);
+    CHECK_EQ(notify, 1); /* avail_event starts at 0: the first chain kicks */
+
+    rr_vq_chain_t c;
+    CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_OK);
+    CHECK_EQ(c.n_readable, 2);
+    CHECK_EQ(c.n_writable, 1);
+    CHECK_EQ(c.readable_bytes, 8);
+    char in[16] = {0};
+    uint32_t got = 0;
+    CHECK_EQ(rr_vq_device_read(p.dev, in, sizeof in, &got), RR_OK);
+    CHECK_EQ(got, 8);
+    CHECK(memcmp(in, "ping-req", 8) == 0);
+    CHECK_EQ(rr_vq_device_write(p.dev, "pong", 4, &got), RR_OK);
+    CHECK_EQ(got, 4);
+    CHECK_EQ(rr_vq_device_add_used(p.dev, c.head, 5), RR_EINVAL); /* more than writable */
+    CHECK_EQ(rr_vq_device_add_used(p.dev, c.head, 4), RR_OK);
+    CHECK_EQ(rr_vq_device_publish(p.dev, &notify), RR_OK);
+    CHECK_EQ(notify, 1);
+    CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_ENOENT);
+
+    uint64_t token = 0;
+    uint32_t len = 0;
+    CHECK_EQ(rr_vq_driver_get_used(p.drv, &token, &len), RR_OK);
+    CHECK_EQ(token, 0x1234);
+    CHECK_EQ(len, 4);
+    CHECK(memcmp(host(&p, resp, 4), "pong", 4) == 0);
+    CHECK_EQ(rr_vq_driver_get_used(p.drv, &token, &len), RR_ENOENT);
+    pair_close(&p);
+}
+
+static void need_event_wraps(void)
+{
+    CHECK(rr_vring_need_event(0, 1, 0));
+    CHECK(!rr_vring_need_event(1, 1, 0));
+    CHECK(rr_vring_need_event(65535, 2, 65534));
+    CHECK(rr_vring_need_event(0, 2, 65534));
+    CHECK(!rr_vring_need_event(2, 2, 65534));
+}
+
+/* A device that returns an id that was never a head: RR_EIO, the reason, then reset. */
+static void lying_device_breaks_then_resets(void)
+{
+    struct pair p;
+    pair_open(&p, 8, RR_VIRTIO_F_EVENT_IDX, 0, RR_VQ_MALFORMED_BREAK);
+    uint64_t b;
+    CHECK_EQ(rr_guestmem_alloc(p.mem, 16, 8, &b), RR_OK);
+    rr_vq_buf_t bufs[2] = {{b, 8, 0}, {b + 8, 8, 0}};
+    CHECK_EQ(rr_vq_driver_add(p.drv, bufs, 1, 1, 7), RR_OK);
+    CHECK_EQ(rr_vq_driver_publish(p.drv, NULL), RR_OK);
+    /* Forge used.ring[0] = {id 1 (mid-chain), len 0}, used.idx = 1. */
+    uint8_t *used = host(&p, p.rings.used, 4 + 8 * 8);
+    uint32_t id = 1, zero = 0;
+    memcpy(used + 4, &id, 4);
+    memcpy(used + 8, &zero, 4);
+    uint16_t one = 1;
+    memcpy(used + 2, &one, 2);
+    uint64_t token;
+    uint32_t len;
+    CHECK_EQ(rr_vq_driver_get_used(p.drv, &token, &len), RR_EIO);
+    char why[128];
+    CHECK_EQ(rr_vq_driver_error(p.drv, why, sizeof why), RR_OK);
+    CHECK(strstr(why, "not a head") != NULL);
+    CHECK_EQ(rr_vq_driver_add(p.drv, bufs, 1, 1, 8), RR_EIO);
+    CHECK_EQ(rr_vq_driver_reset(p.drv), RR_OK);
+    CHECK_EQ(rr_vq_device_reset(p.dev), RR_OK);
+    CHECK_EQ(rr_vq_driver_error(p.drv, why, sizeof why), RR_ENOENT);
+    CHECK_EQ(rr_vq_driver_add(p.drv, bufs, 1, 1, 9), RR_OK);
+    CHECK_EQ(rr_vq_driver_publish(p.drv, NULL), RR_OK);
+    rr_vq_chain_t c;
+    CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_OK);
+    pair_close(&p);
+}
+
+/* A driver that writes a looping chain by hand: the device refuses it (both policies). */
+static void looping_chain_refused(void)
+{
+    for (uint32_t policy = 0; policy <= 1; policy++) {
+        struct pair p;
+        pair_open(&p, 4, 0, 0, policy);
+        uint64_t b;
+        CHECK_EQ(rr_guestmem_alloc(p.mem, 8, 8, &b), RR_OK);
+        uint8_t *desc = host(&p, p.rings.desc, 16 * 4);
+        uint8_t *avail = host(&p, p.rings.avail, 6 + 2 * 4);
+        uint16_t flags = RR_VRING_DESC_F_NEXT, next = 0, idx = 1;
+        uint32_t len = 8;
+        memcpy(desc + 0, &b, 8);
+        memcpy(desc + 8, &len, 4);
+        memcpy(desc + 12, &flags, 2);
+        memcpy(desc + 14, &next, 2); /* 0 -> 0 */
+        memcpy(avail + 2, &idx, 2);  /* head 0 in ring[0] (already zero) */
+        rr_vq_chain_t c;
+        char why[128];
+        if (policy == RR_VQ_MALFORMED_BREAK) {
+            CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_EIO);
+            CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_EIO);
+        } else {
+            CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_EBADMSG);
+            CHECK_EQ(c.head, 0);
+            CHECK_EQ(rr_vq_device_add_used(p.dev, c.head, 0), RR_OK);
+            CHECK_EQ(rr_vq_device_publish(p.dev, NULL), RR_OK);
+        }
+        CHECK_EQ(rr_vq_device_error(p.dev, why, sizeof why), RR_OK);
+        CHECK(strstr(why, "more than N") != NULL);
+        pair_close(&p);
+    }
+}
+
+static void bad_arguments(void)
+{
+    struct pair p;
+    pair_open(&p, 8, 0, 0, 0);
+    rr_vq_buf_t outside = {GPA + (1 << 20) - 4, 8, 0};
+    CHECK_EQ(rr_vq_driver_add(p.drv, &outside, 1, 0, 1), RR_EINVAL);
+    CHECK_EQ(rr_vq_driver_add(p.drv, NULL, 1, 0, 1), RR_EINVAL);
+    CHECK_EQ(rr_vq_driver_add(p.drv, &outside, 0, 0, 1), RR_EINVAL);
+    CHECK_EQ(rr_vq_driver_add((rr_vq_driver_t *)p.dev, &outside, 1, 0, 1), RR_EBADHANDLE);
+    CHECK_EQ(rr_vq_device_pop((rr_vq_device_t *)p.drv, NULL), RR_EINVAL);
+    rr_vq_chain_t c;
+    CHECK_EQ(rr_vq_device_pop((rr_vq_device_t *)p.drv, &c), RR_EBADHANDLE);
+    rr_vq_driver_t *other = (rr_vq_driver_t *)&c;
+    CHECK_EQ(rr_vq_driver_create(p.mem, 3, 0, 0, &other), RR_EINVAL);
+    CHECK(other == NULL);
+    rr_vq_rings_t misaligned = p.rings;
+    misaligned.desc += 8;
+    rr_vq_device_t *dev2 = NULL;
+    CHECK_EQ(rr_vq_device_create(p.mem, &misaligned, 0, 0, &dev2), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_create(p.mem, &p.rings, 0, 7, &dev2), RR_EINVAL);
+    void *h = NULL;
+    CHECK_EQ(rr_guestmem_translate(p.mem, GPA - 1, 2, &h), RR_EINVAL);
+    CHECK(h == NULL);
+    pair_close(&p);
+    CHECK_EQ(rr_vq_driver_destroy(p.drv), RR_EBADHANDLE);
+    CHECK_EQ(rr_guestmem_destroy(p.mem), RR_EBADHANDLE);
+}
+
+struct thread_args {
+    struct pair *p;
+    rr_doorbell_t *kick, *call;
+    int rounds;
+    int errors;
+};
+
+/* Device thread: sleep on the kick doorbell, serve everything, ring the call doorbell. */
+static void *device_thread(void *arg)
+{
+    struct thread_args *a = arg;
+    int served = 0;
+    while (served < a->rounds) {
+        rr_vq_chain_t c;
+        int32_t st = rr_vq_device_pop(a->p->dev, &c);
+        if (st == RR_ENOENT) {
+            int32_t pending = 0;
+            rr_vq_device_enable_notify(a->p->dev, &pending);
+            if (!pending)
+                rr_doorbell_wait(a->kick, 1000);
+            continue;
+        }
+        if (st != RR_OK) {
+            a->errors++;
+            return NULL;
+        }
+        uint64_t v = 0;
+        uint32_t got = 0;
+        rr_vq_device_read(a->p->dev, &v, sizeof v, &got);
+        v = ~v;
+        rr_vq_device_write(a->p->dev, &v, sizeof v, &got);
+        rr_vq_device_add_used(a->p->dev, c.head, 8);
+        int32_t notify = 0;
+        rr_vq_device_publish(a->p->dev, &notify);
+        if (notify)
+            rr_doorbell_ring(a->call);
+        served++;
+    }
+    return NULL;
+}
+
+static void two_threads_with_doorbells(void)
+{
+    struct pair p;
+    pair_open(&p, 32, RR_VIRTIO_F_EVENT_IDX, 0, 0);
+    struct thread_args a = {&p, NULL, NULL, 20000, 0};
+    CHECK_EQ(rr_doorbell_create(200, &a.kick), RR_OK);
+    CHECK_EQ(rr_doorbell_create(200, &a.call), RR_OK);
+    uint64_t slots;
+    CHECK_EQ(rr_guestmem_alloc(p.mem, 32 * 16, 16, &slots), RR_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, device_thread, &a);
+    int sent = 0, done = 0, bad = 0;
+    uint64_t free_mask = 0xFFFFFFFFull;
+    while (done < a.rounds && a.errors == 0) {
+        while (sent < a.rounds && free_mask) {
+            int s = __builtin_ctzll(free_mask);
+            uint64_t gpa = slots + 16ull * s, v = (uint64_t)sent * 2654435761u;
+            memcpy(host(&p, gpa, 8), &v, 8);
+            rr_vq_buf_t bufs[2] = {{gpa, 8, 0}, {gpa + 8, 8, 0}};
+            if (rr_vq_driver_add(p.drv, bufs, 1, 1, ((uint64_t)s << 32) | (uint32_t)sent) != RR_OK)
+                break;
+            free_mask &= ~(1ull << s);
+            sent++;
+        }
+        int32_t kick = 0;
+        rr_vq_driver_publish(p.drv, &kick);
+        if (kick)
+            rr_doorbell_ring(a.kick);
+        uint64_t token;
+        uint32_t len;
+        int got_any = 0;
+        while (rr_vq_driver_get_used(p.drv, &token, &len) == RR_OK) {
+            int s = (int)(token >> 32);
+            uint64_t v = (uint64_t)(uint32_t)token * 2654435761u, r;
+            memcpy(&r, host(&p, slots + 16ull * s + 8, 8), 8);
+            if (r != ~v || len != 8)
+                bad++;
+            free_mask |= 1ull << s;
+            done++;
+            got_any = 1;
+        }
+        if (!got_any) {
+            int32_t pending = 0;
+            rr_vq_driver_enable_cb(p.drv, &pending);
+            if (!pending)
+                rr_doorbell_wait(a.call, 1000);
+        }
+    }
+    pthread_join(t, NULL);
+    CHECK_EQ(a.errors, 0);
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(done, a.rounds);
+    CHECK_EQ(rr_doorbell_destroy(a.kick), RR_OK);
+    CHECK_EQ(rr_doorbell_destroy(a.call), RR_OK);
+    CHECK_EQ(rr_doorbell_ring(a.call), RR_EBADHANDLE);
+    pair_close(&p);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct rr_test_case cases[] = {
+        {"round_trip", round_trip},
+        {"need_event_wraps", need_event_wraps},
+        {"lying_device_breaks_then_resets", lying_device_breaks_then_resets},
+        {"looping_chain_refused", looping_chain_refused},
+        {"bad_arguments", bad_arguments},
+        {"two_threads_with_doorbells", two_threads_with_doorbells},
+    };
+    return rr_test_main("virtio." MODE, cases, sizeof cases / sizeof cases[0], argc, argv);
+}
