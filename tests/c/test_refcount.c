@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -543,6 +544,7 @@ struct b_ctx {
     _Atomic int *stop;
     unsigned seed;
     _Atomic uint64_t *lookups;
+    _Atomic int *ready;
 };
 
 static void *scenario_b_reader(void *arg)
@@ -554,7 +556,8 @@ static void *scenario_b_reader(void *arg)
         struct obj *o = atomic_load(&c->slots[rand_r(&seed) % SLOTS]);
         if (rr_refcount_inc_not_zero(&o->ref)) {
             use(c->pool, o); /* a success from zero would read poison here */
-            n++;
+            if (n++ == 0)
+                atomic_fetch_add(c->ready, 1);
             if (rr_refcount_dec_and_test(&o->ref))
                 pool_free(c->pool, o);
         }
@@ -573,12 +576,17 @@ static void stress_inc_not_zero_never_resurrects(void)
         atomic_store(&slots[i], pool_alloc(&p, 1));
     _Atomic int stop = 0;
     _Atomic uint64_t lookups = 0;
+    _Atomic int ready = 0;
     pthread_t th[THREADS];
     struct b_ctx ctx[THREADS];
     for (int t = 0; t < THREADS; t++) {
-        ctx[t] = (struct b_ctx){&p, slots, &stop, (unsigned)(t + 7), &lookups};
+        ctx[t] = (struct b_ctx){&p, slots, &stop, (unsigned)(t + 7), &lookups, &ready};
         pthread_create(&th[t], NULL, scenario_b_reader, &ctx[t]);
     }
+    /* Replace only once every reader is looking objects up: on a loaded machine the writer
+     * could otherwise finish before any reader ran, and the race would not be exercised. */
+    while (atomic_load(&ready) < THREADS)
+        sched_yield();
     unsigned seed = 99;
     for (int r = 0; r < REPLACEMENTS; r++) {
         struct obj *fresh = pool_alloc(&p, 1);

@@ -22,6 +22,7 @@
 using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Threading;
 using static RefRuntime.Core.Virtio.VirtqLayout;
 
@@ -64,6 +65,12 @@ public readonly record struct VirtqChain(ushort Head, int Readable, int Writable
 /// <summary>The device side of a split virtqueue (see file comment).</summary>
 public sealed unsafe class VirtqDevice
 {
+    private struct HeadState
+    {
+        public uint Writable; // writable bytes of the chain the device holds
+        public bool Held;     // popped, not yet returned
+    }
+
     private readonly GuestMemory _mem;
     private readonly int _n;
     private readonly int _mask;
@@ -77,12 +84,16 @@ public sealed unsafe class VirtqDevice
     private readonly byte* _usedEvent;
     private readonly byte* _availEvent;
     private readonly VirtqSegment[] _segments;
-    private readonly uint[] _heldWritable; // per head: writable bytes of the chain the device holds
-    private readonly bool[] _held;
+    private readonly HeadState[] _heads;
+    // The region's bounds, copied: it cannot be freed while this side is attached.
+    private readonly byte* _memBase;
+    private readonly ulong _memGpa;
+    private readonly ulong _memSize;
 
     private int _segmentCount;
-    private VirtqChain _current;
+    private int _currentReadable; // segments [0, _currentReadable) of the current chain are readable, the rest writable
     private ushort _lastAvail;
+    private ushort _availIdxSeen; // last avail.idx read (and validated); heads before it are published
     private ushort _nextUsed;
     private ushort _signalledUsed;
     private string? _brokenReason;
@@ -107,8 +118,10 @@ public sealed unsafe class VirtqDevice
         _usedEvent = avail + UsedEventOffset(n);
         _availEvent = used + AvailEventOffset(n);
         _segments = new VirtqSegment[n];
-        _heldWritable = new uint[n];
-        _held = new bool[n];
+        _heads = new HeadState[n];
+        _memBase = mem.HostBase;
+        _memGpa = mem.GpaBase;
+        _memSize = mem.Size;
     }
 
     /// <summary>Queue size (N).</summary>
@@ -186,7 +199,7 @@ public sealed unsafe class VirtqDevice
     }
 
     /// <summary>Whether the driver has made a chain available that was not popped yet (cheap poll).</summary>
-    public bool HasAvailable => _brokenReason is null && Le.ReadAcquire16(_avail + RingIdx) != _lastAvail;
+    public bool HasAvailable => _brokenReason is null && (_lastAvail != _availIdxSeen || Le.ReadAcquire16(_avail + RingIdx) != _lastAvail);
 
     /// <summary>
     /// Takes the next available chain and walks it (see file comment for every check).
@@ -199,45 +212,86 @@ public sealed unsafe class VirtqDevice
     {
         chain = default;
         _segmentCount = 0;
+        _currentReadable = 0;
         if (_brokenReason is not null)
         {
             return RrStatus.Broken;
         }
 
-        // ORDERING: acquire (barrier A): ring entries and descriptors are read after the index;
-        // pairs with the driver's release store of avail.idx.
-        ushort availIdx = Le.ReadAcquire16(_avail + RingIdx);
-        if (availIdx == _lastAvail)
+        // avail.idx is read only once every head seen so far has been taken (one transfer of
+        // the driver's line per batch, not per chain).
+        if (_lastAvail == _availIdxSeen)
         {
-            return RrStatus.NotFound;
-        }
+            // ORDERING: acquire (barrier A): ring entries and descriptors are read after the
+            // index; pairs with the driver's release store of avail.idx.
+            ushort availIdx = Le.ReadAcquire16(_avail + RingIdx);
+            if (availIdx == _lastAvail)
+            {
+                return RrStatus.NotFound;
+            }
 
-        if ((ushort)(availIdx - _lastAvail) > _n)
-        {
-            return Break($"driver moved the available index from {_lastAvail} to {availIdx} (more than N = {_n} ahead)");
+            if ((ushort)(availIdx - _lastAvail) > _n)
+            {
+                return BreakAvailIndex(availIdx);
+            }
+
+            _availIdxSeen = availIdx;
         }
 
         uint head = Le.Read16(_avail + RingEntries + (2 * (_lastAvail & _mask)));
         if (head >= (uint)_n)
         {
-            return Break($"available head {head} out of range (N = {_n})");
+            return BreakHead(head, "out of range");
         }
 
-        if (_held[head])
+        // SAFETY: head < N (checked above) = _heads.Length.
+        ref HeadState hs = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_heads), (nint)head);
+        if (hs.Held)
         {
-            return Break($"available head {head} is already held by the device");
+            return BreakHead(head, "is already held by the device");
         }
 
         _lastAvail++;
+
+        // Fast path: one direct descriptor (no NEXT, no INDIRECT). Its fields are read once
+        // here; if the path does not apply, Walk reads and checks the descriptor on its own.
+        byte* d = _desc + ((nint)head * DescSize);
+        ushort flags = Le.Read16(d + DescFlags);
+        if ((flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) == 0)
+        {
+            ulong addr = Le.Read64(d + DescAddr);
+            uint len = Le.Read32(d + DescLen);
+            if (Translate(addr, len, out byte* host))
+            {
+                bool w = (flags & VRING_DESC_F_WRITE) != 0;
+                // SAFETY: _segments has N ≥ 1 entries.
+                MemoryMarshal.GetArrayDataReference(_segments) = new VirtqSegment(host, len, w);
+                _segmentCount = 1;
+                hs.Held = true;
+                hs.Writable = w ? len : 0;
+                _currentReadable = w ? 0 : 1;
+                chain = w ? new VirtqChain((ushort)head, 0, 1, 0, len) : new VirtqChain((ushort)head, 1, 0, len, 0);
+                return RrStatus.Ok;
+            }
+        }
+
         string? malformed = Walk((int)head, out chain);
         if (malformed is null)
         {
-            _held[head] = true;
-            _heldWritable[head] = chain.WritableBytes;
-            _current = chain;
+            hs.Held = true;
+            hs.Writable = chain.WritableBytes;
+            _currentReadable = chain.Readable;
             return RrStatus.Ok;
         }
 
+        return Malformed((int)head, malformed, out chain);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RrStatus Malformed(int head, string malformed, out VirtqChain chain)
+    {
+        ref HeadState hs = ref _heads[head];
+        chain = default;
         _malformed++;
         _segmentCount = 0;
         if (_policy == MalformedChainPolicy.BreakQueue)
@@ -247,10 +301,10 @@ public sealed unsafe class VirtqDevice
 
         // INVARIANT: a malformed chain is held with no writable bytes: it can only go back with length 0.
         _lastMalformed = $"chain at head {head}: {malformed}";
-        _held[head] = true;
-        _heldWritable[head] = 0;
+        hs.Held = true;
+        hs.Writable = 0;
         chain = new VirtqChain((ushort)head, 0, 0, 0, 0);
-        _current = default;
+        _currentReadable = 0;
         return RrStatus.Malformed;
     }
 
@@ -259,7 +313,7 @@ public sealed unsafe class VirtqDevice
     public int Gather(Span<byte> destination)
     {
         int copied = 0;
-        for (int k = 0; k < _current.Readable && copied < destination.Length; k++)
+        for (int k = 0; k < _currentReadable && k < _segmentCount && copied < destination.Length; k++)
         {
             VirtqSegment s = _segments[k];
             int take = (int)Math.Min(s.Length, (uint)(destination.Length - copied));
@@ -276,7 +330,7 @@ public sealed unsafe class VirtqDevice
     public int Scatter(ReadOnlySpan<byte> source)
     {
         int written = 0;
-        for (int k = _current.Readable; k < _current.Readable + _current.Writable && written < source.Length; k++)
+        for (int k = _currentReadable; k < _segmentCount && written < source.Length; k++)
         {
             VirtqSegment s = _segments[k];
             int take = (int)Math.Min(s.Length, (uint)(source.Length - written));
@@ -302,7 +356,14 @@ public sealed unsafe class VirtqDevice
             return RrStatus.Broken;
         }
 
-        if ((uint)head >= (uint)_n || !_held[head] || length > _heldWritable[head])
+        if ((uint)head >= (uint)_n)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        // SAFETY: head < N (checked above) = _heads.Length.
+        ref HeadState hs = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_heads), (nint)(uint)head);
+        if (!hs.Held || length > hs.Writable)
         {
             return RrStatus.InvalidArgument;
         }
@@ -310,7 +371,7 @@ public sealed unsafe class VirtqDevice
         byte* elem = _used + RingEntries + (UsedElemSize * (_nextUsed & _mask));
         Le.Write32(elem, (uint)head);
         Le.Write32(elem + 4, length);
-        _held[head] = false;
+        hs.Held = false;
         _nextUsed++;
         return RrStatus.Ok;
     }
@@ -399,11 +460,11 @@ public sealed unsafe class VirtqDevice
             return RrStatus.BadHandle;
         }
 
-        Array.Clear(_held);
-        Array.Clear(_heldWritable);
+        Array.Clear(_heads);
         _segmentCount = 0;
-        _current = default;
+        _currentReadable = 0;
         _lastAvail = 0;
+        _availIdxSeen = 0;
         _nextUsed = 0;
         _signalledUsed = 0;
         _brokenReason = null;
@@ -432,7 +493,32 @@ public sealed unsafe class VirtqDevice
         return RrStatus.Broken;
     }
 
+    // The messages are built out of line: string interpolation inlined into TryPop would give
+    // the hot path a large zero-initialised frame.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RrStatus BreakAvailIndex(ushort availIdx) =>
+        Break($"driver moved the available index from {_lastAvail} to {availIdx} (more than N = {_n} ahead)");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RrStatus BreakHead(uint head, string what) => Break($"available head {head} {what} (N = {_n})");
+
+    /// <summary>GuestMemory.TryTranslate over the copied bounds (same overflow-free checks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Translate(ulong gpa, ulong length, out byte* host)
+    {
+        ulong off = gpa - _memGpa;
+        if (gpa >= _memGpa && off <= _memSize && length <= _memSize - off)
+        {
+            host = _memBase + off;
+            return true;
+        }
+
+        host = null;
+        return false;
+    }
+
     /// <summary>Walks the chain at <paramref name="head"/> into <c>_segments</c>; null on success, else what was wrong.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private string? Walk(int head, out VirtqChain chain)
     {
         chain = default;
@@ -481,7 +567,7 @@ public sealed unsafe class VirtqDevice
                     return $"indirect table of {len} bytes (must be a non-zero multiple of 16, at most {MaxIndirectEntries} entries)";
                 }
 
-                if (!_mem.TryTranslate(addr, len, out byte* t) || (addr % DescAlign) != 0)
+                if (!Translate(addr, len, out byte* t) || (addr % DescAlign) != 0)
                 {
                     return $"indirect table [0x{addr:x}, +{len}) outside the region or misaligned";
                 }
@@ -500,7 +586,7 @@ public sealed unsafe class VirtqDevice
                 return "a readable descriptor after a writable one";
             }
 
-            if (!_mem.TryTranslate(addr, len, out byte* host))
+            if (!Translate(addr, len, out byte* host))
             {
                 return $"buffer [0x{addr:x}, +{len}) outside the region";
             }

@@ -20,6 +20,7 @@
 using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Threading;
 using static RefRuntime.Core.Virtio.VirtqLayout;
 
@@ -67,6 +68,9 @@ public sealed unsafe class VirtqDriver
     private readonly byte* _indirect;
     private readonly ulong _indirectGpa;
     private readonly DescState[] _state;
+    // The region's bounds, copied: it cannot be freed while this side is attached.
+    private readonly ulong _memGpa;
+    private readonly ulong _memSize;
 
     private int _freeHead;
     private int _numFree;
@@ -74,6 +78,7 @@ public sealed unsafe class VirtqDriver
     private ushort _availShadow;
     private int _numAdded;
     private ushort _lastUsed;
+    private ushort _usedIdxSeen;   // last used.idx read (and validated); entries before it are published
     private bool _callbacksOff;
     private string? _brokenReason;
     private int _destroyed;
@@ -104,6 +109,8 @@ public sealed unsafe class VirtqDriver
         }
 
         _state = new DescState[n];
+        _memGpa = mem.GpaBase;
+        _memSize = mem.Size;
         InitFreeList();
     }
 
@@ -207,9 +214,10 @@ public sealed unsafe class VirtqDriver
         for (int k = 0; k < count; k++)
         {
             VirtqBuffer b = buffers[k];
-            if (!_mem.TryTranslate(b.Gpa, b.Length, out _))
+            ulong off = b.Gpa - _memGpa;
+            if (b.Gpa < _memGpa || off > _memSize || b.Length > _memSize - off)
             {
-                return RrStatus.InvalidArgument;
+                return RrStatus.InvalidArgument; // outside the region (same checks as GuestMemory.TryTranslate)
             }
 
             total += b.Length;
@@ -244,8 +252,8 @@ public sealed unsafe class VirtqDriver
 
             ulong tableGpa = _indirectGpa + ((ulong)head * (ulong)_indirectMax * DescSize);
             WriteDesc(_desc + (head * DescSize), new VirtqBuffer(tableGpa, (uint)(count * DescSize)), VRING_DESC_F_INDIRECT, 0);
-            _freeHead = _state[head].Next;
-            _state[head].Count = 1;
+            _freeHead = State(head).Next;
+            State(head).Count = 1;
         }
         else
         {
@@ -255,22 +263,24 @@ public sealed unsafe class VirtqDriver
                 bool last = k + 1 == count;
                 ushort flags = (ushort)((last ? 0 : VRING_DESC_F_NEXT) | (k >= readable ? VRING_DESC_F_WRITE : 0));
                 // The shared next mirrors the private link; only the private one is ever followed.
-                WriteDesc(_desc + (i * DescSize), buffers[k], flags, last ? (ushort)0 : _state[i].Next);
+                ushort next = State(i).Next;
+                WriteDesc(_desc + (i * DescSize), buffers[k], flags, last ? (ushort)0 : next);
                 if (!last)
                 {
-                    i = _state[i].Next;
+                    i = next;
                 }
             }
 
-            _freeHead = _state[i].Next;
-            _state[head].Count = (ushort)count;
+            _freeHead = State(i).Next;
+            State(head).Count = (ushort)count;
         }
 
         _numFree -= needed;
         // INVARIANT: the head is in flight with its private metadata set before the device can see it.
-        _state[head].Token = token;
-        _state[head].Writable = writable;
-        _state[head].InFlight = true;
+        ref DescState hs = ref State(head);
+        hs.Token = token;
+        hs.Writable = writable;
+        hs.InFlight = true;
         _inFlight++;
 
         Le.Write16(_avail + RingEntries + (2 * (_availShadow & _mask)), (ushort)head);
@@ -323,7 +333,7 @@ public sealed unsafe class VirtqDriver
     }
 
     /// <summary>Whether the device has returned a chain not yet collected (cheap poll).</summary>
-    public bool HasUsed => _brokenReason is null && Le.ReadAcquire16(_used + RingIdx) != _lastUsed;
+    public bool HasUsed => _brokenReason is null && (_lastUsed != _usedIdxSeen || Le.ReadAcquire16(_used + RingIdx) != _lastUsed);
 
     /// <summary>
     /// Collects the next used chain, validating the device's entry (see file comment), and returns
@@ -341,18 +351,28 @@ public sealed unsafe class VirtqDriver
             return RrStatus.Broken;
         }
 
-        // ORDERING: acquire (barrier B): the entry and the written buffers are read after the
-        // index; pairs with the device's release store of used.idx.
-        ushort usedIdx = Le.ReadAcquire16(_used + RingIdx);
-        if (usedIdx == _lastUsed)
+        // used.idx is read only when every entry seen so far has been collected: the line it
+        // lives on is written by the device, and re-reading it per entry would pull it across
+        // CPUs once per buffer instead of once per batch.
+        if (_lastUsed == _usedIdxSeen)
         {
-            return RrStatus.NotFound;
-        }
+            // ORDERING: acquire (barrier B): the entries and the written buffers are read after
+            // the index; pairs with the device's release store of used.idx.
+            ushort usedIdx = Le.ReadAcquire16(_used + RingIdx);
+            if (usedIdx == _lastUsed)
+            {
+                return RrStatus.NotFound;
+            }
 
-        int pending = (ushort)(usedIdx - _lastUsed);
-        if (pending > _inFlight)
-        {
-            return Break($"used index moved from {_lastUsed} to {usedIdx} with {_inFlight} chains in flight");
+            int pending = (ushort)(usedIdx - _lastUsed);
+            if (pending > _inFlight)
+            {
+                return BreakUsedIndex(usedIdx);
+            }
+
+            // INVARIANT: entries [_lastUsed, _usedIdxSeen) are published, and there are at most
+            // _inFlight of them; each one collected lowers both by one.
+            _usedIdxSeen = usedIdx;
         }
 
         byte* elem = _used + RingEntries + (UsedElemSize * (_lastUsed & _mask));
@@ -360,18 +380,18 @@ public sealed unsafe class VirtqDriver
         uint len = Le.Read32(elem + 4);
         if (id >= (uint)_n)
         {
-            return Break($"used id {id} out of range (N = {_n})");
+            return BreakUsed(id, len, "out of range");
         }
 
-        ref DescState head = ref _state[id];
+        ref DescState head = ref State((int)id); // id < N checked just above
         if (!head.InFlight)
         {
-            return Break($"used id {id} is not a head in flight");
+            return BreakUsed(id, len, "is not a head in flight");
         }
 
         if (len > head.Writable)
         {
-            return Break($"used length {len} is larger than the chain's {head.Writable} writable bytes");
+            return BreakUsed(id, len, $"has used length {len}, larger than the chain's {head.Writable} writable bytes");
         }
 
         token = head.Token;
@@ -466,6 +486,7 @@ public sealed unsafe class VirtqDriver
         _availShadow = 0;
         _numAdded = 0;
         _lastUsed = 0;
+        _usedIdxSeen = 0;
         _callbacksOff = false;
         _brokenReason = null;
         return RrStatus.Ok;
@@ -491,19 +512,41 @@ public sealed unsafe class VirtqDriver
         return RrStatus.Broken;
     }
 
+    /// <summary>The private state of descriptor <paramref name="i"/>, without a bounds check.</summary>
+    /// <remarks><b>Safety:</b> <paramref name="i"/> &lt; N: a validated used id, or a free-list /
+    /// chain link (private, always &lt; N by the type invariant).</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref DescState State(int i)
+    {
+        Debug.Assert((uint)i < (uint)_n);
+        // SAFETY: the caller's contract: i < N = _state.Length.
+        return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_state), (nint)(uint)i);
+    }
+
+    // Messages are built out of line: string interpolation inlined into TryGetUsed would give the
+    // hot path a large zero-initialised frame.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RrStatus BreakUsedIndex(ushort usedIdx) =>
+        Break($"used index moved from {_lastUsed} to {usedIdx} with {_inFlight} chains in flight");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RrStatus BreakUsed(uint id, uint len, string what) => Break($"used id {id} (length {len}) {what} (N = {_n})");
+
     private void Detach(int head)
     {
         // Walk the chain by private links only; the shared table may have been rewritten.
+        ref DescState hs = ref State(head);
+        int count = hs.Count;
         int tail = head;
-        for (int k = 1; k < _state[head].Count; k++)
+        for (int k = 1; k < count; k++)
         {
-            tail = _state[tail].Next;
+            tail = State(tail).Next;
         }
 
-        _numFree += _state[head].Count;
-        _state[head].InFlight = false;
-        _state[head].Token = 0;
-        _state[tail].Next = (ushort)_freeHead;
+        _numFree += count;
+        hs.InFlight = false;
+        hs.Token = 0;
+        State(tail).Next = (ushort)_freeHead;
         _freeHead = head;
         _inFlight--;
         Debug.Assert(_numFree <= _n && _inFlight >= 0);
