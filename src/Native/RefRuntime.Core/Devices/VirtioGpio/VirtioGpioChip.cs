@@ -1,0 +1,850 @@
+// The virtio-gpio front-end driver (shared/specs/virtio-gpio.md §2, §5.3; the shape of Linux
+// drivers/gpio/gpio-virtio.c): the IGpioChip interface served through the virtqueues, so consumer
+// code written against IGpioChip runs unchanged over the PL061 driver or over the ring.
+//
+// Requests. Each line owns one preallocated request/response pair in guest memory and a slot
+// lock: one outstanding request per line, as in Linux. A request is added and the device kicked
+// under the queue lock (the driver side of a virtqueue is single-threaded); the caller then waits
+// for its slot's completion. Completions are collected by whoever holds the queue lock — the
+// waiting caller itself polls the used ring first (no extra thread hop on the fast path), and an
+// interrupt thread that sleeps on the call doorbell collects the rest and every eventq buffer.
+// A response counts only with status OK and exactly the expected used length (2, or 1 + names
+// size); ERR becomes InvalidArgument, or NoDevice when the device reports it needs a reset (its
+// hardware is gone). No timeout on a live device (Linux removed it: the device owns the buffers
+// until it answers), but a device that stops, breaks its queue or needs a reset wakes every
+// waiter with NoDevice, and that line's buffers are never reused.
+//
+// Interrupts follow Linux's flag model (§2.4): SetIrqType stores the type; SetIrqHandler enables
+// (SET_IRQ_TYPE, then queue the line's eventq buffer = unmask) or disables (SET_IRQ_TYPE NONE; the
+// device returns the buffer INVALID, which is dropped). A VALID buffer runs the handler on the
+// interrupt thread and is then queued again; an INVALID one while enabled is requeued; one with a
+// used length other than 1 is dropped.
+
+using System;
+using System.Buffers.Binary;
+using System.Text;
+using System.Threading;
+using RefRuntime.Core.Devices.Gpio;
+using RefRuntime.Core.Virtio;
+using static RefRuntime.Core.Devices.VirtioGpio.VirtioGpioConst;
+
+namespace RefRuntime.Core.Devices.VirtioGpio;
+
+/// <summary>The virtio-gpio front end (see file comment).</summary>
+public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
+{
+    private const int RequestqSize = 64;
+    private const int EventqSize = 64;
+    private const ulong SlotStride = 64; // one cache line per request/response pair
+    private const ulong EventToken = 1UL << 32;
+
+    private sealed class Slot
+    {
+        public readonly Lock Lock = new();
+        public readonly ManualResetEventSlim Done = new(false, 0);
+        public ulong RequestGpa;
+        public ulong ResponseGpa;
+        public byte* Request;
+        public byte* Response;
+        public uint ResponseCapacity;
+        public volatile bool Completed;
+        public uint UsedLength;
+        public volatile bool Dead; // abandoned to a device that stopped answering: never reused
+    }
+
+    private sealed class IrqLine
+    {
+        public GpioIrqType Type;
+        public Action<int>? Handler;
+        public volatile bool Enabled;
+        public bool Queued;
+        public ulong RequestGpa;
+        public ulong ResponseGpa;
+        public byte* Response;
+    }
+
+    private readonly IVirtioGpioTransport _device;
+    private readonly GuestMemory _memory;
+    private readonly VirtqDriver _requestq;
+    private readonly VirtqDriver? _eventq;
+    private readonly Doorbell _call = new(spinIterations: 4000);
+    private readonly Lock _queueLock = new();
+    private readonly Slot[] _slots;        // one per line, plus [ngpio] for GET_NAMES
+    private readonly IrqLine[] _irq;
+    private readonly Lock _irqLock = new(); // Linux irq_lock: serialises irq configuration
+    private readonly int _ngpio;
+    private readonly uint _namesSize;
+    private readonly string?[] _names;
+    private readonly Thread _irqThread;
+    private volatile bool _stop;
+    private volatile string? _failure;
+    private long _droppedEvents;
+    private long _interrupts;
+
+    private VirtioGpioChip(IVirtioGpioTransport device, GuestMemory memory, VirtqDriver requestq, VirtqDriver? eventq, int ngpio, uint namesSize)
+    {
+        _device = device;
+        _memory = memory;
+        _requestq = requestq;
+        _eventq = eventq;
+        _ngpio = ngpio;
+        _namesSize = namesSize;
+        _names = new string?[ngpio];
+        _slots = new Slot[ngpio + 1];
+        _irq = new IrqLine[ngpio];
+        _irqThread = new Thread(InterruptThread) { IsBackground = true, Name = "virtio-gpio interrupts" };
+    }
+
+    /// <inheritdoc/>
+    public int LineCount => _ngpio;
+
+    /// <summary>Whether the device negotiated interrupts (VIRTIO_GPIO_F_IRQ).</summary>
+    public bool HasInterrupts => _eventq is not null;
+
+    /// <summary>Why the device counts as gone (it needs a reset, stopped, or broke a queue), or null.</summary>
+    public string? Failure => _failure ?? (_device.NeedsReset ? "the device needs a reset (its hardware is gone)" : null);
+
+    /// <summary>eventq buffers dropped (wrong used length, or status neither VALID nor INVALID).</summary>
+    public long DroppedEvents => Interlocked.Read(ref _droppedEvents);
+
+    /// <summary>Interrupts delivered to handlers.</summary>
+    public long Interrupts => Interlocked.Read(ref _interrupts);
+
+    /// <summary>A line's name from the device (null when unnamed or the device has no names).</summary>
+    public string? LineName(int line) => (uint)line < (uint)_ngpio ? _names[line] : null;
+
+    /// <summary>
+    /// Probes a virtio-gpio device: reads its configuration (refuses ngpio = 0), negotiates
+    /// VERSION_1, EVENT_IDX, INDIRECT_DESC and (if offered) F_IRQ, sets up the queues in
+    /// <paramref name="memory"/>, starts the device and fetches the line names (softly: a bad
+    /// names blob leaves the lines unnamed).
+    /// </summary>
+    /// <returns><see cref="RrStatus.Ok"/>; <see cref="RrStatus.NoDevice"/> (no lines, or the device refused to start); <see cref="RrStatus.NoSpace"/> (region too small).</returns>
+    public static RrStatus Probe(IVirtioGpioTransport device, GuestMemory memory, out VirtioGpioChip? chip, out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(memory);
+        chip = null;
+        int ngpio = (int)device.ReadConfig(0, 2);
+        uint namesSize = device.ReadConfig(4, 4);
+        if (ngpio == 0)
+        {
+            error = "the device reports 0 lines";
+            return RrStatus.NoDevice;
+        }
+
+        ulong offered = device.DeviceFeatures;
+        if ((offered & VIRTIO_F_VERSION_1) == 0)
+        {
+            error = "the device does not offer VIRTIO_F_VERSION_1";
+            return RrStatus.NoDevice;
+        }
+
+        ulong features = offered & (VIRTIO_F_VERSION_1 | VIRTIO_GPIO_F_IRQ | (ulong)VirtqFeatures.EventIdx | (ulong)VirtqFeatures.IndirectDesc);
+        var ringFeatures = (VirtqFeatures)(features & (ulong)(VirtqFeatures.EventIdx | VirtqFeatures.IndirectDesc));
+        bool irq = (features & VIRTIO_GPIO_F_IRQ) != 0;
+
+        RrStatus s = VirtqDriver.Create(memory, RequestqSize, ringFeatures, 0, out VirtqDriver? rq, out error);
+        if (s != RrStatus.Ok)
+        {
+            return s;
+        }
+
+        VirtqDriver? eq = null;
+        if (irq)
+        {
+            s = VirtqDriver.Create(memory, EventqSize, ringFeatures, 0, out eq, out error);
+            if (s != RrStatus.Ok)
+            {
+                rq!.Destroy();
+                return s;
+            }
+        }
+
+        var c = new VirtioGpioChip(device, memory, rq!, eq, ngpio, namesSize);
+        s = c.CarveBuffers(out error);
+        if (s == RrStatus.Ok)
+        {
+            s = device.Start(features, memory, rq!.Rings, eq?.Rings, c._call, out error);
+            if (s != RrStatus.Ok)
+            {
+                s = RrStatus.NoDevice;
+            }
+        }
+
+        if (s != RrStatus.Ok)
+        {
+            rq!.Destroy();
+            eq?.Destroy();
+            return s;
+        }
+
+        c._irqThread.Start();
+        c.FetchNames();
+        chip = c;
+        return RrStatus.Ok;
+    }
+
+    private RrStatus CarveBuffers(out string? error)
+    {
+        error = null;
+        for (int i = 0; i <= _ngpio; i++)
+        {
+            bool names = i == _ngpio;
+            uint cap = names ? 1 + _namesSize : ResponseSize;
+            if (names && _namesSize == 0)
+            {
+                cap = ResponseSize;
+            }
+
+            RrStatus s = _memory.TryCarve(SlotStride, 64, out ulong req);
+            ulong resp = req + RequestSize;
+            if (s == RrStatus.Ok && names)
+            {
+                s = _memory.TryCarve(cap, 8, out resp);
+            }
+
+            if (s != RrStatus.Ok)
+            {
+                error = "the guest-memory region has no room for the request buffers";
+                return s;
+            }
+
+            _memory.TryTranslate(req, RequestSize, out byte* reqHost);
+            _memory.TryTranslate(resp, cap, out byte* respHost);
+            _slots[i] = new Slot { RequestGpa = req, ResponseGpa = resp, Request = reqHost, Response = respHost, ResponseCapacity = cap };
+        }
+
+        for (int i = 0; i < _ngpio; i++)
+        {
+            var l = new IrqLine();
+            if (_eventq is not null)
+            {
+                if (_memory.TryCarve(8, 8, out ulong b) != RrStatus.Ok)
+                {
+                    error = "the guest-memory region has no room for the eventq buffers";
+                    return RrStatus.NoSpace;
+                }
+
+                l.RequestGpa = b;
+                l.ResponseGpa = b + IrqRequestSize;
+                _memory.TryTranslate(b, 8, out byte* host);
+                BinaryPrimitives.WriteUInt16LittleEndian(new Span<byte>(host, 2), (ushort)i);
+                l.Response = host + IrqRequestSize;
+            }
+
+            _irq[i] = l;
+        }
+
+        return RrStatus.Ok;
+    }
+
+    // ---- the gpio_chip operations ----------------------------------------------------------
+
+    /// <inheritdoc/>
+    public RrStatus GetDirection(int line, out GpioDirection direction)
+    {
+        direction = GpioDirection.Input;
+        RrStatus s = Request(line, VIRTIO_GPIO_MSG_GET_DIRECTION, 0, out byte v);
+        if (s != RrStatus.Ok)
+        {
+            return s;
+        }
+
+        switch (v)
+        {
+            case VIRTIO_GPIO_DIRECTION_IN:
+                return RrStatus.Ok;
+            case VIRTIO_GPIO_DIRECTION_OUT:
+                direction = GpioDirection.Output;
+                return RrStatus.Ok;
+            default:
+                return RrStatus.InvalidArgument; // NONE (not requested) or garbage, as Linux: -EINVAL
+        }
+    }
+
+    /// <inheritdoc/>
+    public RrStatus DirectionInput(int line) => Request(line, VIRTIO_GPIO_MSG_SET_DIRECTION, VIRTIO_GPIO_DIRECTION_IN, out _);
+
+    /// <inheritdoc/>
+    public RrStatus DirectionOutput(int line, bool value)
+    {
+        // The value first, then the direction (no glitch; Linux does the same).
+        RrStatus s = Request(line, VIRTIO_GPIO_MSG_SET_VALUE, value ? 1u : 0u, out _);
+        return s != RrStatus.Ok ? s : Request(line, VIRTIO_GPIO_MSG_SET_DIRECTION, VIRTIO_GPIO_DIRECTION_OUT, out _);
+    }
+
+    /// <inheritdoc/>
+    public RrStatus Get(int line, out bool value)
+    {
+        RrStatus s = Request(line, VIRTIO_GPIO_MSG_GET_VALUE, 0, out byte v);
+        value = v != 0;
+        return s;
+    }
+
+    /// <inheritdoc/>
+    public RrStatus Set(int line, bool value) => Request(line, VIRTIO_GPIO_MSG_SET_VALUE, value ? 1u : 0u, out _);
+
+    /// <summary>Releases a line (SET_DIRECTION NONE: the device forgets its state; Linux <c>free</c>).</summary>
+    public RrStatus Free(int line) => Request(line, VIRTIO_GPIO_MSG_SET_DIRECTION, VIRTIO_GPIO_DIRECTION_NONE, out _);
+
+    /// <inheritdoc/>
+    public RrStatus SetIrqType(int line, GpioIrqType type)
+    {
+        if ((uint)line >= (uint)_ngpio || !IsValidIrqType((uint)type))
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        if (_eventq is null)
+        {
+            return RrStatus.InvalidArgument; // no VIRTIO_GPIO_F_IRQ
+        }
+
+        lock (_irqLock)
+        {
+            IrqLine l = _irq[line];
+            if (l.Type == type)
+            {
+                return RrStatus.Ok;
+            }
+
+            if (l.Enabled)
+            {
+                // Rule 9: NONE first, then the new type; the buffer comes back INVALID and is requeued.
+                RrStatus s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
+                if (s == RrStatus.Ok && type != GpioIrqType.None)
+                {
+                    s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, (uint)type, out _);
+                }
+
+                if (s != RrStatus.Ok)
+                {
+                    return s;
+                }
+
+                l.Type = type;
+                if (type == GpioIrqType.None)
+                {
+                    l.Enabled = false;
+                }
+
+                QueueEventBuffer(line);
+                return RrStatus.Ok;
+            }
+
+            l.Type = type;
+            return RrStatus.Ok;
+        }
+    }
+
+    /// <inheritdoc/>
+    public RrStatus SetIrqHandler(int line, Action<int>? handler)
+    {
+        if ((uint)line >= (uint)_ngpio)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        if (_eventq is null)
+        {
+            return handler is null ? RrStatus.Ok : RrStatus.InvalidArgument;
+        }
+
+        lock (_irqLock)
+        {
+            IrqLine l = _irq[line];
+            if (handler is null)
+            {
+                if (!l.Enabled)
+                {
+                    l.Handler = null;
+                    return RrStatus.Ok;
+                }
+
+                // Disable: the device returns the held buffer INVALID (dropped: we are disabled).
+                l.Enabled = false;
+                l.Handler = null;
+                return Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
+            }
+
+            l.Handler = handler;
+            if (l.Enabled)
+            {
+                return RrStatus.Ok;
+            }
+
+            if (l.Type == GpioIrqType.None)
+            {
+                return RrStatus.InvalidArgument; // set a trigger type first
+            }
+
+            // Enable before unmasking (rule 2): SET_IRQ_TYPE, then the eventq buffer.
+            RrStatus s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, (uint)l.Type, out _);
+            if (s != RrStatus.Ok)
+            {
+                l.Handler = null;
+                return s;
+            }
+
+            l.Enabled = true;
+            QueueEventBuffer(line);
+            return RrStatus.Ok;
+        }
+    }
+
+    /// <summary>Reads several lines with their requests in flight together (one kick).</summary>
+    /// <returns>The first failure, or <see cref="RrStatus.Ok"/>.</returns>
+    public RrStatus GetMultiple(ReadOnlySpan<int> lines, Span<bool> values)
+    {
+        if (values.Length < lines.Length)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        Span<byte> raw = stackalloc byte[lines.Length];
+        RrStatus s = RequestMany(lines, VIRTIO_GPIO_MSG_GET_VALUE, default, raw);
+        for (int i = 0; i < lines.Length; i++)
+        {
+            values[i] = raw[i] != 0;
+        }
+
+        return s;
+    }
+
+    /// <summary>Drives several output lines with their requests in flight together (one kick).</summary>
+    /// <returns>The first failure, or <see cref="RrStatus.Ok"/>.</returns>
+    public RrStatus SetMultiple(ReadOnlySpan<int> lines, ReadOnlySpan<bool> values)
+    {
+        if (values.Length < lines.Length)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        Span<byte> raw = stackalloc byte[lines.Length];
+        return RequestMany(lines, VIRTIO_GPIO_MSG_SET_VALUE, values, raw);
+    }
+
+    /// <summary>Stops the interrupt thread, resets the device and detaches the queues.</summary>
+    public void Dispose()
+    {
+        if (_stop)
+        {
+            return;
+        }
+
+        _stop = true;
+        _failure ??= "the driver was unbound";
+        _call.Ring();
+        _irqThread.Join();
+        _device.Reset();
+        lock (_queueLock)
+        {
+            _requestq.Destroy();
+            _eventq?.Destroy();
+        }
+
+        foreach (Slot s in _slots)
+        {
+            s.Done.Set();
+        }
+    }
+
+    // ---- requests --------------------------------------------------------------------------
+
+    private RrStatus Request(int line, ushort type, uint value, out byte result)
+    {
+        result = 0;
+        if ((uint)line >= (uint)_ngpio)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        Slot slot = _slots[line];
+        lock (slot.Lock)
+        {
+            RrStatus s = Submit(slot, line, new VirtioGpioRequest(type, (ushort)line, value), ResponseSize);
+            if (s == RrStatus.Ok)
+            {
+                s = Kick();
+            }
+
+            return s == RrStatus.Ok ? Finish(slot, ResponseSize, out result) : s;
+        }
+    }
+
+    private RrStatus RequestMany(ReadOnlySpan<int> lines, ushort type, ReadOnlySpan<bool> values, Span<byte> results)
+    {
+        foreach (int line in lines)
+        {
+            if ((uint)line >= (uint)_ngpio)
+            {
+                return RrStatus.InvalidArgument;
+            }
+        }
+
+        // Slot locks in ascending line order (the caller's order could deadlock against another batch).
+        int[] order = lines.ToArray();
+        Array.Sort(order);
+        int taken = 0;
+        RrStatus first = RrStatus.Ok;
+        try
+        {
+            for (; taken < order.Length; taken++)
+            {
+                if (taken > 0 && order[taken] == order[taken - 1])
+                {
+                    return RrStatus.InvalidArgument; // a line twice: one outstanding request per line
+                }
+
+                _slots[order[taken]].Lock.Enter();
+            }
+
+            int submitted = 0;
+            for (int i = 0; i < lines.Length && first == RrStatus.Ok; i++)
+            {
+                uint v = type == VIRTIO_GPIO_MSG_SET_VALUE && values[i] ? 1u : 0u;
+                first = Submit(_slots[lines[i]], lines[i], new VirtioGpioRequest(type, (ushort)lines[i], v), ResponseSize);
+                if (first == RrStatus.Ok)
+                {
+                    submitted++;
+                }
+            }
+
+            RrStatus k = Kick();
+            for (int i = 0; i < submitted; i++)
+            {
+                RrStatus s = k == RrStatus.Ok ? Finish(_slots[lines[i]], ResponseSize, out results[i]) : k;
+                if (first == RrStatus.Ok)
+                {
+                    first = s;
+                }
+            }
+
+            return first;
+        }
+        finally
+        {
+            for (int i = 0; i < taken; i++)
+            {
+                _slots[order[i]].Lock.Exit();
+            }
+        }
+    }
+
+    /// <summary>Fills the slot's request and adds its chain (not yet published).</summary>
+    private RrStatus Submit(Slot slot, int token, VirtioGpioRequest req, uint expected)
+    {
+        if (slot.Dead || Failure is not null)
+        {
+            return RrStatus.NoDevice;
+        }
+
+        req.Write(new Span<byte>(slot.Request, RequestSize));
+        slot.Completed = false;
+        slot.Done.Reset();
+        ReadOnlySpan<VirtqBuffer> bufs = [new VirtqBuffer(slot.RequestGpa, RequestSize), new VirtqBuffer(slot.ResponseGpa, expected)];
+        lock (_queueLock)
+        {
+            RrStatus s = _requestq.TryAdd(bufs, 1, (ulong)token);
+            if (s == RrStatus.Broken)
+            {
+                _failure ??= $"requestq broken: {_requestq.BrokenReason}";
+                return RrStatus.NoDevice;
+            }
+
+            // NoSpace cannot happen: the queue has room for every line's pair plus GET_NAMES.
+            return s;
+        }
+    }
+
+    private RrStatus Kick()
+    {
+        bool kick;
+        lock (_queueLock)
+        {
+            if (_requestq.IsBroken)
+            {
+                return RrStatus.NoDevice;
+            }
+
+            kick = _requestq.KickPrepare();
+        }
+
+        if (kick)
+        {
+            _device.Kick.Ring();
+        }
+
+        return RrStatus.Ok;
+    }
+
+    /// <summary>Waits for the slot's completion and checks status and used length.</summary>
+    private RrStatus Finish(Slot slot, uint expected, out byte value)
+    {
+        value = 0;
+        if (!WaitFor(slot))
+        {
+            slot.Dead = true; // the device may still own the buffers: never reuse them
+            return RrStatus.NoDevice;
+        }
+
+        byte status = slot.Response[0];
+        if (slot.UsedLength != expected || status != VIRTIO_GPIO_STATUS_OK)
+        {
+            return _device.NeedsReset ? RrStatus.NoDevice : RrStatus.InvalidArgument;
+        }
+
+        value = slot.Response[1];
+        return RrStatus.Ok;
+    }
+
+    private bool WaitFor(Slot slot)
+    {
+        // Poll the used ring ourselves: the answer usually comes within microseconds, and
+        // collecting it here saves a hop through the interrupt thread. Keep polling between
+        // short sleeps too: the interrupt thread may be busy running a handler that is itself
+        // waiting here.
+        for (int i = 0; !slot.Completed; i++)
+        {
+            if ((i & 7) == 0)
+            {
+                TryCollect();
+            }
+
+            if (i < 4096)
+            {
+                Thread.SpinWait(4);
+                continue;
+            }
+
+            if (Failure is not null)
+            {
+                return slot.Completed;
+            }
+
+            slot.Done.Wait(1);
+        }
+
+        return true;
+    }
+
+    private void TryCollect()
+    {
+        if (_queueLock.TryEnter())
+        {
+            try
+            {
+                CollectRequests();
+            }
+            finally
+            {
+                _queueLock.Exit();
+            }
+        }
+    }
+
+    /// <summary>Collects used requestq chains, completing their slots. Caller holds the queue lock.</summary>
+    private bool CollectRequests()
+    {
+        bool any = false;
+        while (true)
+        {
+            RrStatus s = _requestq.TryGetUsed(out ulong token, out uint len);
+            if (s == RrStatus.NotFound)
+            {
+                return any;
+            }
+
+            if (s != RrStatus.Ok)
+            {
+                _failure ??= $"requestq broken: {_requestq.BrokenReason}";
+                WakeAll();
+                return any;
+            }
+
+            Slot slot = _slots[(int)token];
+            slot.UsedLength = len;
+            slot.Completed = true;
+            slot.Done.Set();
+            any = true;
+        }
+    }
+
+    private void WakeAll()
+    {
+        foreach (Slot s in _slots)
+        {
+            s.Done.Set();
+        }
+    }
+
+    // ---- names -------------------------------------------------------------------------------
+
+    private void FetchNames()
+    {
+        if (_namesSize == 0)
+        {
+            return;
+        }
+
+        Slot slot = _slots[_ngpio];
+        lock (slot.Lock)
+        {
+            uint expected = 1 + _namesSize;
+            RrStatus s = Submit(slot, _ngpio, new VirtioGpioRequest(VIRTIO_GPIO_MSG_GET_NAMES, 0, 0), expected);
+            if (s != RrStatus.Ok || Kick() != RrStatus.Ok || !WaitFor(slot) || slot.UsedLength != expected || slot.Response[0] != VIRTIO_GPIO_STATUS_OK)
+            {
+                return; // names are optional: the chip works without them
+            }
+
+            // Parse softly, as Linux: the blob is NUL-terminated strings in line order; a blob that
+            // runs out early leaves the remaining lines unnamed.
+            var blob = new ReadOnlySpan<byte>(slot.Response + 1, (int)_namesSize);
+            for (int line = 0; line < _ngpio && !blob.IsEmpty; line++)
+            {
+                int end = blob.IndexOf((byte)0);
+                if (end < 0)
+                {
+                    break;
+                }
+
+                _names[line] = end == 0 ? null : Encoding.ASCII.GetString(blob[..end]);
+                blob = blob[(end + 1)..];
+            }
+        }
+    }
+
+    // ---- interrupts ----------------------------------------------------------------------------
+
+    /// <summary>Queues the line's eventq buffer (unmask). Caller holds the irq lock or runs on the interrupt thread.</summary>
+    private void QueueEventBuffer(int line)
+    {
+        IrqLine l = _irq[line];
+        bool kick = false;
+        lock (_queueLock)
+        {
+            if (l.Queued || !l.Enabled || _eventq is null || _eventq.IsBroken)
+            {
+                return;
+            }
+
+            ReadOnlySpan<VirtqBuffer> bufs = [new VirtqBuffer(l.RequestGpa, IrqRequestSize), new VirtqBuffer(l.ResponseGpa, IrqResponseSize)];
+            if (_eventq.TryAdd(bufs, 1, EventToken | (uint)line) == RrStatus.Ok)
+            {
+                l.Queued = true;
+                kick = _eventq.KickPrepare();
+            }
+        }
+
+        if (kick)
+        {
+            _device.Kick.Ring();
+        }
+    }
+
+    private void InterruptThread()
+    {
+        Span<int> fired = stackalloc int[_ngpio];
+        Span<int> requeue = stackalloc int[_ngpio];
+        while (!_stop)
+        {
+            int nFired = 0, nRequeue = 0;
+            bool work;
+            lock (_queueLock)
+            {
+                work = CollectRequests();
+                while (_eventq is not null)
+                {
+                    RrStatus s = _eventq.TryGetUsed(out ulong token, out uint len);
+                    if (s == RrStatus.NotFound)
+                    {
+                        break;
+                    }
+
+                    if (s != RrStatus.Ok)
+                    {
+                        _failure ??= $"eventq broken: {_eventq.BrokenReason}";
+                        WakeAll();
+                        break;
+                    }
+
+                    work = true;
+                    int line = (int)(uint)token; // from the token, never from bytes the device handed back
+                    IrqLine l = _irq[line];
+                    if (len != IrqResponseSize)
+                    {
+                        // Linux logs "irq with incorrect length" and drops it; the line stays queued
+                        // there, here it is simply requeued if still enabled.
+                        Interlocked.Increment(ref _droppedEvents);
+                        l.Queued = false;
+                        requeue[nRequeue++] = line;
+                        continue;
+                    }
+
+                    l.Queued = false;
+                    byte status = *l.Response;
+                    if (!l.Enabled)
+                    {
+                        continue; // disabled meanwhile: drop
+                    }
+
+                    if (status == VIRTIO_GPIO_IRQ_STATUS_VALID)
+                    {
+                        fired[nFired++] = line;
+                    }
+                    else if (status == VIRTIO_GPIO_IRQ_STATUS_INVALID)
+                    {
+                        requeue[nRequeue++] = line; // disabled and re-enabled meanwhile
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref _droppedEvents);
+                        requeue[nRequeue++] = line;
+                    }
+                }
+
+                if (_device.NeedsReset)
+                {
+                    WakeAll();
+                }
+            }
+
+            // Handlers run without our locks (they may call back into the chip), then the line is
+            // unmasked again by requeueing its buffer (handle_level_irq: mask, handle, unmask).
+            for (int i = 0; i < nFired; i++)
+            {
+                int line = fired[i];
+                Action<int>? h = _irq[line].Handler;
+                if (h is not null && _irq[line].Enabled)
+                {
+                    Interlocked.Increment(ref _interrupts);
+                    h(line);
+                }
+
+                QueueEventBuffer(line);
+            }
+
+            for (int i = 0; i < nRequeue; i++)
+            {
+                QueueEventBuffer(requeue[i]);
+            }
+
+            if (work)
+            {
+                continue;
+            }
+
+            bool pending;
+            lock (_queueLock)
+            {
+                pending = _requestq.EnableCallbacks() | (_eventq?.EnableCallbacks() ?? false);
+            }
+
+            if (!pending && !_stop)
+            {
+                _call.Wait(50);
+            }
+        }
+    }
+}
