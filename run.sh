@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The main job: builds the C SDK into dist/, runs the C demo against it (exported calls and the
-# RR_INLINE fast paths), then prints a short side-by-side benchmark of what exists so far.
+# The main job: the driver pair end to end (examples/PairDemo: consumer code -> virtio-gpio front
+# end -> split virtqueue -> device thread -> PL061 driver -> MMIO -> PL061 model: a line driven,
+# an interrupt received across the ring, hot-unplug, then a short table of the same operations
+# over the ring, the driver directly and a lock-based queue), then the C SDK in dist/ with the C
+# demo against it (exported calls and the RR_INLINE fast paths) and the C-host ring table.
 # Usage: ./run.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
 scripts/ensure-deps.sh bench
 ./build.sh --no-deps
+
+echo
+echo "==> examples/PairDemo: the virtio-gpio driver pair over the PL061"
+dotnet run -c Release --project examples/PairDemo
 
 out="$root/build/demo"
 mkdir -p "$out"
@@ -22,10 +29,8 @@ cc -std=c11 -O2 -Wall -Wextra -DRR_INLINE examples/c/refcount_demo.c $flags -Wl,
 echo "(RR_INLINE build: $("$out/refcount_demo_inline" | tail -1))"
 
 echo
-echo "==> C host: RefRuntime beside the C baselines (same run)"
+echo "==> C host: the split virtqueue through the C ABI beside a plain C ring (same run)"
 make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
-"$root/build/bench-c/rr_bench" - 2000000
-echo
-"$root/build/bench-c/rcu_bench" - 2000000
+"$root/build/bench-c/vq_bench" -
 echo
 echo "Full comparative suite (BenchmarkDotNet + C host, results into perf-results/): bench/run.sh"

@@ -67,7 +67,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
     private readonly GuestMemory _memory;
     private readonly VirtqDriver _requestq;
     private readonly VirtqDriver? _eventq;
-    private readonly Doorbell _call = new(spinIterations: 4000);
+    private readonly Doorbell _call = new();
     private readonly Lock _queueLock = new();
     private readonly Slot[] _slots;        // one per line, plus [ngpio] for GET_NAMES
     private readonly IrqLine[] _irq;
@@ -79,6 +79,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
     private volatile bool _stop;
     private volatile string? _failure;
     private long _droppedEvents;
+    private int _blockedWaiters;
     private long _interrupts;
 
     private VirtioGpioChip(IVirtioGpioTransport device, GuestMemory memory, VirtqDriver requestq, VirtqDriver? eventq, int ngpio, uint namesSize)
@@ -601,32 +602,61 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
 
     private bool WaitFor(Slot slot)
     {
-        // Poll the used ring ourselves: the answer usually comes within microseconds, and
-        // collecting it here saves a hop through the interrupt thread. Keep polling between
-        // short sleeps too: the interrupt thread may be busy running a handler that is itself
-        // waiting here.
-        for (int i = 0; !slot.Completed; i++)
+        // Poll the used ring ourselves first: the answer usually comes within microseconds, and
+        // collecting it here saves a hop through the interrupt thread.
+        for (int i = 0; i < 2048 && !slot.Completed; i++)
         {
             if ((i & 7) == 0)
             {
                 TryCollect();
             }
-
-            if (i < 4096)
+            else
             {
-                Thread.SpinWait(4);
-                continue;
+                Thread.SpinWait(1);
             }
-
-            if (Failure is not null)
-            {
-                return slot.Completed;
-            }
-
-            slot.Done.Wait(1);
         }
 
-        return true;
+        if (slot.Completed)
+        {
+            return true;
+        }
+
+        // Then block: with a waiter blocked, the interrupt thread keeps requestq notifications on
+        // and collects for us. Keep polling between short waits too: the interrupt thread may be
+        // busy running a handler that is itself waiting here.
+        Interlocked.Increment(ref _blockedWaiters);
+        try
+        {
+            bool pending;
+            lock (_queueLock)
+            {
+                pending = _requestq.EnableCallbacks();
+            }
+
+            _call.Ring(); // the interrupt thread re-reads _blockedWaiters before it sleeps again
+            for (int i = 0; !slot.Completed; i++)
+            {
+                if (pending || (i & 3) == 0)
+                {
+                    TryCollect();
+                    pending = false;
+                    continue;
+                }
+
+                if (Failure is not null)
+                {
+                    return slot.Completed;
+                }
+
+                slot.Done.Wait(i < 64 ? 1 : 20);
+            }
+
+            return true;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _blockedWaiters);
+        }
     }
 
     private void TryCollect()
@@ -835,10 +865,22 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
                 continue;
             }
 
+            // requestq notifications only while a caller is blocked (callers poll for themselves);
+            // eventq notifications always.
             bool pending;
             lock (_queueLock)
             {
-                pending = _requestq.EnableCallbacks() | (_eventq?.EnableCallbacks() ?? false);
+                if (Volatile.Read(ref _blockedWaiters) > 0)
+                {
+                    pending = _requestq.EnableCallbacks();
+                }
+                else
+                {
+                    _requestq.DisableCallbacks();
+                    pending = false;
+                }
+
+                pending |= _eventq?.EnableCallbacks() ?? false;
             }
 
             if (!pending && !_stop)

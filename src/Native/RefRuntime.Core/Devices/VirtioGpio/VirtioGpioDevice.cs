@@ -48,7 +48,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
     private readonly Line[] _lines;
     private readonly int[] _pending;
     private readonly Action<int> _irqHandler;
-    private readonly Doorbell _kick = new(spinIterations: 4000);
+    private readonly Doorbell _kick = new();
     private readonly Lock _lifecycle = new();
 
     private GuestMemory? _memory;
