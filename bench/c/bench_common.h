@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static inline double bench_now_ns(void)
@@ -161,6 +162,22 @@ static inline void bench_run_table(const char *title, const char *csv_name, cons
             fprintf(csv, "%s,%s,2,%.3f,%.3f,%.1f\n", csv_name, v[i].name, two[i], two[i] / two[0], lat);
         }
     }
+}
+
+/* Opens the CSV file named by argv[1] (absent or "-": no CSV) and writes the header row.
+ * Returns 0 on success (with *@out NULL when there is no CSV), -1 if the file cannot be opened. */
+static inline int bench_open_csv(int argc, char **argv, FILE **out)
+{
+    *out = NULL;
+    if (argc < 2 || strcmp(argv[1], "-") == 0)
+        return 0;
+    *out = fopen(argv[1], "w");
+    if (!*out) {
+        perror(argv[1]);
+        return -1;
+    }
+    fprintf(*out, "benchmark,variant,threads,ns_per_op,ratio_vs_baseline,latency_ns\n");
+    return 0;
 }
 
 #endif

@@ -146,15 +146,9 @@ static double time_calls(bool liburcu, long n)
 int main(int argc, char **argv)
 {
     long n = argc > 2 ? atol(argv[2]) : 4000000;
-    FILE *csv = NULL;
-    if (argc > 1 && strcmp(argv[1], "-") != 0) {
-        csv = fopen(argv[1], "w");
-        if (!csv) {
-            perror(argv[1]);
-            return 1;
-        }
-        fprintf(csv, "benchmark,variant,threads,ns_per_op,ratio_vs_baseline,latency_ns\n");
-    }
+    FILE *csv;
+    if (bench_open_csv(argc, argv, &csv) != 0)
+        return 1;
     rr_bench_published = calloc(1, sizeof *rr_bench_published);
     rr_bench_published->value = 42;
     if (rr_rcu_domain_create(&g_domain) != RR_OK)

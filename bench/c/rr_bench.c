@@ -165,15 +165,9 @@ static void free_upgrade_obj(size_t v, void *o)
 int main(int argc, char **argv)
 {
     long n = argc > 2 ? atol(argv[2]) : 2000000;
-    FILE *csv = NULL;
-    if (argc > 1 && strcmp(argv[1], "-") != 0) {
-        csv = fopen(argv[1], "w");
-        if (!csv) {
-            perror(argv[1]);
-            return 1;
-        }
-        fprintf(csv, "benchmark,variant,threads,ns_per_op,ratio_vs_baseline,latency_ns\n");
-    }
+    FILE *csv;
+    if (bench_open_csv(argc, argv, &csv) != 0)
+        return 1;
     rr_refcount_set_warn_handler(NULL, NULL);
 
     static const struct bench_variant refcount[] = {

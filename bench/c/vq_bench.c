@@ -198,15 +198,9 @@ static double median_of(double (*fn)(int), int batch)
 
 int main(int argc, char **argv)
 {
-    FILE *csv = NULL;
-    if (argc > 1 && strcmp(argv[1], "-") != 0) {
-        csv = fopen(argv[1], "w");
-        if (!csv) {
-            perror(argv[1]);
-            return 1;
-        }
-        fprintf(csv, "benchmark,variant,threads,ns_per_op,ratio_vs_baseline,latency_ns\n");
-    }
+    FILE *csv;
+    if (bench_open_csv(argc, argv, &csv) != 0)
+        return 1;
     double lat0 = bench_ping_pong_one_way_ns();
     double floor1 = median_of(spsc_run, 1), floor32 = median_of(spsc_run, 32);
     double vq1 = median_of(vq_run, 1), vq32 = median_of(vq_run, 32);

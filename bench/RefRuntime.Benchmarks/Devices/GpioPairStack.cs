@@ -34,12 +34,7 @@ public sealed class GpioPairStack : IDisposable
     /// <summary>Builds the stack; line names as in the spec's fixture.</summary>
     public GpioPairStack()
     {
-        var io = new Io<DeviceBackend>(new DeviceBackend(Model, Pl061Regs.WindowSize));
-        Check(Pl061Driver<DeviceBackend>.Probe(io, null, h =>
-        {
-            Model.InterruptChanged += h;
-            return new ActionDisposable(() => Model.InterruptChanged -= h);
-        }, out var d, out string? error), error);
+        Check(Pl061Probe.OnModel(Model, out var d, out string? error), error);
         Direct = d!;
         Check(VirtioGpioDevice.Create(Direct, ["led-red", null, "button", null, null, null, null, null], true, out var dev, out error), error);
         Device = dev!;

@@ -20,9 +20,9 @@ namespace RefRuntime.Benchmarks.Virtio;
 /// single-reader/single-writer unbounded channels. The EventIdx variant also runs the
 /// notification protocol (KickPrepare / NotifyPrepare per batch, re-enabling notifications when
 /// a side runs dry) and prints kicks and interrupts per buffer at cleanup.
-/// In every design the device side relaxes (one <see cref="Thread.SpinWait"/>) after an empty
-/// poll, as ringtest's --relax does: a poll loop that never pauses keeps pulling the driver's
-/// cache line away. The driver side never waits: it always has something to add or collect.
+/// In every design the device side relaxes after an empty poll (exponential backoff, 1 to 32
+/// spin units), as ringtest's --relax does: a poll loop that never pauses keeps pulling away the
+/// cache line the driver is filling. The driver side never waits: it always has something to add or collect.
 /// PingPong_OneWayLatency gives the cross-CPU latency of the same run: read every figure beside it.
 /// </summary>
 public class VirtqueueThroughputBenchmarks
@@ -210,7 +210,7 @@ public class VirtqueueThroughputBenchmarks
     private int ServeRing(int batch)
     {
         VirtqDevice v = _device!;
-        int served = 0;
+        int served = 0, idle = 0;
         while (served < Items)
         {
             int n = 0;
@@ -239,8 +239,11 @@ public class VirtqueueThroughputBenchmarks
                     v.EnableNotifications();
                 }
 
-                Thread.SpinWait(1);
+                Relax(ref idle);
+                continue;
             }
+
+            idle = 0;
         }
 
         return served;
@@ -285,7 +288,7 @@ public class VirtqueueThroughputBenchmarks
     private int ServeLock(int batch)
     {
         Span<Item> local = stackalloc Item[32];
-        int served = 0;
+        int served = 0, idle = 0;
         while (served < Items)
         {
             int n = 0;
@@ -308,10 +311,11 @@ public class VirtqueueThroughputBenchmarks
                 }
 
                 served += n;
+                idle = 0;
             }
             else
             {
-                Thread.SpinWait(1);
+                Relax(ref idle);
             }
         }
 
@@ -351,21 +355,29 @@ public class VirtqueueThroughputBenchmarks
     {
         ChannelReader<Item> r = _chToDevice!.Reader;
         ChannelWriter<Item> w = _chToDriver!.Writer;
-        int served = 0;
+        int served = 0, idle = 0;
         while (served < Items)
         {
             if (r.TryRead(out Item it))
             {
                 w.TryWrite(it);
                 served++;
+                idle = 0;
             }
             else
             {
-                Thread.SpinWait(1);
+                Relax(ref idle);
             }
         }
 
         return served;
+    }
+
+    /// <summary>Exponential backoff for an empty poll (1, 2, 4 .. 32 spin units).</summary>
+    private static void Relax(ref int idle)
+    {
+        Thread.SpinWait(1 << Math.Min(idle, 5));
+        idle++;
     }
 
     private static void Check(RrStatus s)

@@ -32,12 +32,7 @@ internal sealed unsafe class VirtioGpioFixture : IDisposable
 
     public VirtioGpioFixture(bool irq = true, string?[]? names = null, bool start = true)
     {
-        var io = new Io<DeviceBackend>(new DeviceBackend(Model, Pl061Regs.WindowSize));
-        Assert.Equal(RrStatus.Ok, Driver.Probe(io, null, h =>
-        {
-            Model.InterruptChanged += h;
-            return new ActionDisposable(() => Model.InterruptChanged -= h);
-        }, out Driver? d, out _));
+        Assert.Equal(RrStatus.Ok, Pl061Probe.OnModel(Model, out Driver? d, out _));
         Pl061 = d!;
         Assert.Equal(RrStatus.Ok, VirtioGpioDevice.Create(Pl061, names ?? SpecNames, irq, out VirtioGpioDevice? dev, out string? err));
         Assert.Null(err);

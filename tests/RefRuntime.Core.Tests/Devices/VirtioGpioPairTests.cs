@@ -32,12 +32,7 @@ public sealed class VirtioGpioPairTests
 
         public Pair(bool irq = true)
         {
-            var io = new Io<DeviceBackend>(new DeviceBackend(Model, Pl061Regs.WindowSize));
-            Assert.Equal(RrStatus.Ok, Driver.Probe(io, null, h =>
-            {
-                Model.InterruptChanged += h;
-                return new ActionDisposable(() => Model.InterruptChanged -= h);
-            }, out Driver? d, out _));
+            Assert.Equal(RrStatus.Ok, Pl061Probe.OnModel(Model, out Driver? d, out _));
             Pl061 = d!;
             Assert.Equal(RrStatus.Ok, VirtioGpioDevice.Create(Pl061, VirtioGpioFixture.SpecNames, irq, out VirtioGpioDevice? dev, out _));
             Device = dev!;
@@ -59,12 +54,7 @@ public sealed class VirtioGpioPairTests
 
     private static Driver DirectPl061(Pl061Model model)
     {
-        var io = new Io<DeviceBackend>(new DeviceBackend(model, Pl061Regs.WindowSize));
-        Assert.Equal(RrStatus.Ok, Driver.Probe(io, null, h =>
-        {
-            model.InterruptChanged += h;
-            return new ActionDisposable(() => model.InterruptChanged -= h);
-        }, out Driver? d, out _));
+        Assert.Equal(RrStatus.Ok, Pl061Probe.OnModel(model, out Driver? d, out _));
         return d!;
     }
 

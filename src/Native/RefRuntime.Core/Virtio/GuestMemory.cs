@@ -178,3 +178,29 @@ public sealed unsafe class GuestMemory
         }
     }
 }
+
+/// <summary>
+/// A region's bounds, copied by a queue side when it attaches (the region cannot be freed while
+/// any side is attached, so the copy stays valid): translation without touching the region object.
+/// </summary>
+internal readonly unsafe struct GuestRange(GuestMemory memory)
+{
+    private readonly byte* _base = memory.HostBase;
+    private readonly ulong _gpa = memory.GpaBase;
+    private readonly ulong _size = memory.Size;
+
+    /// <summary>GuestMemory.TryTranslate over the copied bounds (the same overflow-free checks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryTranslate(ulong gpa, ulong length, out byte* host)
+    {
+        ulong off = gpa - _gpa;
+        if (gpa >= _gpa && off <= _size && length <= _size - off)
+        {
+            host = _base + off;
+            return true;
+        }
+
+        host = null;
+        return false;
+    }
+}

@@ -85,10 +85,7 @@ public sealed unsafe class VirtqDevice
     private readonly byte* _availEvent;
     private readonly VirtqSegment[] _segments;
     private readonly HeadState[] _heads;
-    // The region's bounds, copied: it cannot be freed while this side is attached.
-    private readonly byte* _memBase;
-    private readonly ulong _memGpa;
-    private readonly ulong _memSize;
+    private readonly GuestRange _range;
 
     private int _segmentCount;
     private int _currentReadable; // segments [0, _currentReadable) of the current chain are readable, the rest writable
@@ -119,9 +116,7 @@ public sealed unsafe class VirtqDevice
         _availEvent = used + AvailEventOffset(n);
         _segments = new VirtqSegment[n];
         _heads = new HeadState[n];
-        _memBase = mem.HostBase;
-        _memGpa = mem.GpaBase;
-        _memSize = mem.Size;
+        _range = new GuestRange(mem);
     }
 
     /// <summary>Queue size (N).</summary>
@@ -261,7 +256,7 @@ public sealed unsafe class VirtqDevice
         {
             ulong addr = Le.Read64(d + DescAddr);
             uint len = Le.Read32(d + DescLen);
-            if (Translate(addr, len, out byte* host))
+            if (_range.TryTranslate(addr, len, out byte* host))
             {
                 bool w = (flags & VRING_DESC_F_WRITE) != 0;
                 // SAFETY: _segments has N ≥ 1 entries.
@@ -502,21 +497,6 @@ public sealed unsafe class VirtqDevice
     [MethodImpl(MethodImplOptions.NoInlining)]
     private RrStatus BreakHead(uint head, string what) => Break($"available head {head} {what} (N = {_n})");
 
-    /// <summary>GuestMemory.TryTranslate over the copied bounds (same overflow-free checks).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Translate(ulong gpa, ulong length, out byte* host)
-    {
-        ulong off = gpa - _memGpa;
-        if (gpa >= _memGpa && off <= _memSize && length <= _memSize - off)
-        {
-            host = _memBase + off;
-            return true;
-        }
-
-        host = null;
-        return false;
-    }
-
     /// <summary>Walks the chain at <paramref name="head"/> into <c>_segments</c>; null on success, else what was wrong.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private string? Walk(int head, out VirtqChain chain)
@@ -567,7 +547,7 @@ public sealed unsafe class VirtqDevice
                     return $"indirect table of {len} bytes (must be a non-zero multiple of 16, at most {MaxIndirectEntries} entries)";
                 }
 
-                if (!Translate(addr, len, out byte* t) || (addr % DescAlign) != 0)
+                if (!_range.TryTranslate(addr, len, out byte* t) || (addr % DescAlign) != 0)
                 {
                     return $"indirect table [0x{addr:x}, +{len}) outside the region or misaligned";
                 }
@@ -586,7 +566,7 @@ public sealed unsafe class VirtqDevice
                 return "a readable descriptor after a writable one";
             }
 
-            if (!Translate(addr, len, out byte* host))
+            if (!_range.TryTranslate(addr, len, out byte* host))
             {
                 return $"buffer [0x{addr:x}, +{len}) outside the region";
             }

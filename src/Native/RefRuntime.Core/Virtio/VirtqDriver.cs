@@ -68,9 +68,7 @@ public sealed unsafe class VirtqDriver
     private readonly byte* _indirect;
     private readonly ulong _indirectGpa;
     private readonly DescState[] _state;
-    // The region's bounds, copied: it cannot be freed while this side is attached.
-    private readonly ulong _memGpa;
-    private readonly ulong _memSize;
+    private readonly GuestRange _range;
 
     private int _freeHead;
     private int _numFree;
@@ -109,8 +107,7 @@ public sealed unsafe class VirtqDriver
         }
 
         _state = new DescState[n];
-        _memGpa = mem.GpaBase;
-        _memSize = mem.Size;
+        _range = new GuestRange(mem);
         InitFreeList();
     }
 
@@ -214,10 +211,9 @@ public sealed unsafe class VirtqDriver
         for (int k = 0; k < count; k++)
         {
             VirtqBuffer b = buffers[k];
-            ulong off = b.Gpa - _memGpa;
-            if (b.Gpa < _memGpa || off > _memSize || b.Length > _memSize - off)
+            if (!_range.TryTranslate(b.Gpa, b.Length, out _))
             {
-                return RrStatus.InvalidArgument; // outside the region (same checks as GuestMemory.TryTranslate)
+                return RrStatus.InvalidArgument; // outside the region
             }
 
             total += b.Length;

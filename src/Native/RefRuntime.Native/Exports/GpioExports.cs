@@ -127,12 +127,7 @@ internal static unsafe class GpioExports
                 return (int)s;
             }
 
-            var io = new Io<DeviceBackend>(new DeviceBackend(m!, Pl061Regs.WindowSize));
-            s = Pl061Driver<DeviceBackend>.Probe(io, null, h =>
-            {
-                m!.InterruptChanged += h;
-                return new ActionDisposable(() => m.InterruptChanged -= h);
-            }, out var d, out _);
+            s = Pl061Probe.OnModel(m!, out var d, out _);
             if (s == RrStatus.Ok)
             {
                 *outChip = ObjectHandle.Alloc(new Chip(d!), ChipMagic);

@@ -555,3 +555,23 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
         return a;
     }
 }
+
+/// <summary>Probing the PL061 driver on a device model, its interrupt line wired to the model's.</summary>
+public static class Pl061Probe
+{
+    /// <summary>
+    /// Probes <see cref="Pl061Driver{TBackend}"/> on <paramref name="model"/> through a device
+    /// window; the model's interrupt output feeds the driver until the driver is removed.
+    /// </summary>
+    /// <returns>As <see cref="Pl061Driver{TBackend}.Probe"/>.</returns>
+    public static RrStatus OnModel(Pl061Model model, out Pl061Driver<DeviceBackend>? driver, out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var io = new Io<DeviceBackend>(new DeviceBackend(model, WindowSize));
+        return Pl061Driver<DeviceBackend>.Probe(io, null, handler =>
+        {
+            model.InterruptChanged += handler;
+            return new ActionDisposable(() => model.InterruptChanged -= handler);
+        }, out driver, out error);
+    }
+}

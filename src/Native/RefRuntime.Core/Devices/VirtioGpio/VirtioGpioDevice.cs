@@ -335,27 +335,12 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
     {
         Span<byte> request = stackalloc byte[RequestSize];
         int answered = 0;
-        while (true)
+        while (TryTake(q, out VirtqChain chain, out bool malformed))
         {
-            RrStatus s = q.TryPop(out VirtqChain chain);
-            if (s == RrStatus.NotFound)
-            {
-                break;
-            }
-
-            if (s == RrStatus.Broken)
-            {
-                _needsReset = true; // a queue-level violation: nothing more to serve until reset
-                _stop = true;
-                break;
-            }
-
             answered++;
-            if (s == RrStatus.Malformed || chain.Readable + chain.Writable > MaxDescriptorsPerMessage || chain.ReadableBytes != RequestSize)
+            if (malformed || chain.Readable + chain.Writable > MaxDescriptorsPerMessage || chain.ReadableBytes != RequestSize)
             {
-                // Rule D2: back with length 0, nothing written, nothing changed.
-                q.AddUsed(chain.Head, 0);
-                Interlocked.Increment(ref _malformed);
+                ReturnEmpty(q, chain.Head); // rule D2
                 continue;
             }
 
@@ -372,6 +357,30 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
         }
 
         return answered > 0;
+    }
+
+    /// <summary>
+    /// Takes the next chain (well formed or not); false when the queue is empty, or broken by a
+    /// queue-level violation — then nothing more is served until the device is reset.
+    /// </summary>
+    private bool TryTake(VirtqDevice q, out VirtqChain chain, out bool malformed)
+    {
+        RrStatus s = q.TryPop(out chain);
+        malformed = s == RrStatus.Malformed;
+        if (s == RrStatus.Broken)
+        {
+            _needsReset = true;
+            _stop = true;
+        }
+
+        return s is RrStatus.Ok or RrStatus.Malformed;
+    }
+
+    /// <summary>Rule D2: a malformed chain goes back with length 0, nothing written, nothing changed.</summary>
+    private void ReturnEmpty(VirtqDevice q, ushort head)
+    {
+        q.AddUsed(head, 0);
+        Interlocked.Increment(ref _malformed);
     }
 
     /// <summary>Runs one request and writes its response; returns the used length.</summary>
@@ -576,27 +585,13 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
     {
         Span<byte> request = stackalloc byte[IrqRequestSize];
         int taken = 0;
-        while (true)
+        while (TryTake(q, out VirtqChain chain, out bool malformed))
         {
-            RrStatus s = q.TryPop(out VirtqChain chain);
-            if (s == RrStatus.NotFound)
-            {
-                break;
-            }
-
-            if (s == RrStatus.Broken)
-            {
-                _needsReset = true;
-                _stop = true;
-                break;
-            }
-
             taken++;
-            if (s == RrStatus.Malformed || chain.Readable + chain.Writable > MaxDescriptorsPerMessage
+            if (malformed || chain.Readable + chain.Writable > MaxDescriptorsPerMessage
                 || chain.ReadableBytes != IrqRequestSize || chain.WritableBytes != IrqResponseSize)
             {
-                q.AddUsed(chain.Head, 0);
-                Interlocked.Increment(ref _malformed);
+                ReturnEmpty(q, chain.Head);
                 continue;
             }
 
