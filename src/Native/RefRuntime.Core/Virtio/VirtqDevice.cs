@@ -63,7 +63,7 @@ public readonly unsafe struct VirtqSegment(byte* host, uint length, bool writabl
 public readonly record struct VirtqChain(ushort Head, int Readable, int Writable, uint ReadableBytes, uint WritableBytes);
 
 /// <summary>The device side of a split virtqueue (see file comment).</summary>
-public sealed unsafe class VirtqDevice
+public sealed unsafe class VirtqDevice : VirtqSide
 {
     private struct HeadState
     {
@@ -71,7 +71,6 @@ public sealed unsafe class VirtqDevice
         public bool Held;     // popped, not yet returned
     }
 
-    private readonly GuestMemory _mem;
     private readonly int _n;
     private readonly int _mask;
     private readonly VirtqFeatures _features;
@@ -93,16 +92,14 @@ public sealed unsafe class VirtqDevice
     private ushort _availIdxSeen; // last avail.idx read (and validated); heads before it are published
     private ushort _nextUsed;
     private ushort _signalledUsed;
-    private string? _brokenReason;
     private string? _lastMalformed;
-    private int _destroyed;
     private long _notifications;
     private long _notificationsSuppressed;
     private long _malformed;
 
     private VirtqDevice(GuestMemory mem, int n, VirtqFeatures features, MalformedChainPolicy policy, byte* desc, byte* avail, byte* used)
+        : base(mem)
     {
-        _mem = mem;
         _n = n;
         _mask = n - 1;
         _features = features;
@@ -124,12 +121,6 @@ public sealed unsafe class VirtqDevice
 
     /// <summary>The negotiated features this side uses.</summary>
     public VirtqFeatures Features => _features;
-
-    /// <summary>Whether a protocol violation broke the queue.</summary>
-    public bool IsBroken => _brokenReason is not null;
-
-    /// <summary>What broke the queue, or null.</summary>
-    public string? BrokenReason => _brokenReason;
 
     /// <summary>Why the last malformed chain was refused (<see cref="MalformedChainPolicy.ReturnEmpty"/>), or null.</summary>
     public string? LastMalformedReason => _lastMalformed;
@@ -447,10 +438,10 @@ public sealed unsafe class VirtqDevice
     }
 
     /// <summary>Forgets every index and held chain, and clears the broken state (pair with the driver's Reset).</summary>
-    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.BadHandle"/> after <see cref="Destroy"/>.</returns>
+    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.BadHandle"/> after <see cref="VirtqSide.Destroy"/>.</returns>
     public RrStatus Reset()
     {
-        if (Volatile.Read(ref _destroyed) != 0)
+        if (IsDestroyed)
         {
             return RrStatus.BadHandle;
         }
@@ -467,25 +458,10 @@ public sealed unsafe class VirtqDevice
         return RrStatus.Ok;
     }
 
-    /// <summary>Detaches the device side from its region. Unusable afterwards.</summary>
-    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.BadHandle"/> if already destroyed.</returns>
-    public RrStatus Destroy()
+    private protected override RrStatus Break(string reason)
     {
-        if (Interlocked.Exchange(ref _destroyed, 1) != 0)
-        {
-            return RrStatus.BadHandle;
-        }
-
-        _brokenReason = "the queue was destroyed";
-        _mem.Detach();
-        return RrStatus.Ok;
-    }
-
-    private RrStatus Break(string reason)
-    {
-        _brokenReason = reason;
         _segmentCount = 0;
-        return RrStatus.Broken;
+        return base.Break(reason);
     }
 
     // The messages are built out of line: string interpolation inlined into TryPop would give

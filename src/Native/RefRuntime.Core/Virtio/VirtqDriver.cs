@@ -42,7 +42,7 @@ public readonly record struct VirtqRings(int Size, ulong DescGpa, ulong AvailGpa
 /// <remarks><b>Invariants:</b> the free list (<c>_freeHead</c>, <c>_state[i].Next</c>) holds exactly
 /// <c>_numFree</c> descriptors; every descriptor is either free or part of exactly one chain in
 /// flight; <c>_inFlight</c> counts heads with <c>InFlight</c> set.</remarks>
-public sealed unsafe class VirtqDriver
+public sealed unsafe class VirtqDriver : VirtqSide
 {
     private struct DescState
     {
@@ -53,7 +53,6 @@ public sealed unsafe class VirtqDriver
         public bool InFlight;     // head of a chain the device owns
     }
 
-    private readonly GuestMemory _mem;
     private readonly int _n;
     private readonly int _mask;
     private readonly VirtqFeatures _features;
@@ -78,14 +77,12 @@ public sealed unsafe class VirtqDriver
     private ushort _lastUsed;
     private ushort _usedIdxSeen;   // last used.idx read (and validated); entries before it are published
     private bool _callbacksOff;
-    private string? _brokenReason;
-    private int _destroyed;
     private long _kicks;
     private long _kicksSuppressed;
 
     private VirtqDriver(GuestMemory mem, int n, VirtqFeatures features, ulong ringGpa, int indirectMax, ulong indirectGpa)
+        : base(mem)
     {
-        _mem = mem;
         _n = n;
         _mask = n - 1;
         _features = features;
@@ -125,12 +122,6 @@ public sealed unsafe class VirtqDriver
 
     /// <summary>Chains the device holds (added, not yet reclaimed).</summary>
     public int InFlight => _inFlight;
-
-    /// <summary>Whether a protocol violation broke the queue.</summary>
-    public bool IsBroken => _brokenReason is not null;
-
-    /// <summary>What broke the queue, or null.</summary>
-    public string? BrokenReason => _brokenReason;
 
     /// <summary>Kicks <see cref="KickPrepare"/> asked for.</summary>
     public long Kicks => _kicks;
@@ -467,10 +458,10 @@ public sealed unsafe class VirtqDriver
     /// indices 0, not broken). Chains still in flight are abandoned: collect their tokens with
     /// <see cref="TryDetachUnused"/> first. The device side must be reset too before it runs again.
     /// </summary>
-    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.BadHandle"/> after <see cref="Destroy"/>.</returns>
+    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.BadHandle"/> after <see cref="VirtqSide.Destroy"/>.</returns>
     public RrStatus Reset()
     {
-        if (Volatile.Read(ref _destroyed) != 0)
+        if (IsDestroyed)
         {
             return RrStatus.BadHandle;
         }
@@ -486,26 +477,6 @@ public sealed unsafe class VirtqDriver
         _callbacksOff = false;
         _brokenReason = null;
         return RrStatus.Ok;
-    }
-
-    /// <summary>Detaches the queue from its region (the region may then be destroyed). The queue is unusable afterwards.</summary>
-    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.BadHandle"/> if already destroyed.</returns>
-    public RrStatus Destroy()
-    {
-        if (Interlocked.Exchange(ref _destroyed, 1) != 0)
-        {
-            return RrStatus.BadHandle;
-        }
-
-        _brokenReason = "the queue was destroyed";
-        _mem.Detach();
-        return RrStatus.Ok;
-    }
-
-    private RrStatus Break(string reason)
-    {
-        _brokenReason = reason;
-        return RrStatus.Broken;
     }
 
     /// <summary>The private state of descriptor <paramref name="i"/>, without a bounds check.</summary>
