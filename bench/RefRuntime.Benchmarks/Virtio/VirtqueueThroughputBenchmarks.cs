@@ -20,9 +20,10 @@ namespace RefRuntime.Benchmarks.Virtio;
 /// single-reader/single-writer unbounded channels. The EventIdx variant also runs the
 /// notification protocol (KickPrepare / NotifyPrepare per batch, re-enabling notifications when
 /// a side runs dry) and prints kicks and interrupts per buffer at cleanup.
-/// In every design the device side relaxes after an empty poll (exponential backoff, 1 to 32
+/// In every design both sides relax when a pass makes no progress (exponential backoff, 1 to 32
 /// spin units), as ringtest's --relax does: a poll loop that never pauses keeps pulling away the
-/// cache line the driver is filling. The driver side never waits: it always has something to add or collect.
+/// cache line the other side is filling (the driver polling used.idx steals the line the device
+/// writes used entries into, and the device polling avail.idx the line of the ring entries).
 /// PingPong_OneWayLatency gives the cross-CPU latency of the same run: read every figure beside it.
 /// </summary>
 public class VirtqueueThroughputBenchmarks
@@ -156,7 +157,7 @@ public class VirtqueueThroughputBenchmarks
     {
         VirtqDriver d = _driver!;
         Span<VirtqBuffer> one = stackalloc VirtqBuffer[1];
-        int sent = 0, done = 0;
+        int sent = 0, done = 0, idle = 0;
         while (done < Items)
         {
             int added = 0;
@@ -200,6 +201,12 @@ public class VirtqueueThroughputBenchmarks
                 {
                     d.EnableCallbacks();
                 }
+
+                Relax(ref idle);
+            }
+            else
+            {
+                idle = 0;
             }
         }
 
@@ -253,9 +260,10 @@ public class VirtqueueThroughputBenchmarks
 
     private long DriveLock(int batch)
     {
-        int sent = 0, done = 0, inFlight = 0;
+        int sent = 0, done = 0, inFlight = 0, idle = 0;
         while (done < Items)
         {
+            int sentBefore = sent;
             if (sent < Items && inFlight < QueueSize)
             {
                 lock (_toDevice)
@@ -280,6 +288,14 @@ public class VirtqueueThroughputBenchmarks
 
             done += got;
             inFlight -= got;
+            if (got == 0 && sent == sentBefore)
+            {
+                Relax(ref idle);
+            }
+            else
+            {
+                idle = 0;
+            }
         }
 
         return done;
@@ -328,9 +344,10 @@ public class VirtqueueThroughputBenchmarks
     {
         ChannelWriter<Item> w = _chToDevice!.Writer;
         ChannelReader<Item> r = _chToDriver!.Reader;
-        int sent = 0, done = 0, inFlight = 0;
+        int sent = 0, done = 0, inFlight = 0, idle = 0;
         while (done < Items)
         {
+            int sentBefore = sent;
             for (int k = 0; k < batch && sent < Items && inFlight < QueueSize; k++)
             {
                 w.TryWrite(new Item(_bufferGpa, 16, (uint)sent));
@@ -346,6 +363,14 @@ public class VirtqueueThroughputBenchmarks
 
             done += got;
             inFlight -= got;
+            if (got == 0 && sent == sentBefore)
+            {
+                Relax(ref idle);
+            }
+            else
+            {
+                idle = 0;
+            }
         }
 
         return done;

@@ -65,6 +65,21 @@ public readonly record struct VirtqChain(ushort Head, int Readable, int Writable
 /// <summary>The device side of a split virtqueue (see file comment).</summary>
 public sealed unsafe class VirtqDevice : VirtqSide
 {
+    // The fields this side writes on every operation, on cache lines of their own (see VirtqDriver.Hot).
+    [StructLayout(LayoutKind.Explicit, Size = 192)]
+    private struct Hot
+    {
+        [FieldOffset(64)] public int SegmentCount;
+        [FieldOffset(68)] public int CurrentReadable; // segments [0, CurrentReadable) of the current chain are readable, the rest writable
+        [FieldOffset(72)] public ushort LastAvail;
+        [FieldOffset(74)] public ushort AvailIdxSeen;  // last avail.idx read (and validated); heads before it are published
+        [FieldOffset(76)] public ushort NextUsed;
+        [FieldOffset(78)] public ushort SignalledUsed;
+        [FieldOffset(80)] public long Notifications;
+        [FieldOffset(88)] public long NotificationsSuppressed;
+        [FieldOffset(96)] public long Malformed;
+    }
+
     private struct HeadState
     {
         public uint Writable; // writable bytes of the chain the device holds
@@ -86,16 +101,8 @@ public sealed unsafe class VirtqDevice : VirtqSide
     private readonly HeadState[] _heads;
     private readonly GuestRange _range;
 
-    private int _segmentCount;
-    private int _currentReadable; // segments [0, _currentReadable) of the current chain are readable, the rest writable
-    private ushort _lastAvail;
-    private ushort _availIdxSeen; // last avail.idx read (and validated); heads before it are published
-    private ushort _nextUsed;
-    private ushort _signalledUsed;
+    private Hot _hot;
     private string? _lastMalformed;
-    private long _notifications;
-    private long _notificationsSuppressed;
-    private long _malformed;
 
     private VirtqDevice(GuestMemory mem, int n, VirtqFeatures features, MalformedChainPolicy policy, byte* desc, byte* avail, byte* used)
         : base(mem)
@@ -126,16 +133,16 @@ public sealed unsafe class VirtqDevice : VirtqSide
     public string? LastMalformedReason => _lastMalformed;
 
     /// <summary>Malformed chains seen.</summary>
-    public long MalformedCount => _malformed;
+    public long MalformedCount => _hot.Malformed;
 
     /// <summary>Notifications <see cref="NotifyPrepare"/> asked for.</summary>
-    public long Notifications => _notifications;
+    public long Notifications => _hot.Notifications;
 
     /// <summary>Notifications <see cref="NotifyPrepare"/> suppressed.</summary>
-    public long NotificationsSuppressed => _notificationsSuppressed;
+    public long NotificationsSuppressed => _hot.NotificationsSuppressed;
 
     /// <summary>Segments of the chain returned by the last successful <see cref="TryPop"/> (valid until the next).</summary>
-    public ReadOnlySpan<VirtqSegment> Segments => new(_segments, 0, _segmentCount);
+    public ReadOnlySpan<VirtqSegment> Segments => new(_segments, 0, _hot.SegmentCount);
 
     /// <summary>
     /// Creates the device side over rings the driver placed at <paramref name="rings"/> (guest
@@ -185,7 +192,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
     }
 
     /// <summary>Whether the driver has made a chain available that was not popped yet (cheap poll).</summary>
-    public bool HasAvailable => _brokenReason is null && (_lastAvail != _availIdxSeen || Le.ReadAcquire16(_avail + RingIdx) != _lastAvail);
+    public bool HasAvailable => _brokenReason is null && (_hot.LastAvail != _hot.AvailIdxSeen || Le.ReadAcquire16(_avail + RingIdx) != _hot.LastAvail);
 
     /// <summary>
     /// Takes the next available chain and walks it (see file comment for every check).
@@ -197,8 +204,8 @@ public sealed unsafe class VirtqDevice : VirtqSide
     public RrStatus TryPop(out VirtqChain chain)
     {
         chain = default;
-        _segmentCount = 0;
-        _currentReadable = 0;
+        _hot.SegmentCount = 0;
+        _hot.CurrentReadable = 0;
         if (_brokenReason is not null)
         {
             return RrStatus.Broken;
@@ -206,25 +213,25 @@ public sealed unsafe class VirtqDevice : VirtqSide
 
         // avail.idx is read only once every head seen so far has been taken (one transfer of
         // the driver's line per batch, not per chain).
-        if (_lastAvail == _availIdxSeen)
+        if (_hot.LastAvail == _hot.AvailIdxSeen)
         {
             // ORDERING: acquire (barrier A): ring entries and descriptors are read after the
             // index; pairs with the driver's release store of avail.idx.
             ushort availIdx = Le.ReadAcquire16(_avail + RingIdx);
-            if (availIdx == _lastAvail)
+            if (availIdx == _hot.LastAvail)
             {
                 return RrStatus.NotFound;
             }
 
-            if ((ushort)(availIdx - _lastAvail) > _n)
+            if ((ushort)(availIdx - _hot.LastAvail) > _n)
             {
                 return BreakAvailIndex(availIdx);
             }
 
-            _availIdxSeen = availIdx;
+            _hot.AvailIdxSeen = availIdx;
         }
 
-        uint head = Le.Read16(_avail + RingEntries + (2 * (_lastAvail & _mask)));
+        uint head = Le.Read16(_avail + RingEntries + (2 * (_hot.LastAvail & _mask)));
         if (head >= (uint)_n)
         {
             return BreakHead(head, "out of range");
@@ -237,7 +244,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
             return BreakHead(head, "is already held by the device");
         }
 
-        _lastAvail++;
+        _hot.LastAvail++;
 
         // Fast path: one direct descriptor (no NEXT, no INDIRECT). Its fields are read once
         // here; if the path does not apply, Walk reads and checks the descriptor on its own.
@@ -252,10 +259,10 @@ public sealed unsafe class VirtqDevice : VirtqSide
                 bool w = (flags & VRING_DESC_F_WRITE) != 0;
                 // SAFETY: _segments has N ≥ 1 entries.
                 MemoryMarshal.GetArrayDataReference(_segments) = new VirtqSegment(host, len, w);
-                _segmentCount = 1;
+                _hot.SegmentCount = 1;
                 hs.Held = true;
                 hs.Writable = w ? len : 0;
-                _currentReadable = w ? 0 : 1;
+                _hot.CurrentReadable = w ? 0 : 1;
                 chain = w ? new VirtqChain((ushort)head, 0, 1, 0, len) : new VirtqChain((ushort)head, 1, 0, len, 0);
                 return RrStatus.Ok;
             }
@@ -266,7 +273,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
         {
             hs.Held = true;
             hs.Writable = chain.WritableBytes;
-            _currentReadable = chain.Readable;
+            _hot.CurrentReadable = chain.Readable;
             return RrStatus.Ok;
         }
 
@@ -278,8 +285,8 @@ public sealed unsafe class VirtqDevice : VirtqSide
     {
         ref HeadState hs = ref _heads[head];
         chain = default;
-        _malformed++;
-        _segmentCount = 0;
+        _hot.Malformed++;
+        _hot.SegmentCount = 0;
         if (_policy == MalformedChainPolicy.BreakQueue)
         {
             return Break($"chain at head {head}: {malformed}");
@@ -290,7 +297,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
         hs.Held = true;
         hs.Writable = 0;
         chain = new VirtqChain((ushort)head, 0, 0, 0, 0);
-        _currentReadable = 0;
+        _hot.CurrentReadable = 0;
         return RrStatus.Malformed;
     }
 
@@ -299,7 +306,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
     public int Gather(Span<byte> destination)
     {
         int copied = 0;
-        for (int k = 0; k < _currentReadable && k < _segmentCount && copied < destination.Length; k++)
+        for (int k = 0; k < _hot.CurrentReadable && k < _hot.SegmentCount && copied < destination.Length; k++)
         {
             VirtqSegment s = _segments[k];
             int take = (int)Math.Min(s.Length, (uint)(destination.Length - copied));
@@ -316,7 +323,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
     public int Scatter(ReadOnlySpan<byte> source)
     {
         int written = 0;
-        for (int k = _currentReadable; k < _segmentCount && written < source.Length; k++)
+        for (int k = _hot.CurrentReadable; k < _hot.SegmentCount && written < source.Length; k++)
         {
             VirtqSegment s = _segments[k];
             int take = (int)Math.Min(s.Length, (uint)(source.Length - written));
@@ -354,11 +361,11 @@ public sealed unsafe class VirtqDevice : VirtqSide
             return RrStatus.InvalidArgument;
         }
 
-        byte* elem = _used + RingEntries + (UsedElemSize * (_nextUsed & _mask));
+        byte* elem = _used + RingEntries + (UsedElemSize * (_hot.NextUsed & _mask));
         Le.Write32(elem, (uint)head);
         Le.Write32(elem + 4, length);
         hs.Held = false;
-        _nextUsed++;
+        _hot.NextUsed++;
         return RrStatus.Ok;
     }
 
@@ -368,7 +375,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
     {
         // ORDERING: release (barrier B): used entries and the bytes written into the chains are
         // visible before the index; pairs with the driver's acquire load of used.idx.
-        Le.WriteRelease16(_used + RingIdx, _nextUsed);
+        Le.WriteRelease16(_used + RingIdx, _hot.NextUsed);
     }
 
     /// <summary>
@@ -383,9 +390,9 @@ public sealed unsafe class VirtqDevice : VirtqSide
         // ORDERING: full fence (barrier D): used.idx is visible before used_event / flags are
         // read; pairs with the driver's fence after writing used_event (VirtqDriver.EnableCallbacks).
         Interlocked.MemoryBarrier();
-        ushort oldIdx = _signalledUsed;
-        ushort newIdx = _nextUsed;
-        _signalledUsed = newIdx;
+        ushort oldIdx = _hot.SignalledUsed;
+        ushort newIdx = _hot.NextUsed;
+        _hot.SignalledUsed = newIdx;
         if (oldIdx == newIdx)
         {
             return false;
@@ -396,11 +403,11 @@ public sealed unsafe class VirtqDevice : VirtqSide
             : (Le.Read16(_avail + RingFlags) & VRING_AVAIL_F_NO_INTERRUPT) == 0;
         if (notify)
         {
-            _notifications++;
+            _hot.Notifications++;
         }
         else
         {
-            _notificationsSuppressed++;
+            _hot.NotificationsSuppressed++;
         }
 
         return notify;
@@ -415,7 +422,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
     {
         if (_eventIdx)
         {
-            Le.Write16(_availEvent, _lastAvail);
+            Le.Write16(_availEvent, _hot.LastAvail);
         }
         else
         {
@@ -447,12 +454,12 @@ public sealed unsafe class VirtqDevice : VirtqSide
         }
 
         Array.Clear(_heads);
-        _segmentCount = 0;
-        _currentReadable = 0;
-        _lastAvail = 0;
-        _availIdxSeen = 0;
-        _nextUsed = 0;
-        _signalledUsed = 0;
+        _hot.SegmentCount = 0;
+        _hot.CurrentReadable = 0;
+        _hot.LastAvail = 0;
+        _hot.AvailIdxSeen = 0;
+        _hot.NextUsed = 0;
+        _hot.SignalledUsed = 0;
         _brokenReason = null;
         _lastMalformed = null;
         return RrStatus.Ok;
@@ -460,7 +467,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
 
     private protected override RrStatus Break(string reason)
     {
-        _segmentCount = 0;
+        _hot.SegmentCount = 0;
         return base.Break(reason);
     }
 
@@ -468,7 +475,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
     // the hot path a large zero-initialised frame.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private RrStatus BreakAvailIndex(ushort availIdx) =>
-        Break($"driver moved the available index from {_lastAvail} to {availIdx} (more than N = {_n} ahead)");
+        Break($"driver moved the available index from {_hot.LastAvail} to {availIdx} (more than N = {_n} ahead)");
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private RrStatus BreakHead(uint head, string what) => Break($"available head {head} {what} (N = {_n})");
@@ -582,9 +589,9 @@ public sealed unsafe class VirtqDevice : VirtqSide
             index = next;
         }
 
-        _segmentCount = readable + writable;
+        _hot.SegmentCount = readable + writable;
         chain = new VirtqChain((ushort)head, readable, writable, (uint)readableBytes, (uint)writableBytes);
-        Debug.Assert(_segmentCount <= _n);
+        Debug.Assert(_hot.SegmentCount <= _n);
         return null;
     }
 }

@@ -39,11 +39,29 @@ public readonly record struct VirtqBuffer(ulong Gpa, uint Length);
 public readonly record struct VirtqRings(int Size, ulong DescGpa, ulong AvailGpa, ulong UsedGpa);
 
 /// <summary>The driver side of a split virtqueue (see file comment).</summary>
-/// <remarks><b>Invariants:</b> the free list (<c>_freeHead</c>, <c>_state[i].Next</c>) holds exactly
-/// <c>_numFree</c> descriptors; every descriptor is either free or part of exactly one chain in
-/// flight; <c>_inFlight</c> counts heads with <c>InFlight</c> set.</remarks>
+/// <remarks><b>Invariants:</b> the free list (<c>_hot.FreeHead</c>, <c>_state[i].Next</c>) holds exactly
+/// <c>_hot.NumFree</c> descriptors; every descriptor is either free or part of exactly one chain in
+/// flight; <c>_hot.InFlight</c> counts heads with <c>InFlight</c> set.</remarks>
 public sealed unsafe class VirtqDriver : VirtqSide
 {
+    // The fields this side writes on every operation, on cache lines of their own (64 bytes of
+    // padding on each side, inside this object): the driver's and the device's objects can be
+    // neighbours on the GC heap, and a shared line would cost a cross-CPU transfer per operation.
+    [StructLayout(LayoutKind.Explicit, Size = 192)]
+    private struct Hot
+    {
+        [FieldOffset(64)] public int FreeHead;
+        [FieldOffset(68)] public int NumFree;
+        [FieldOffset(72)] public int InFlight;
+        [FieldOffset(76)] public int NumAdded;
+        [FieldOffset(80)] public ushort AvailShadow;
+        [FieldOffset(82)] public ushort LastUsed;
+        [FieldOffset(84)] public ushort UsedIdxSeen; // last used.idx read (and validated); entries before it are published
+        [FieldOffset(86)] public bool CallbacksOff;
+        [FieldOffset(88)] public long Kicks;
+        [FieldOffset(96)] public long KicksSuppressed;
+    }
+
     private struct DescState
     {
         public ulong Token;
@@ -69,16 +87,7 @@ public sealed unsafe class VirtqDriver : VirtqSide
     private readonly DescState[] _state;
     private readonly GuestRange _range;
 
-    private int _freeHead;
-    private int _numFree;
-    private int _inFlight;
-    private ushort _availShadow;
-    private int _numAdded;
-    private ushort _lastUsed;
-    private ushort _usedIdxSeen;   // last used.idx read (and validated); entries before it are published
-    private bool _callbacksOff;
-    private long _kicks;
-    private long _kicksSuppressed;
+    private Hot _hot;
 
     private VirtqDriver(GuestMemory mem, int n, VirtqFeatures features, ulong ringGpa, int indirectMax, ulong indirectGpa)
         : base(mem)
@@ -118,16 +127,16 @@ public sealed unsafe class VirtqDriver : VirtqSide
     public VirtqRings Rings => _rings;
 
     /// <summary>Free descriptors.</summary>
-    public int FreeCount => _numFree;
+    public int FreeCount => _hot.NumFree;
 
     /// <summary>Chains the device holds (added, not yet reclaimed).</summary>
-    public int InFlight => _inFlight;
+    public int InFlight => _hot.InFlight;
 
     /// <summary>Kicks <see cref="KickPrepare"/> asked for.</summary>
-    public long Kicks => _kicks;
+    public long Kicks => _hot.Kicks;
 
     /// <summary>Kicks <see cref="KickPrepare"/> suppressed (the device said it does not need them).</summary>
-    public long KicksSuppressed => _kicksSuppressed;
+    public long KicksSuppressed => _hot.KicksSuppressed;
 
     /// <summary>
     /// Creates a driver-side queue of <paramref name="size"/> entries in <paramref name="memory"/>,
@@ -221,12 +230,12 @@ public sealed unsafe class VirtqDriver : VirtqSide
 
         bool indirect = _indirectMax > 0 && count > 1 && count <= _indirectMax;
         int needed = indirect ? 1 : count;
-        if (_numFree < needed)
+        if (_hot.NumFree < needed)
         {
             return RrStatus.NoSpace;
         }
 
-        int head = _freeHead;
+        int head = _hot.FreeHead;
         if (indirect)
         {
             // The chain lives in this head's private indirect table; the main descriptor points to it.
@@ -239,7 +248,7 @@ public sealed unsafe class VirtqDriver : VirtqSide
 
             ulong tableGpa = _indirectGpa + ((ulong)head * (ulong)_indirectMax * DescSize);
             WriteDesc(_desc + (head * DescSize), new VirtqBuffer(tableGpa, (uint)(count * DescSize)), VRING_DESC_F_INDIRECT, 0);
-            _freeHead = State(head).Next;
+            _hot.FreeHead = State(head).Next;
             State(head).Count = 1;
         }
         else
@@ -258,21 +267,21 @@ public sealed unsafe class VirtqDriver : VirtqSide
                 }
             }
 
-            _freeHead = State(i).Next;
+            _hot.FreeHead = State(i).Next;
             State(head).Count = (ushort)count;
         }
 
-        _numFree -= needed;
+        _hot.NumFree -= needed;
         // INVARIANT: the head is in flight with its private metadata set before the device can see it.
         ref DescState hs = ref State(head);
         hs.Token = token;
         hs.Writable = writable;
         hs.InFlight = true;
-        _inFlight++;
+        _hot.InFlight++;
 
-        Le.Write16(_avail + RingEntries + (2 * (_availShadow & _mask)), (ushort)head);
-        _availShadow++;
-        _numAdded++;
+        Le.Write16(_avail + RingEntries + (2 * (_hot.AvailShadow & _mask)), (ushort)head);
+        _hot.AvailShadow++;
+        _hot.NumAdded++;
         return RrStatus.Ok;
     }
 
@@ -282,7 +291,7 @@ public sealed unsafe class VirtqDriver : VirtqSide
     {
         // ORDERING: release (barrier A): the descriptors and ring entries written by TryAdd are
         // visible before the index; pairs with the device's acquire load of avail.idx.
-        Le.WriteRelease16(_avail + RingIdx, _availShadow);
+        Le.WriteRelease16(_avail + RingIdx, _hot.AvailShadow);
     }
 
     /// <summary>
@@ -298,29 +307,29 @@ public sealed unsafe class VirtqDriver : VirtqSide
         // device's avail_event / flags. Pairs with the fence in VirtqDevice.EnableNotifications
         // (store avail_event, fence, re-read avail.idx): one of the two sides sees the other.
         Interlocked.MemoryBarrier();
-        ushort newIdx = _availShadow;
-        ushort oldIdx = (ushort)(newIdx - _numAdded);
+        ushort newIdx = _hot.AvailShadow;
+        ushort oldIdx = (ushort)(newIdx - _hot.NumAdded);
         // A window of 65535 or more heads (many Publish calls without a kick) has passed every
         // event index the device could have set: notify, as Linux does at num_added == 65535.
-        bool wholeSpace = _numAdded >= ushort.MaxValue;
-        _numAdded = 0;
+        bool wholeSpace = _hot.NumAdded >= ushort.MaxValue;
+        _hot.NumAdded = 0;
         bool kick = _eventIdx
             ? wholeSpace || NeedEvent(Le.Read16(_availEvent), newIdx, oldIdx)
             : (Le.Read16(_used + RingFlags) & VRING_USED_F_NO_NOTIFY) == 0;
         if (kick)
         {
-            _kicks++;
+            _hot.Kicks++;
         }
         else
         {
-            _kicksSuppressed++;
+            _hot.KicksSuppressed++;
         }
 
         return kick;
     }
 
     /// <summary>Whether the device has returned a chain not yet collected (cheap poll).</summary>
-    public bool HasUsed => _brokenReason is null && (_lastUsed != _usedIdxSeen || Le.ReadAcquire16(_used + RingIdx) != _lastUsed);
+    public bool HasUsed => _brokenReason is null && (_hot.LastUsed != _hot.UsedIdxSeen || Le.ReadAcquire16(_used + RingIdx) != _hot.LastUsed);
 
     /// <summary>
     /// Collects the next used chain, validating the device's entry (see file comment), and returns
@@ -341,28 +350,28 @@ public sealed unsafe class VirtqDriver : VirtqSide
         // used.idx is read only when every entry seen so far has been collected: the line it
         // lives on is written by the device, and re-reading it per entry would pull it across
         // CPUs once per buffer instead of once per batch.
-        if (_lastUsed == _usedIdxSeen)
+        if (_hot.LastUsed == _hot.UsedIdxSeen)
         {
             // ORDERING: acquire (barrier B): the entries and the written buffers are read after
             // the index; pairs with the device's release store of used.idx.
             ushort usedIdx = Le.ReadAcquire16(_used + RingIdx);
-            if (usedIdx == _lastUsed)
+            if (usedIdx == _hot.LastUsed)
             {
                 return RrStatus.NotFound;
             }
 
-            int pending = (ushort)(usedIdx - _lastUsed);
-            if (pending > _inFlight)
+            int pending = (ushort)(usedIdx - _hot.LastUsed);
+            if (pending > _hot.InFlight)
             {
                 return BreakUsedIndex(usedIdx);
             }
 
-            // INVARIANT: entries [_lastUsed, _usedIdxSeen) are published, and there are at most
-            // _inFlight of them; each one collected lowers both by one.
-            _usedIdxSeen = usedIdx;
+            // INVARIANT: entries [_hot.LastUsed, _hot.UsedIdxSeen) are published, and there are at most
+            // _hot.InFlight of them; each one collected lowers both by one.
+            _hot.UsedIdxSeen = usedIdx;
         }
 
-        byte* elem = _used + RingEntries + (UsedElemSize * (_lastUsed & _mask));
+        byte* elem = _used + RingEntries + (UsedElemSize * (_hot.LastUsed & _mask));
         uint id = Le.Read32(elem);
         uint len = Le.Read32(elem + 4);
         if (id >= (uint)_n)
@@ -384,11 +393,11 @@ public sealed unsafe class VirtqDriver : VirtqSide
         token = head.Token;
         length = len;
         Detach((int)id);
-        _lastUsed++;
-        if (!_callbacksOff && _eventIdx)
+        _hot.LastUsed++;
+        if (!_hot.CallbacksOff && _eventIdx)
         {
             // Ask for the next notification as soon as the device uses one more chain.
-            Le.Write16(_usedEvent, _lastUsed);
+            Le.Write16(_usedEvent, _hot.LastUsed);
             // ORDERING: full fence (barrier D, Linux virtio_store_mb): used_event is visible
             // before the caller's next look at used.idx.
             Interlocked.MemoryBarrier();
@@ -403,10 +412,10 @@ public sealed unsafe class VirtqDriver : VirtqSide
     /// <returns>True when used chains are already waiting: collect them before sleeping.</returns>
     public bool EnableCallbacks()
     {
-        _callbacksOff = false;
+        _hot.CallbacksOff = false;
         if (_eventIdx)
         {
-            Le.Write16(_usedEvent, _lastUsed);
+            Le.Write16(_usedEvent, _hot.LastUsed);
         }
         else
         {
@@ -425,7 +434,7 @@ public sealed unsafe class VirtqDriver : VirtqSide
     /// </summary>
     public void DisableCallbacks()
     {
-        _callbacksOff = true;
+        _hot.CallbacksOff = true;
         if (!_eventIdx)
         {
             Le.Write16(_avail + RingFlags, VRING_AVAIL_F_NO_INTERRUPT);
@@ -469,12 +478,12 @@ public sealed unsafe class VirtqDriver : VirtqSide
         new Span<byte>(_desc, TotalBytes(_n)).Clear();
         Array.Clear(_state);
         InitFreeList();
-        _inFlight = 0;
-        _availShadow = 0;
-        _numAdded = 0;
-        _lastUsed = 0;
-        _usedIdxSeen = 0;
-        _callbacksOff = false;
+        _hot.InFlight = 0;
+        _hot.AvailShadow = 0;
+        _hot.NumAdded = 0;
+        _hot.LastUsed = 0;
+        _hot.UsedIdxSeen = 0;
+        _hot.CallbacksOff = false;
         _brokenReason = null;
         return RrStatus.Ok;
     }
@@ -494,7 +503,7 @@ public sealed unsafe class VirtqDriver : VirtqSide
     // hot path a large zero-initialised frame.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private RrStatus BreakUsedIndex(ushort usedIdx) =>
-        Break($"used index moved from {_lastUsed} to {usedIdx} with {_inFlight} chains in flight");
+        Break($"used index moved from {_hot.LastUsed} to {usedIdx} with {_hot.InFlight} chains in flight");
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private RrStatus BreakUsed(uint id, uint len, string what) => Break($"used id {id} (length {len}) {what} (N = {_n})");
@@ -510,13 +519,13 @@ public sealed unsafe class VirtqDriver : VirtqSide
             tail = State(tail).Next;
         }
 
-        _numFree += count;
+        _hot.NumFree += count;
         hs.InFlight = false;
         hs.Token = 0;
-        State(tail).Next = (ushort)_freeHead;
-        _freeHead = head;
-        _inFlight--;
-        Debug.Assert(_numFree <= _n && _inFlight >= 0);
+        State(tail).Next = (ushort)_hot.FreeHead;
+        _hot.FreeHead = head;
+        _hot.InFlight--;
+        Debug.Assert(_hot.NumFree <= _n && _hot.InFlight >= 0);
     }
 
     private void InitFreeList()
@@ -526,8 +535,8 @@ public sealed unsafe class VirtqDriver : VirtqSide
             _state[i].Next = (ushort)((i + 1) & _mask);
         }
 
-        _freeHead = 0;
-        _numFree = _n;
+        _hot.FreeHead = 0;
+        _hot.NumFree = _n;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
