@@ -8,6 +8,9 @@
  *               queue between two CPUs;
  *   rr_vq       RefRuntime's split virtqueue through the C ABI (rr_vq_driver_add / publish /
  *               get_used, rr_vq_device_pop / add_used / publish; every call an export);
+ *   rr_vq_batch the same with the batch calls (rr_vq_driver_add_chains, _get_used_batch,
+ *               rr_vq_device_add_used_batch): one export per batch instead of per buffer on
+ *               those three, rr_vq_device_pop still per chain;
  * plus the one-way cross-CPU latency of the same run. Prints a table; with a file argument,
  * writes CSV rows (benchmark,variant,threads,ns_per_op,ratio_vs_baseline,latency_ns).
  */
@@ -122,20 +125,28 @@ static rr_vq_driver_t *g_drv;
 static rr_vq_device_t *g_dev;
 static uint64_t g_buf;
 
+static int g_batched;
+
 static void *vq_device(void *arg)
 {
     (void)arg;
     long served = 0;
+    uint32_t heads[32], lens[32] = {0}, added;
     while (!atomic_load(&go_flag))
         ;
     while (served < ITEMS) {
         int n = 0;
         rr_vq_chain_t c;
         while (n < g_batch && rr_vq_device_pop(g_dev, &c) == RR_OK) {
-            rr_vq_device_add_used(g_dev, c.head, 0);
+            if (g_batched)
+                heads[n] = c.head;
+            else
+                rr_vq_device_add_used(g_dev, c.head, 0);
             n++;
         }
         if (n) {
+            if (g_batched)
+                rr_vq_device_add_used_batch(g_dev, heads, lens, (uint32_t)n, &added);
             rr_vq_device_publish(g_dev, NULL);
             served += n;
         }
@@ -161,23 +172,45 @@ static double vq_run(int batch)
     pthread_t t;
     pthread_create(&t, NULL, vq_device, NULL);
     long sent = 0, done = 0;
+    rr_vq_buf_t bufs[32];
+    uint32_t ones[32], zeros[32] = {0}, lens[32], n;
+    uint64_t tokens[32];
+    for (int k = 0; k < 32; k++)
+        ones[k] = 1;
     atomic_store(&go_flag, 1);
     double t0 = bench_now_ns();
     while (done < ITEMS) {
         int added = 0;
-        while (added < batch && sent < ITEMS) {
-            rr_vq_buf_t b = {g_buf + 16 * (uint64_t)(sent & (QSIZE - 1)), 16, 0};
-            if (rr_vq_driver_add(g_drv, &b, 1, 0, (uint64_t)sent) != RR_OK)
-                break;
-            sent++;
-            added++;
+        if (g_batched) {
+            int want = batch < ITEMS - sent ? batch : (int)(ITEMS - sent);
+            for (int k = 0; k < want; k++) {
+                bufs[k] = (rr_vq_buf_t){g_buf + 16 * (uint64_t)((sent + k) & (QSIZE - 1)), 16, 0};
+                tokens[k] = (uint64_t)(sent + k);
+            }
+            uint32_t got = 0;
+            rr_vq_driver_add_chains(g_drv, bufs, ones, zeros, tokens, (uint32_t)want, &got);
+            added = (int)got;
+            sent += got;
+        } else {
+            while (added < batch && sent < ITEMS) {
+                rr_vq_buf_t b = {g_buf + 16 * (uint64_t)(sent & (QSIZE - 1)), 16, 0};
+                if (rr_vq_driver_add(g_drv, &b, 1, 0, (uint64_t)sent) != RR_OK)
+                    break;
+                sent++;
+                added++;
+            }
         }
         if (added)
             rr_vq_driver_publish(g_drv, NULL);
-        uint64_t tok;
-        uint32_t len;
-        while (rr_vq_driver_get_used(g_drv, &tok, &len) == RR_OK)
-            done++;
+        if (g_batched) {
+            while (rr_vq_driver_get_used_batch(g_drv, tokens, lens, 32, &n) == RR_OK)
+                done += n;
+        } else {
+            uint64_t tok;
+            uint32_t len;
+            while (rr_vq_driver_get_used(g_drv, &tok, &len) == RR_OK)
+                done++;
+        }
     }
     double ns = (bench_now_ns() - t0) / ITEMS;
     pthread_join(t, NULL);
@@ -204,17 +237,22 @@ int main(int argc, char **argv)
     double lat0 = bench_ping_pong_one_way_ns();
     double floor1 = median_of(spsc_run, 1), floor32 = median_of(spsc_run, 32);
     double vq1 = median_of(vq_run, 1), vq32 = median_of(vq_run, 32);
+    g_batched = 1;
+    double vqb32 = median_of(vq_run, 32);
+    g_batched = 0;
     double lat = 0.5 * (lat0 + bench_ping_pong_one_way_ns());
     printf("queue round trip per buffer, 2 threads polling, C host (median of 7 runs of %d)\n", ITEMS);
     printf("cross-CPU one-way latency in this run: %.1f ns\n", lat);
     printf("%-28s %12s %10s %12s %10s\n", "design", "batch 1", "vs floor", "batch 32", "vs floor");
     printf("%-28s %9.1f ns %9.2fx %9.1f ns %9.2fx\n", "spsc_floor (plain C rings)", floor1, 1.0, floor32, 1.0);
     printf("%-28s %9.1f ns %9.2fx %9.1f ns %9.2fx\n", "rr_vq (C ABI, exports)", vq1, vq1 / floor1, vq32, vq32 / floor32);
+    printf("%-28s %12s %10s %9.1f ns %9.2fx\n", "rr_vq_batch (batch calls)", "-", "", vqb32, vqb32 / floor32);
     if (csv) {
         fprintf(csv, "vq_batch1,spsc_floor,2,%.2f,1.000,%.1f\n", floor1, lat);
         fprintf(csv, "vq_batch1,rr_export,2,%.2f,%.3f,%.1f\n", vq1, vq1 / floor1, lat);
         fprintf(csv, "vq_batch32,spsc_floor,2,%.2f,1.000,%.1f\n", floor32, lat);
         fprintf(csv, "vq_batch32,rr_export,2,%.2f,%.3f,%.1f\n", vq32, vq32 / floor32, lat);
+        fprintf(csv, "vq_batch32,rr_export_batched,2,%.2f,%.3f,%.1f\n", vqb32, vqb32 / floor32, lat);
         fclose(csv);
     }
     return 0;

@@ -197,6 +197,55 @@ static void bad_arguments(void)
     CHECK_EQ(rr_guestmem_destroy(p.mem), RR_EBADHANDLE);
 }
 
+/* The batch calls: several chains in one add (stopping at the first that does not fit), used
+ * entries in one call on each side (stopping at the first refused). */
+static void batch_calls(void)
+{
+    struct pair p;
+    pair_open(&p, 4, RR_VIRTIO_F_EVENT_IDX, 0, RR_VQ_MALFORMED_BREAK);
+    uint64_t b;
+    CHECK_EQ(rr_guestmem_alloc(p.mem, 64, 8, &b), RR_OK);
+    rr_vq_buf_t bufs[3] = {{b, 8, 0}, {b + 8, 8, 0}, {b + 16, 4, 0}};
+    uint32_t nr[2] = {1, 1}, nw[2] = {1, 0};
+    uint64_t tokens[2] = {10, 11};
+    uint32_t added = 99;
+    CHECK_EQ(rr_vq_driver_add_chains(p.drv, bufs, nr, nw, tokens, 2, &added), RR_OK);
+    CHECK_EQ(added, 2); /* 3 of 4 descriptors in use */
+    uint64_t tokens2[2] = {12, 13};
+    CHECK_EQ(rr_vq_driver_add_chains(p.drv, bufs, nr, nw, tokens2, 2, &added), RR_ENOSPC);
+    CHECK_EQ(added, 0); /* a two-buffer chain does not fit in one descriptor */
+    CHECK_EQ(rr_vq_driver_add_chains(p.drv, bufs + 2, nr + 1, nw + 1, tokens2 + 1, 1, &added), RR_OK);
+    CHECK_EQ(added, 1);
+    CHECK_EQ(rr_vq_driver_publish(p.drv, NULL), RR_OK);
+
+    uint32_t heads[3], lens[3] = {8, 0, 1};
+    uint32_t n = 0;
+    rr_vq_chain_t c;
+    while (n < 3 && rr_vq_device_pop(p.dev, &c) == RR_OK)
+        heads[n++] = c.head;
+    CHECK_EQ(n, 3);
+    CHECK_EQ(rr_vq_device_add_used_batch(p.dev, heads, lens, 3, &added), RR_EINVAL);
+    CHECK_EQ(added, 2); /* the third has no writable byte: refused */
+    lens[2] = 0;
+    CHECK_EQ(rr_vq_device_add_used_batch(p.dev, heads + 2, lens + 2, 1, &added), RR_OK);
+    CHECK_EQ(rr_vq_device_publish(p.dev, NULL), RR_OK);
+
+    uint64_t got[8];
+    uint32_t got_len[8];
+    CHECK_EQ(rr_vq_driver_get_used_batch(p.drv, got, got_len, 2, &n), RR_OK);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(got[0], 10);
+    CHECK_EQ(got_len[0], 8);
+    CHECK_EQ(got[1], 11);
+    CHECK_EQ(rr_vq_driver_get_used_batch(p.drv, got, got_len, 8, &n), RR_OK);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(got[0], 13);
+    CHECK_EQ(rr_vq_driver_get_used_batch(p.drv, got, got_len, 8, &n), RR_ENOENT);
+    CHECK_EQ(n, 0);
+    CHECK_EQ(rr_vq_driver_get_used_batch(p.drv, NULL, NULL, 8, &n), RR_EINVAL);
+    pair_close(&p);
+}
+
 struct thread_args {
     struct pair *p;
     rr_doorbell_t *kick, *call;
@@ -305,6 +354,7 @@ int main(int argc, char **argv)
         {"looping_chain_refused", looping_chain_refused},
         {"bad_arguments", bad_arguments},
         {"two_threads_with_doorbells", two_threads_with_doorbells},
+        {"batch_calls", batch_calls},
     };
     return rr_test_main("virtio." MODE, cases, sizeof cases / sizeof cases[0], argc, argv);
 }

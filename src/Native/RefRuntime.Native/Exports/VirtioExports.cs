@@ -289,6 +289,112 @@ internal static unsafe class VirtioExports
         }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "rr_vq_driver_add_chains")]
+    private static int DriverAddChains(void* driver, Buf* bufs, uint* nReadable, uint* nWritable, ulong* tokens, uint chains, uint* outAdded)
+    {
+        try
+        {
+            if (outAdded == null)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *outAdded = 0;
+            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            if (chains == 0)
+            {
+                return (int)RrStatus.Ok;
+            }
+
+            if (bufs == null || nReadable == null || nWritable == null || tokens == null)
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            Span<VirtqBuffer> span = stackalloc VirtqBuffer[MaxStackBuffers];
+            ulong offset = 0;
+            for (uint c = 0; c < chains; c++)
+            {
+                // SAFETY: the caller's contract: the three arrays hold `chains` entries, and bufs
+                // holds the sum of n_readable[i] + n_writable[i] entries, chain after chain.
+                ulong count = (ulong)nReadable[c] + nWritable[c];
+                if (count == 0 || count > (ulong)d!.Size)
+                {
+                    return (int)RrStatus.InvalidArgument;
+                }
+
+                Span<VirtqBuffer> chain = count <= MaxStackBuffers ? span[..(int)count] : new VirtqBuffer[count];
+                for (int k = 0; k < (int)count; k++)
+                {
+                    chain[k] = new VirtqBuffer(bufs[offset + (ulong)k].Gpa, bufs[offset + (ulong)k].Len);
+                }
+
+                s = d.TryAdd(chain, (int)nReadable[c], tokens[c]);
+                if (s != RrStatus.Ok)
+                {
+                    return (int)s;
+                }
+
+                offset += count;
+                *outAdded = c + 1;
+            }
+
+            return (int)RrStatus.Ok;
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_vq_driver_get_used_batch")]
+    private static int DriverGetUsedBatch(void* driver, ulong* tokens, uint* lens, uint capacity, uint* outCount)
+    {
+        try
+        {
+            if (outCount == null || (capacity != 0 && (tokens == null || lens == null)))
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *outCount = 0;
+            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            uint n = 0;
+            while (n < capacity)
+            {
+                s = d!.TryGetUsed(out ulong token, out uint len);
+                if (s != RrStatus.Ok)
+                {
+                    break;
+                }
+
+                // SAFETY: the caller's contract: tokens and lens hold `capacity` entries; n < capacity.
+                tokens[n] = token;
+                lens[n] = len;
+                n++;
+            }
+
+            *outCount = n;
+            return (int)(s == RrStatus.Broken ? RrStatus.Broken : n == 0 && capacity != 0 ? RrStatus.NotFound : RrStatus.Ok);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "rr_vq_driver_publish")]
     private static int DriverPublish(void* driver, int* outNotify)
     {
@@ -602,6 +708,44 @@ internal static unsafe class VirtioExports
         {
             RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
             return (int)(s == RrStatus.Ok ? v!.AddUsed(head > int.MaxValue ? -1 : (int)head, length) : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_vq_device_add_used_batch")]
+    private static int DeviceAddUsedBatch(void* device, uint* heads, uint* lens, uint count, uint* outAdded)
+    {
+        try
+        {
+            if (outAdded == null || (count != 0 && (heads == null || lens == null)))
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *outAdded = 0;
+            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            for (uint i = 0; i < count; i++)
+            {
+                // SAFETY: the caller's contract: heads and lens hold `count` entries.
+                s = v!.AddUsed(heads[i] > int.MaxValue ? -1 : (int)heads[i], lens[i]);
+                if (s != RrStatus.Ok)
+                {
+                    return (int)s;
+                }
+
+                *outAdded = i + 1;
+            }
+
+            return (int)RrStatus.Ok;
         }
         catch (Exception e)
         {

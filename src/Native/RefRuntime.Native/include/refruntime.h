@@ -1163,6 +1163,24 @@ int32_t rr_vq_driver_rings(rr_vq_driver_t *vq, rr_vq_rings_t *out);
 int32_t rr_vq_driver_add(rr_vq_driver_t *vq, const rr_vq_buf_t *bufs, uint32_t n_readable, uint32_t n_writable, uint64_t token);
 
 /**
+ * rr_vq_driver_add_chains() - rr_vq_driver_add() for @chains chains in one call: chain i takes
+ * @n_readable[i] + @n_writable[i] entries of @bufs (chains laid out one after the other) and
+ * @tokens[i]. Stops at the first chain that cannot be added; *@out_added says how many were.
+ * Return: RR_OK (all added); otherwise the status of the chain that failed (RR_ENOSPC, RR_EINVAL,
+ * RR_EIO); RR_EBADHANDLE.
+ */
+int32_t rr_vq_driver_add_chains(rr_vq_driver_t *vq, const rr_vq_buf_t *bufs, const uint32_t *n_readable, const uint32_t *n_writable,
+                                const uint64_t *tokens, uint32_t chains, uint32_t *out_added);
+
+/**
+ * rr_vq_driver_get_used_batch() - rr_vq_driver_get_used() up to @cap times in one call: tokens and
+ * lengths into @tokens[0 .. *@out_n) and @lens[...]. Each entry is validated as by
+ * rr_vq_driver_get_used(). Return: RR_OK (*@out_n >= 1, or @cap == 0); RR_ENOENT (nothing to
+ * collect); RR_EIO (broken; the entries collected before it are in the arrays); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_vq_driver_get_used_batch(rr_vq_driver_t *vq, uint64_t *tokens, uint32_t *lens, uint32_t cap, uint32_t *out_n);
+
+/**
  * rr_vq_driver_publish() - make staged chains visible (one release store of avail.idx).
  * @out_notify: NULL for polling devices (no fence, no decision); otherwise receives 1 when the
  *              device must be notified (EVENT_IDX: avail_event passed; else NO_NOTIFY clear).
@@ -1228,6 +1246,13 @@ int32_t rr_vq_device_write(rr_vq_device_t *vq, const void *src, uint32_t len, ui
  * device holds, or @len too large); RR_EIO; RR_EBADHANDLE.
  */
 int32_t rr_vq_device_add_used(rr_vq_device_t *vq, uint32_t head, uint32_t len);
+
+/**
+ * rr_vq_device_add_used_batch() - rr_vq_device_add_used() for @count chains in one call; stops at
+ * the first refused entry (*@out_added says how many were written). Return: RR_OK; as
+ * rr_vq_device_add_used() for the entry that failed.
+ */
+int32_t rr_vq_device_add_used_batch(rr_vq_device_t *vq, const uint32_t *heads, const uint32_t *lens, uint32_t count, uint32_t *out_added);
 
 /** rr_vq_device_publish() - publish used entries; @out_notify as for rr_vq_driver_publish() (used_event / NO_INTERRUPT). */
 int32_t rr_vq_device_publish(rr_vq_device_t *vq, int32_t *out_notify);
