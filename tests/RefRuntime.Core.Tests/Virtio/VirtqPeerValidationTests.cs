@@ -12,6 +12,11 @@ namespace RefRuntime.Core.Tests.Virtio;
 /// </summary>
 public sealed class VirtqPeerValidationTests
 {
+    // The fuzz tests run 300 rounds, or as long as a stress run asks (./test.sh --stress N).
+    private static readonly TimeSpan FuzzTime = Environment.GetEnvironmentVariable("RR_STRESS_SECONDS") is null
+        ? TimeSpan.Zero
+        : RefRuntime.Core.Tests.Support.StressConfig.Duration(0);
+
     // ---- the driver against a misbehaving device ----
 
     private static void AssertDriverBroken(VirtqFixture f, string reasonPart)
@@ -363,7 +368,8 @@ public sealed class VirtqPeerValidationTests
     public unsafe void Device_RandomGarbageRing_NeverEscapesTheRegion()
     {
         var rng = new Random(20261127);
-        for (int round = 0; round < 300; round++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int round = 0; round < 300 || clock.Elapsed < FuzzTime; round++)
         {
             using var f = new VirtqFixture(16, policy: round % 2 == 0 ? MalformedChainPolicy.ReturnEmpty : MalformedChainPolicy.BreakQueue, regionBytes: 1 << 16);
             ulong table = f.Buffer(256, 16);
@@ -409,7 +415,8 @@ public sealed class VirtqPeerValidationTests
     public void Driver_RandomGarbageUsedRing_NeverCorrupts()
     {
         var rng = new Random(1127);
-        for (int round = 0; round < 300; round++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int round = 0; round < 300 || clock.Elapsed < FuzzTime; round++)
         {
             using var f = new VirtqFixture(8, VirtqFeatures.EventIdx, regionBytes: 1 << 16);
             ulong b = f.Buffer(256);
