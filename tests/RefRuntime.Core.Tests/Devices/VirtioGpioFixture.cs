@@ -158,7 +158,7 @@ internal sealed unsafe class VirtioGpioFixture : IDisposable
     public (ulong Token, uint Len)? NextEvent(int ms = 2000)
     {
         var sw = Stopwatch.StartNew();
-        while (sw.ElapsedMilliseconds < ms)
+        do
         {
             RrStatus s = Eventq!.TryGetUsed(out ulong token, out uint len);
             if (s == RrStatus.Ok)
@@ -169,6 +169,7 @@ internal sealed unsafe class VirtioGpioFixture : IDisposable
             Assert.Equal(RrStatus.NotFound, s);
             System.Threading.Thread.Yield();
         }
+        while (sw.ElapsedMilliseconds < ms);
 
         return null;
     }
