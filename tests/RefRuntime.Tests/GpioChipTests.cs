@@ -43,4 +43,44 @@ public sealed class GpioChipTests
         var e = Assert.Throws<ArgumentNullException>(() => GpioChip.ProbePl061(null!));
         Assert.Equal("model", e.ParamName);
     }
+
+    // The same consumer code over the driver pair: every call crosses the virtqueue; names come
+    // from the device; a refusal by the device is an InvalidOperationException; unplugging the
+    // PL061 behind the device gives NoDeviceException; Dispose tears the pair down.
+    [Fact]
+    public void VirtioPair_SameApi_ThroughTheRing()
+    {
+        var model = new Pl061Model();
+        using GpioChip chip = GpioChip.ProbeVirtioPair(model, ["led", null, "button", null, null, null, null, null]);
+        Assert.Equal(8, chip.LineCount);
+        Assert.Equal("led", chip.LineName(0));
+        Assert.Null(chip.LineName(1));
+        chip.DirectionOutput(0, true);
+        Assert.Equal(1, model.Outputs);
+        Assert.Equal(GpioDirection.Output, chip.GetDirection(0));
+        chip.DirectionInput(3);
+        model.SetInput(3, true);
+        Assert.True(chip.Get(3));
+        using var fired = new System.Threading.SemaphoreSlim(0);
+        chip.DirectionInput(4);
+        chip.SetIrqType(4, GpioIrqType.EdgeFalling);
+        chip.SetIrqHandler(4, _ => fired.Release());
+        model.SetInput(4, true);
+        model.SetInput(4, false);
+        Assert.True(fired.Wait(5000));
+        Assert.Throws<ArgumentOutOfRangeException>(() => chip.Set(8, true));
+        var refused = Assert.Throws<InvalidOperationException>(() => chip.Get(6)); // line 6 never configured
+        Assert.Contains("refused", refused.Message);
+        Assert.Throws<NotSupportedException>(chip.Suspend);
+        chip.Remove();
+        Assert.Throws<NoDeviceException>(() => chip.Get(3));
+        Assert.Throws<NoDeviceException>(() => chip.Set(0, false));
+    }
+
+    [Fact]
+    public void VirtioPair_BadNames_ArgumentException()
+    {
+        var e = Assert.Throws<ArgumentException>(() => GpioChip.ProbeVirtioPair(new Pl061Model(), ["a", "a", null, null, null, null, null, null]));
+        Assert.Contains("not unique", e.Message);
+    }
 }

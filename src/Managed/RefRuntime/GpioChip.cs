@@ -5,7 +5,9 @@ using System;
 using RefRuntime.Core;
 using RefRuntime.Core.Devices.Gpio;
 using RefRuntime.Core.Devices.Pl061;
+using RefRuntime.Core.Devices.VirtioGpio;
 using RefRuntime.Core.Io;
+using RefRuntime.Core.Virtio;
 
 namespace RefRuntime;
 
@@ -44,6 +46,26 @@ public sealed class GpioChip : IDisposable
 
         return new GpioChip(driver!) { _irq = registration };
     }
+
+    /// <summary>
+    /// The driver pair on a model: the PL061 driver on <paramref name="model"/>, a virtio-gpio
+    /// device over it (its own thread), and the virtio-gpio front end whose chip this is: every
+    /// call crosses the split virtqueue. <see cref="Remove"/> unplugs the PL061 behind the device
+    /// (later calls throw <see cref="NoDeviceException"/>); Dispose tears the whole pair down.
+    /// </summary>
+    /// <param name="model">The PL061 model.</param>
+    /// <param name="names">Line names (7-bit ASCII, unique when non-empty), or null for none.</param>
+    /// <returns>The chip.</returns>
+    /// <exception cref="ArgumentException">Bad names.</exception>
+    /// <exception cref="NoDeviceException">A part of the pair failed to start.</exception>
+    public static GpioChip ProbeVirtioPair(Pl061Model model, System.Collections.Generic.IReadOnlyList<string?>? names = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new GpioChip(VirtioPair.Create(model, names));
+    }
+
+    /// <summary>A line's name, when the chip's device reports names (the driver pair); null otherwise.</summary>
+    public string? LineName(int line) => (_device as VirtioPair)?.Chip.LineName(line);
 
     /// <summary>Number of lines.</summary>
     public int LineCount => _device.LineCount;
@@ -103,14 +125,18 @@ public sealed class GpioChip : IDisposable
         _irq?.Dispose();
     }
 
-    private static void Check(RrStatus s, int line)
+    private void Check(RrStatus s, int line) => Check(s, line, _device.LineCount);
+
+    private static void Check(RrStatus s, int line, int lineCount)
     {
         switch (s)
         {
             case RrStatus.Ok:
                 return;
-            case RrStatus.InvalidArgument:
+            case RrStatus.InvalidArgument when (uint)line >= (uint)lineCount:
                 throw new ArgumentOutOfRangeException(nameof(line), line, "No such GPIO line.");
+            case RrStatus.InvalidArgument:
+                throw new InvalidOperationException($"The device refused the operation on line {line} (not configured for it: e.g. a read of a released line, or an interrupt without a trigger type).");
             case RrStatus.NoDevice:
                 throw new NoDeviceException("The GPIO chip's device was removed.");
             case RrStatus.WouldDeadlock:
@@ -120,4 +146,92 @@ public sealed class GpioChip : IDisposable
         }
     }
 
+    /// <summary>The pair behind <see cref="ProbeVirtioPair"/>, as an IGpioDevice the wrapper can own.</summary>
+    private sealed class VirtioPair : IGpioDevice
+    {
+        private readonly Pl061Driver<DeviceBackend> _pl061;
+        private readonly VirtioGpioDevice _backend;
+        private readonly GuestMemory _memory;
+        private int _destroyed;
+
+        private VirtioPair(Pl061Driver<DeviceBackend> pl061, VirtioGpioDevice backend, GuestMemory memory, VirtioGpioChip chip)
+        {
+            _pl061 = pl061;
+            _backend = backend;
+            _memory = memory;
+            Chip = chip;
+        }
+
+        public VirtioGpioChip Chip { get; }
+
+        public int LineCount => Chip.LineCount;
+
+        public static VirtioPair Create(Pl061Model model, System.Collections.Generic.IReadOnlyList<string?>? names)
+        {
+            if (Pl061Probe.OnModel(model, out var pl061, out string? error) != RrStatus.Ok)
+            {
+                throw new NoDeviceException($"PL061 probe failed: {error}");
+            }
+
+            if (VirtioGpioDevice.Create(pl061!, names, offerIrq: true, out var backend, out error) != RrStatus.Ok)
+            {
+                pl061!.Destroy();
+                throw new ArgumentException(error, nameof(names));
+            }
+
+            if (GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? memory) != RrStatus.Ok)
+            {
+                pl061!.Destroy();
+                throw new OutOfMemoryException("guest memory for the virtqueues");
+            }
+
+            if (VirtioGpioChip.Probe(backend!, memory!, out var chip, out error) != RrStatus.Ok)
+            {
+                backend!.Dispose();
+                memory!.Destroy();
+                pl061!.Destroy();
+                throw new NoDeviceException($"virtio-gpio probe failed: {error}");
+            }
+
+            return new VirtioPair(pl061!, backend!, memory!, chip!);
+        }
+
+        public RrStatus GetDirection(int line, out GpioDirection direction) => Chip.GetDirection(line, out direction);
+
+        public RrStatus DirectionInput(int line) => Chip.DirectionInput(line);
+
+        public RrStatus DirectionOutput(int line, bool value) => Chip.DirectionOutput(line, value);
+
+        public RrStatus Get(int line, out bool value) => Chip.Get(line, out value);
+
+        public RrStatus Set(int line, bool value) => Chip.Set(line, value);
+
+        public RrStatus SetIrqType(int line, GpioIrqType type) => Chip.SetIrqType(line, type);
+
+        public RrStatus SetIrqHandler(int line, Action<int>? handler) => Chip.SetIrqHandler(line, handler);
+
+        public RrStatus Suspend() => throw new NotSupportedException("virtio-gpio has no suspend message; suspend the device side.");
+
+        public RrStatus Resume() => throw new NotSupportedException("virtio-gpio has no resume message; resume the device side.");
+
+        public RrStatus Remove() => _pl061.Remove(); // hot-unplug behind the device
+
+        public void Interrupt(bool asserted)
+        {
+            // The model drives the PL061 driver's interrupt directly.
+        }
+
+        public RrStatus Destroy()
+        {
+            if (System.Threading.Interlocked.Exchange(ref _destroyed, 1) != 0)
+            {
+                return RrStatus.Ok;
+            }
+
+            Chip.Dispose();
+            _backend.Dispose();
+            _memory.Destroy();
+            return _pl061.Destroy();
+        }
+    }
 }
