@@ -5,6 +5,8 @@
 #
 # Usage: ./test.sh              normal suite (stress tests run for a short slice)
 #        ./test.sh --stress N   stress tests run N seconds each (RR_STRESS_SECONDS=N)
+#        ./test.sh --minutes N  torture: only the stress/fuzz tests (Category=Stress), N minutes
+#                               each, printing their counts (operations, grace periods, errors)
 #        ./test.sh --memcheck   also run the C tests (except RCU's timed torture) under valgrind
 #                               memcheck: any invalid read or write fails them (~9 min on 2 cores)
 set -uo pipefail
@@ -12,10 +14,15 @@ cd "$(dirname "$0")"
 root=$(pwd)
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 memcheck=""
+torture=""
 case "${1:-}" in
   --stress)
     export RR_STRESS_SECONDS=${2:-60}
     echo "==> stress mode: ${RR_STRESS_SECONDS}s per stress test" ;;
+  --minutes)
+    export RR_STRESS_SECONDS=$(( ${2:-1} * 60 ))
+    torture=1
+    echo "==> torture: the stress and fuzz tests only, ${RR_STRESS_SECONDS}s each, with their counts" ;;
   --memcheck) memcheck=1 ;;
 esac
 
@@ -40,8 +47,27 @@ fi
 for proj in tests/*/*.csproj; do
   name=$(basename "$proj" .csproj)
   echo "==> dotnet test $name"
-  dotnet test "$proj" -c Release -nologo 2>&1 | tee "$logs/$name.log" | grep -E '^(Passed!|Failed!)|^\s+Failed |error' || true
+  if [[ -n $torture ]]; then
+    # Only the stress category, with each test's own report lines (counts) shown.
+    dotnet test "$proj" -c Release -nologo --filter "Category=Stress" --logger "console;verbosity=detailed" 2>&1 \
+      | tee "$logs/$name.log" | grep -E '^\s+(Passed|Failed) |^ [a-z].*[0-9]|error' || true
+  else
+    dotnet test "$proj" -c Release -nologo 2>&1 | tee "$logs/$name.log" | grep -E '^(Passed!|Failed!)|^\s+Failed |error' || true
+  fi
   line=$(grep -E '^(Passed!|Failed!) +- Failed: +[0-9]+, Passed: +[0-9]+' "$logs/$name.log" | tail -1)
+  if [[ -n $torture ]]; then
+    # The detailed logger prints one line per test and a "Total tests" block instead.
+    if grep -qE '^Total tests: [0-9]+' "$logs/$name.log"; then
+      passed=$((passed + $(grep -cE '^\s+Passed RefRuntime' "$logs/$name.log")))
+      failed=$((failed + $(grep -cE '^\s+Failed RefRuntime' "$logs/$name.log")))
+    elif grep -q 'No test matches' "$logs/$name.log"; then
+      echo "   $name: no stress tests"
+    else
+      echo "   $name: no result (build or host failure); see $logs/$name.log"
+      failed=$((failed + 1))
+    fi
+    continue
+  fi
   if [[ -z "$line" ]]; then
     echo "   $name: no result line (build or host failure); see $logs/$name.log"
     failed=$((failed + 1))

@@ -3,6 +3,7 @@ using RefRuntime.Core.Devices.Pl061;
 using RefRuntime.Core.Devices.VirtioGpio;
 using RefRuntime.Core.Virtio;
 using Xunit;
+using Xunit.Abstractions;
 using static RefRuntime.Core.Devices.VirtioGpio.VirtioGpioConst;
 
 namespace RefRuntime.Core.Tests.Devices;
@@ -11,7 +12,7 @@ namespace RefRuntime.Core.Tests.Devices;
 /// The virtio-gpio device backend byte by byte (shared/specs/virtio-gpio.md §1 and the project
 /// rules D1–D19 of §5.2), driven by a raw driver side over the PL061 driver and model.
 /// </summary>
-public sealed class VirtioGpioDeviceTests
+public sealed class VirtioGpioDeviceTests(ITestOutputHelper output)
 {
     // §1.4 / D18: config bytes at every width and offset; the spec's names fixture gives 21 bytes.
     [Fact]
@@ -433,6 +434,7 @@ public sealed class VirtioGpioDeviceTests
     // or length 0), never beyond its writable bytes, the device never breaks or stops, the PL061
     // sees no invalid register access, and afterwards a normal request still works.
     [Fact]
+    [Trait("Category", "Stress")]
     public void Fuzz_RandomMessages_AlwaysAnsweredNeverBroken()
     {
         using var f = new VirtioGpioFixture();
@@ -501,6 +503,7 @@ public sealed class VirtioGpioDeviceTests
             answered++;
         }
 
+        output.WriteLine($"random messages {answered}, all answered, device errors {f.Device.Errors}, malformed {f.Device.Malformed}, broken 0");
         Assert.True(answered > 1000);
         Assert.Equal(0, f.Model.BadAccesses);
         Assert.Equal(VIRTIO_GPIO_STATUS_OK, f.Call2(VIRTIO_GPIO_MSG_GET_DIRECTION, 0, 0).Status);

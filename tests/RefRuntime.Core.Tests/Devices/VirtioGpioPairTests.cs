@@ -9,6 +9,7 @@ using RefRuntime.Core.Io;
 using RefRuntime.Core.Tests.Support;
 using RefRuntime.Core.Virtio;
 using Xunit;
+using Xunit.Abstractions;
 using static RefRuntime.Core.Devices.VirtioGpio.VirtioGpioConst;
 using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.DeviceBackend>;
 
@@ -19,7 +20,7 @@ namespace RefRuntime.Core.Tests.Devices;
 /// directly and over virtio-gpio → ring → device → PL061 driver → MMIO → model; interrupts
 /// across the ring; hot-unplug; a device that stops answering or answers wrongly.
 /// </summary>
-public sealed class VirtioGpioPairTests
+public sealed class VirtioGpioPairTests(ITestOutputHelper output)
 {
     /// <summary>The whole stack: model, PL061 driver, virtio-gpio device, front end.</summary>
     private sealed class Pair : IDisposable
@@ -408,6 +409,7 @@ public sealed class VirtioGpioPairTests
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
         Thread.Sleep(100);
+        output.WriteLine($"operations {ops}, interrupts {irqs}, errors {errors}");
         Assert.Equal(0, errors);
         Assert.True(ops > 20, $"only {ops} operations");
         Assert.True(irqs > 0, "no interrupt delivered");

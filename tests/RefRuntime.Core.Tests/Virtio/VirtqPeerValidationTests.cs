@@ -1,6 +1,7 @@
 using System;
 using RefRuntime.Core.Virtio;
 using Xunit;
+using Xunit.Abstractions;
 using static RefRuntime.Core.Virtio.VirtqLayout;
 
 namespace RefRuntime.Core.Tests.Virtio;
@@ -10,7 +11,7 @@ namespace RefRuntime.Core.Tests.Virtio;
 /// error that breaks the queue (or, by policy, returns the chain empty), never a wild access,
 /// and Reset brings the queue back.
 /// </summary>
-public sealed class VirtqPeerValidationTests
+public sealed class VirtqPeerValidationTests(ITestOutputHelper output)
 {
     // The fuzz tests run 300 rounds, or as long as a stress run asks (./test.sh --stress N).
     private static readonly TimeSpan FuzzTime = Environment.GetEnvironmentVariable("RR_STRESS_SECONDS") is null
@@ -365,11 +366,13 @@ public sealed class VirtqPeerValidationTests
     // Random bytes in every descriptor, ring entry and index: the device never faults, never
     // returns a segment outside the region, and keeps serving or reports Broken/Malformed.
     [Fact]
+    [Trait("Category", "Stress")]
     public unsafe void Device_RandomGarbageRing_NeverEscapesTheRegion()
     {
         var rng = new Random(20261127);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int round = 0; round < 300 || clock.Elapsed < FuzzTime; round++)
+        int rounds = 0;
+        for (int round = 0; round < 300 || clock.Elapsed < FuzzTime; round++, rounds++)
         {
             using var f = new VirtqFixture(16, policy: round % 2 == 0 ? MalformedChainPolicy.ReturnEmpty : MalformedChainPolicy.BreakQueue, regionBytes: 1 << 16);
             ulong table = f.Buffer(256, 16);
@@ -407,16 +410,20 @@ public sealed class VirtqPeerValidationTests
                 }
             }
         }
+
+        output.WriteLine($"random rings {rounds}, device never escaped the region, errors 0");
     }
 
     // Random used entries and indices from a device: the driver hands back only tokens in flight,
     // never more length than a chain can take, and its free list stays exact, or it breaks.
     [Fact]
+    [Trait("Category", "Stress")]
     public void Driver_RandomGarbageUsedRing_NeverCorrupts()
     {
         var rng = new Random(1127);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int round = 0; round < 300 || clock.Elapsed < FuzzTime; round++)
+        int rounds = 0;
+        for (int round = 0; round < 300 || clock.Elapsed < FuzzTime; round++, rounds++)
         {
             using var f = new VirtqFixture(8, VirtqFeatures.EventIdx, regionBytes: 1 << 16);
             ulong b = f.Buffer(256);
@@ -471,5 +478,7 @@ public sealed class VirtqPeerValidationTests
                 Assert.Equal(8 - inUse, f.Driver.FreeCount);
             }
         }
+
+        output.WriteLine($"random used rings {rounds}, driver state exact throughout, errors 0");
     }
 }
