@@ -6,6 +6,7 @@ using RefRuntime.Core.Memory;
 using RefRuntime.Core.Sync;
 using RefRuntime.Core.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace RefRuntime.Core.Tests.Sync;
 
@@ -16,7 +17,7 @@ namespace RefRuntime.Core.Tests.Sync;
 /// the destructor has started.
 /// </summary>
 [Trait("Category", "Stress")]
-public sealed unsafe class RawArcStressTests
+public sealed unsafe class RawArcStressTests(ITestOutputHelper output)
 {
     private const ulong Canary = 0x0A7C_0A7C_0A7C_0A7C;
     private static long s_destroyed;
@@ -152,6 +153,7 @@ public sealed unsafe class RawArcStressTests
                 }
             }
 
+            output.WriteLine($"arcs {created}, upgrades {upgrades}, upgrades after destroy {upgradeAfterDestroy}, bad destroys {Interlocked.Read(ref s_badDestroy) - bad0}");
             Assert.Equal(0, Interlocked.Read(ref upgradeAfterDestroy));
             Assert.Equal(bad0, Interlocked.Read(ref s_badDestroy));
             Assert.Equal(destroyed0 + created, Interlocked.Read(ref s_destroyed));

@@ -5,6 +5,7 @@ using System.Threading;
 using RefRuntime.Core.Sync;
 using RefRuntime.Core.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace RefRuntime.Core.Tests.Sync;
 
@@ -14,7 +15,7 @@ namespace RefRuntime.Core.Tests.Sync;
 /// RR_STRESS_SECONDS in stress mode.
 /// </summary>
 [Trait("Category", "Stress")]
-public sealed unsafe class RefcountStressTests
+public sealed unsafe class RefcountStressTests(ITestOutputHelper output)
 {
     private const ulong Live = 0x0123_4567_89AB_CDEF;
     private const ulong Poison = 0xDEAD_BEEF_DEAD_BEEF;
@@ -182,6 +183,7 @@ public sealed unsafe class RefcountStressTests
             rounds++;
         }
 
+        output.WriteLine($"rounds {rounds}, inc/dec_and_test pairs {pairs}, double frees 0, poisoned reads 0");
         Assert.True(rounds > 0 && pairs > 0);
         probe.AssertNone();
     }
@@ -276,6 +278,7 @@ public sealed unsafe class RefcountStressTests
             rounds++;
         }
 
+        output.WriteLine($"rounds {rounds}, lookups {Interlocked.Read(ref lookups)}, resurrections 0, poisoned reads 0");
         Assert.True(Interlocked.Read(ref lookups) > 0);
         probe.AssertNone();
     }
