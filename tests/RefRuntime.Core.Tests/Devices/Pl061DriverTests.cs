@@ -5,7 +5,9 @@ using RefRuntime.Core.Devices.Gpio;
 using RefRuntime.Core.Devices.Pl061;
 using RefRuntime.Core.Io;
 using RefRuntime.Core.Rcu;
+using RefRuntime.Core.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 using static RefRuntime.Core.Devices.Pl061.Pl061Regs;
 using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.DeviceBackend>;
 
@@ -14,6 +16,8 @@ namespace RefRuntime.Core.Tests.Devices;
 /// <summary>The PL061 driver over the model: exact MMIO traces, interrupts, suspend/resume, removal, probe failures.</summary>
 public sealed class Pl061DriverTests : IDisposable
 {
+    private readonly ITestOutputHelper _output;
+
     /// <summary>Wraps the model and records every access; flags any access once removal has completed.</summary>
     private sealed class Tracer(Pl061Model model) : IDeviceModel
     {
@@ -64,8 +68,9 @@ public sealed class Pl061DriverTests : IDisposable
     private int _irqRegistrations;
     private int _irqReleases;
 
-    public Pl061DriverTests()
+    public Pl061DriverTests(ITestOutputHelper output)
     {
+        _output = output;
         _tracer = new Tracer(_model);
         _io = new Io<DeviceBackend>(new DeviceBackend(_tracer, WindowSize));
     }
@@ -252,7 +257,12 @@ public sealed class Pl061DriverTests : IDisposable
     [Trait("Category", "Stress")]
     public void HotUnplug_ConsumersOnThreads_NoAccessAfterRemoval()
     {
-        for (int round = 0; round < 10; round++)
+        // 10 rounds, or as long as a stress run asks (./test.sh --minutes N).
+        TimeSpan budget = Environment.GetEnvironmentVariable("RR_STRESS_SECONDS") is null ? TimeSpan.Zero : StressConfig.Duration(0);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long calls = 0, noDevice = 0;
+        int round = 0;
+        for (; round < 10 || clock.Elapsed < budget; round++)
         {
             var model = new Pl061Model();
             var tracer = new Tracer(model);
@@ -269,8 +279,10 @@ public sealed class Pl061DriverTests : IDisposable
                     for (int i = 0; i < 2000; i++)
                     {
                         RrStatus s = i % 3 == 0 ? d!.DirectionOutput(line, true) : i % 3 == 1 ? d!.Set(line, (i & 4) != 0) : d!.Get(line, out _);
+                        Interlocked.Increment(ref calls);
                         if (s == RrStatus.NoDevice)
                         {
+                            Interlocked.Increment(ref noDevice);
                             gone = true;
                         }
                         else if (s != RrStatus.Ok)
@@ -298,6 +310,8 @@ public sealed class Pl061DriverTests : IDisposable
             Assert.Equal(0, okAfterNoDevice);
             Assert.Equal(0, errors);
         }
+
+        _output.WriteLine($"removals {round}, calls {calls}, no-device answers {noDevice}, MMIO after removal 0, success after no-device 0");
     }
 
     // A fault at every probe step releases exactly what was acquired before it, newest first.
