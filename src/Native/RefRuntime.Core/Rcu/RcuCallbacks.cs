@@ -108,7 +108,7 @@ public sealed unsafe partial class RcuDomain
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var done = new ManualResetEventSlim();
         // The marker goes through the same FIFO queue, bypassing back-pressure.
-        Enqueue(new Callback { Managed = done.Set }, throttle: false);
+        Enqueue(new Callback { Managed = done.Set, IsBarrier = true }, throttle: false);
         done.Wait();
         return RrStatus.Ok;
     }
@@ -230,12 +230,23 @@ public sealed unsafe partial class RcuDomain
             }
 
             Synchronize();
-            foreach (Callback cb in batch)
+            // Callbacks are counted per batch (one atomic per batch), except that a Barrier's
+            // marker first counts everything before it, itself included: when Barrier returns,
+            // PendingCallbacks no longer includes what it waited for.
+            int counted = 0;
+            for (int i = 0; i < batch.Count; i++)
             {
+                Callback cb = batch[i];
+                if (cb.IsBarrier)
+                {
+                    Interlocked.Add(ref _ran, i + 1 - counted);
+                    counted = i + 1;
+                }
+
                 Run(cb);
             }
 
-            Interlocked.Add(ref _ran, batch.Count);
+            Interlocked.Add(ref _ran, batch.Count - counted);
             lock (_workLock)
             {
                 Monitor.PulseAll(_workLock); // throttled callers
@@ -268,5 +279,6 @@ public sealed unsafe partial class RcuDomain
     {
         public Action? Managed;
         public RcuHead* Head;
+        public bool IsBarrier; // a Barrier's marker: everything before it is counted as run first
     }
 }
