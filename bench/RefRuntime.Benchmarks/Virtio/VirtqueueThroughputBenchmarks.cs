@@ -288,14 +288,7 @@ public class VirtqueueThroughputBenchmarks
 
             done += got;
             inFlight -= got;
-            if (got == 0 && sent == sentBefore)
-            {
-                Relax(ref idle);
-            }
-            else
-            {
-                idle = 0;
-            }
+            Pass(progress: got != 0 || sent != sentBefore, ref idle);
         }
 
         return done;
@@ -363,14 +356,7 @@ public class VirtqueueThroughputBenchmarks
 
             done += got;
             inFlight -= got;
-            if (got == 0 && sent == sentBefore)
-            {
-                Relax(ref idle);
-            }
-            else
-            {
-                idle = 0;
-            }
+            Pass(progress: got != 0 || sent != sentBefore, ref idle);
         }
 
         return done;
@@ -396,6 +382,19 @@ public class VirtqueueThroughputBenchmarks
         }
 
         return served;
+    }
+
+    /// <summary>Ends a pass of a polling loop: relax if it made no progress, else reset the backoff.</summary>
+    private static void Pass(bool progress, ref int idle)
+    {
+        if (progress)
+        {
+            idle = 0;
+        }
+        else
+        {
+            Relax(ref idle);
+        }
     }
 
     /// <summary>Exponential backoff for an empty poll (1, 2, 4 .. 32 spin units).</summary>
