@@ -6,6 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every C test is built twice; MODE names the build in the case names and the summary. */
+#ifdef RR_INLINE
+#define MODE "inline"
+#else
+#define MODE "export"
+#endif
+
 static int rr_test_failures;
 
 #define CHECK(cond)                                                                             \

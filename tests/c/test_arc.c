@@ -12,11 +12,6 @@
 
 #include "rr_test.h"
 
-#ifdef RR_INLINE
-#define MODE "inline"
-#else
-#define MODE "export"
-#endif
 
 #define CANARY 0x0A7C0A7C0A7C0A7Cull
 

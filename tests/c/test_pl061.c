@@ -8,11 +8,6 @@
 
 #include "rr_test.h"
 
-#ifdef RR_INLINE
-#define MODE "inline"
-#else
-#define MODE "export"
-#endif
 
 static int irq_calls, irq_line = -1;
 

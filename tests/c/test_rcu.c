@@ -14,11 +14,6 @@
 
 #include "rr_test.h"
 
-#ifdef RR_INLINE
-#define MODE "inline"
-#else
-#define MODE "export"
-#endif
 
 static void sleep_ms(int ms)
 {

@@ -19,11 +19,6 @@
 
 #include "rr_test.h"
 
-#ifdef RR_INLINE
-#define MODE "inline"
-#else
-#define MODE "export"
-#endif
 
 /* ---- warning observation --------------------------------------------------------------- */
 

@@ -13,11 +13,6 @@
 
 #include "rr_test.h"
 
-#ifdef RR_INLINE
-#define MODE "inline"
-#else
-#define MODE "export"
-#endif
 
 #define LIVE 0xC0FFEE00C0FFEE00ull
 #define POISON 0xDBDBDBDBDBDBDBDBull

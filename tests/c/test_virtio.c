@@ -11,11 +11,6 @@
 
 #include "rr_test.h"
 
-#ifdef RR_INLINE
-#define MODE "inline"
-#else
-#define MODE "export"
-#endif
 
 #define GPA 0x40000000ull
 
