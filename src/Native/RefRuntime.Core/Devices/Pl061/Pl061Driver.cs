@@ -263,20 +263,14 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
             return RrStatus.InvalidArgument;
         }
 
-        RcuReader* call = _gate.Enter();
-        if (call == null)
+        Hardware? hw = EnterHardware(out RcuReader* call);
+        if (hw is null)
         {
             return RrStatus.NoDevice;
         }
 
         try
         {
-            Hardware? hw = _hw.TryGetInSection();
-            if (hw is null)
-            {
-                return RrStatus.NoDevice;
-            }
-
             value = hw.Regs.Read(DataAlias[line]) != 0;
             return RrStatus.Ok;
         }
@@ -294,20 +288,14 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
             return RrStatus.InvalidArgument;
         }
 
-        RcuReader* call = _gate.Enter();
-        if (call == null)
+        Hardware? hw = EnterHardware(out RcuReader* call);
+        if (hw is null)
         {
             return RrStatus.NoDevice;
         }
 
         try
         {
-            Hardware? hw = _hw.TryGetInSection();
-            if (hw is null)
-            {
-                return RrStatus.NoDevice;
-            }
-
             hw.Regs.Write(DataAlias[line], (byte)((value ? 1 : 0) << line));
             return RrStatus.Ok;
         }
@@ -518,23 +506,41 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
         return WithDevice(regs => op(regs, line));
     }
 
+    /// <summary>
+    /// Enters a gate call and reaches the hardware: the hardware with the call held (the caller
+    /// leaves it with <see cref="CallGate.Leave"/>), or null with nothing held when the device
+    /// is gone. The hardware is revocable on the gate's own domain, so the call is the only section.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private Hardware? EnterHardware(out RcuReader* call)
+    {
+        call = _gate.Enter();
+        if (call == null)
+        {
+            return null;
+        }
+
+        Hardware? hw = _hw.TryGetInSection();
+        if (hw is null)
+        {
+            CallGate.Leave(call);
+            call = null;
+        }
+
+        return hw;
+    }
+
     /// <summary>Runs <paramref name="op"/> inside a gate call and a hardware access, or answers NoDevice.</summary>
     private RrStatus WithDevice(Action<MappedIo<Pl061Map, TBackend>> op)
     {
-        RcuReader* call = _gate.Enter();
-        if (call == null)
+        Hardware? hw = EnterHardware(out RcuReader* call);
+        if (hw is null)
         {
             return RrStatus.NoDevice;
         }
 
         try
         {
-            Hardware? hw = _hw.TryGetInSection();
-            if (hw is null)
-            {
-                return RrStatus.NoDevice;
-            }
-
             op(hw.Regs);
             return RrStatus.Ok;
         }
