@@ -25,31 +25,44 @@ public class LockedDeviceBenchmarks
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Calls)]
-    public long ReaderWriterLockSlim_NullableResource()
+    public long ReaderWriterLockSlim_NullableResource() => GuardedCalls.Rwls(_rwls, ref _nullable, Calls);
+
+    [Benchmark(OperationsPerInvoke = Calls)]
+    public long Revocable_TryAccess() => GuardedCalls.Revocable(_revocable, Calls);
+
+    [Benchmark(OperationsPerInvoke = Calls)]
+    public long Gate_EnterLeave() => GuardedCalls.Gate(_gate, Calls);
+}
+
+/// <summary>The three guarded-call loops both classes measure (one copy of each).</summary>
+internal static class GuardedCalls
+{
+    /// <summary>A read lock around a nullable resource (read under the lock, as removal nulls it): the lock-based design.</summary>
+    public static long Rwls(ReaderWriterLockSlim rwls, ref Hw? nullable, int calls)
     {
         long sum = 0;
-        for (int i = 0; i < Calls; i++)
+        for (int i = 0; i < calls; i++)
         {
-            _rwls.EnterReadLock();
-            Hw? h = _nullable;
+            rwls.EnterReadLock();
+            Hw? h = nullable;
             if (h is not null)
             {
                 sum += h.Register;
             }
 
-            _rwls.ExitReadLock();
+            rwls.ExitReadLock();
         }
 
         return sum;
     }
 
-    [Benchmark(OperationsPerInvoke = Calls)]
-    public long Revocable_TryAccess()
+    /// <summary>Revocable access with a guard.</summary>
+    public static long Revocable(Revocable<Hw> revocable, int calls)
     {
         long sum = 0;
-        for (int i = 0; i < Calls; i++)
+        for (int i = 0; i < calls; i++)
         {
-            if (_revocable.TryAccess(out RevocableGuard<Hw> g))
+            if (revocable.TryAccess(out RevocableGuard<Hw> g))
             {
                 using (g)
                 {
@@ -61,13 +74,13 @@ public class LockedDeviceBenchmarks
         return sum;
     }
 
-    [Benchmark(OperationsPerInvoke = Calls)]
-    public long Gate_EnterLeave()
+    /// <summary>Gate enter and leave.</summary>
+    public static long Gate(DeviceGate gate, int calls)
     {
         long sum = 0;
-        for (int i = 0; i < Calls; i++)
+        for (int i = 0; i < calls; i++)
         {
-            if (_gate.TryEnter(out GateCall c))
+            if (gate.TryEnter(out GateCall c))
             {
                 using (c)
                 {
@@ -116,52 +129,11 @@ public class LockedDeviceContendedBenchmarks
     [Benchmark(OperationsPerInvoke = Calls)]
     public long Gate_2Threads() => _partner.RunBoth(Gate);
 
-    private long Rwls()
-    {
-        long sum = 0;
-        for (int i = 0; i < Calls; i++)
-        {
-            _rwls.EnterReadLock();
-            sum += _nullable?.Register ?? 0;
-            _rwls.ExitReadLock();
-        }
+    private long Rwls() => GuardedCalls.Rwls(_rwls, ref _nullable, Calls);
 
-        return sum;
-    }
+    private long Revocable() => GuardedCalls.Revocable(_revocable, Calls);
 
-    private long Revocable()
-    {
-        long sum = 0;
-        for (int i = 0; i < Calls; i++)
-        {
-            if (_revocable.TryAccess(out RevocableGuard<Hw> g))
-            {
-                using (g)
-                {
-                    sum += g.Value!.Register;
-                }
-            }
-        }
-
-        return sum;
-    }
-
-    private long Gate()
-    {
-        long sum = 0;
-        for (int i = 0; i < Calls; i++)
-        {
-            if (_gate.TryEnter(out GateCall c))
-            {
-                using (c)
-                {
-                    sum += i;
-                }
-            }
-        }
-
-        return sum;
-    }
+    private long Gate() => GuardedCalls.Gate(_gate, Calls);
 }
 
 /// <summary>
