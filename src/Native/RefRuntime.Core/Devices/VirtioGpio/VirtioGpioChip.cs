@@ -464,12 +464,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
         Slot slot = _slots[line];
         lock (slot.Lock)
         {
-            RrStatus s = Submit(slot, line, new VirtioGpioRequest(type, (ushort)line, value), ResponseSize);
-            if (s == RrStatus.Ok)
-            {
-                s = Kick();
-            }
-
+            RrStatus s = Submit(slot, line, new VirtioGpioRequest(type, (ushort)line, value), ResponseSize, publish: true);
             return s == RrStatus.Ok ? Finish(slot, ResponseSize, out result) : s;
         }
     }
@@ -505,7 +500,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
             for (int i = 0; i < lines.Length && first == RrStatus.Ok; i++)
             {
                 uint v = type == VIRTIO_GPIO_MSG_SET_VALUE && values[i] ? 1u : 0u;
-                first = Submit(_slots[lines[i]], lines[i], new VirtioGpioRequest(type, (ushort)lines[i], v), ResponseSize);
+                first = Submit(_slots[lines[i]], lines[i], new VirtioGpioRequest(type, (ushort)lines[i], v), ResponseSize, publish: false);
                 if (first == RrStatus.Ok)
                 {
                     submitted++;
@@ -533,8 +528,12 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
         }
     }
 
-    /// <summary>Fills the slot's request and adds its chain (not yet published).</summary>
-    private RrStatus Submit(Slot slot, int token, VirtioGpioRequest req, uint expected)
+    /// <summary>
+    /// Fills the slot's request and adds its chain; with <paramref name="publish"/>, also publishes
+    /// it and kicks the device if it asked, under the same hold of the queue lock (a batch
+    /// publishes once, with <see cref="Kick"/>).
+    /// </summary>
+    private RrStatus Submit(Slot slot, int token, VirtioGpioRequest req, uint expected, bool publish)
     {
         if (slot.Dead || Failure is not null)
         {
@@ -545,9 +544,11 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
         slot.Completed = false;
         slot.Done.Reset();
         ReadOnlySpan<VirtqBuffer> bufs = [new VirtqBuffer(slot.RequestGpa, RequestSize), new VirtqBuffer(slot.ResponseGpa, expected)];
+        RrStatus s;
+        bool kick = false;
         lock (_queueLock)
         {
-            RrStatus s = _requestq.TryAdd(bufs, 1, (ulong)token);
+            s = _requestq.TryAdd(bufs, 1, (ulong)token);
             if (s == RrStatus.Broken)
             {
                 _failure ??= $"requestq broken: {_requestq.BrokenReason}";
@@ -555,8 +556,18 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
             }
 
             // NoSpace cannot happen: the queue has room for every line's pair plus GET_NAMES.
-            return s;
+            if (s == RrStatus.Ok && publish)
+            {
+                kick = _requestq.KickPrepare();
+            }
         }
+
+        if (kick)
+        {
+            _device.Kick.Ring();
+        }
+
+        return s;
     }
 
     private RrStatus Kick()
@@ -722,8 +733,8 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
         lock (slot.Lock)
         {
             uint expected = 1 + _namesSize;
-            RrStatus s = Submit(slot, _ngpio, new VirtioGpioRequest(VIRTIO_GPIO_MSG_GET_NAMES, 0, 0), expected);
-            if (s != RrStatus.Ok || Kick() != RrStatus.Ok || !WaitFor(slot) || slot.UsedLength != expected || slot.Response[0] != VIRTIO_GPIO_STATUS_OK)
+            RrStatus s = Submit(slot, _ngpio, new VirtioGpioRequest(VIRTIO_GPIO_MSG_GET_NAMES, 0, 0), expected, publish: true);
+            if (s != RrStatus.Ok || !WaitFor(slot) || slot.UsedLength != expected || slot.Response[0] != VIRTIO_GPIO_STATUS_OK)
             {
                 return; // names are optional: the chip works without them
             }
