@@ -16,5 +16,12 @@ internal static class StressConfig
             : TimeSpan.FromSeconds(normalSeconds);
     }
 
+    /// <summary>
+    /// How long a test that runs a fixed number of rounds should keep going beyond them: zero in
+    /// the normal suite, the requested duration in stress mode (fuzzers, torture loops).
+    /// </summary>
+    public static TimeSpan Extended =>
+        Environment.GetEnvironmentVariable("RR_STRESS_SECONDS") is null ? TimeSpan.Zero : Duration(0);
+
     public static int Threads => Math.Max(4, Environment.ProcessorCount * 2);
 }

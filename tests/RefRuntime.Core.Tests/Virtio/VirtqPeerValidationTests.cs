@@ -14,9 +14,7 @@ namespace RefRuntime.Core.Tests.Virtio;
 public sealed class VirtqPeerValidationTests(ITestOutputHelper output)
 {
     // The fuzz tests run 300 rounds, or as long as a stress run asks (./test.sh --stress N).
-    private static readonly TimeSpan FuzzTime = Environment.GetEnvironmentVariable("RR_STRESS_SECONDS") is null
-        ? TimeSpan.Zero
-        : RefRuntime.Core.Tests.Support.StressConfig.Duration(0);
+    private static readonly TimeSpan FuzzTime = RefRuntime.Core.Tests.Support.StressConfig.Extended;
 
     // ---- the driver against a misbehaving device ----
 
