@@ -275,12 +275,8 @@ internal static unsafe class VirtioExports
             }
 
             Span<VirtqBuffer> span = count <= MaxStackBuffers ? stackalloc VirtqBuffer[(int)count] : new VirtqBuffer[count];
-            for (int k = 0; k < (int)count; k++)
-            {
-                // SAFETY: the caller's contract: bufs holds n_readable + n_writable entries.
-                span[k] = new VirtqBuffer(bufs[k].Gpa, bufs[k].Len);
-            }
-
+            // SAFETY: the caller's contract: bufs holds n_readable + n_writable entries.
+            CopyChain(bufs, span);
             return (int)d.TryAdd(span, (int)nReadable, token);
         }
         catch (Exception e)
@@ -330,10 +326,7 @@ internal static unsafe class VirtioExports
                 }
 
                 Span<VirtqBuffer> chain = count <= MaxStackBuffers ? span[..(int)count] : new VirtqBuffer[count];
-                for (int k = 0; k < (int)count; k++)
-                {
-                    chain[k] = new VirtqBuffer(bufs[offset + (ulong)k].Gpa, bufs[offset + (ulong)k].Len);
-                }
+                CopyChain(bufs + offset, chain);
 
                 s = d.TryAdd(chain, (int)nReadable[c], tokens[c]);
                 if (s != RrStatus.Ok)
@@ -943,6 +936,17 @@ internal static unsafe class VirtioExports
         catch (Exception e)
         {
             return (int)Abi.Fail(e);
+        }
+    }
+
+    /// <summary>Copies <c>dst.Length</c> C buffers (rr_vq_buf_t) into Core's form.</summary>
+    /// <remarks><b>Safety:</b> <paramref name="src"/> holds at least <c>dst.Length</c> entries.</remarks>
+    private static void CopyChain(Buf* src, Span<VirtqBuffer> dst)
+    {
+        for (int k = 0; k < dst.Length; k++)
+        {
+            // SAFETY: the caller's contract.
+            dst[k] = new VirtqBuffer(src[k].Gpa, src[k].Len);
         }
     }
 
