@@ -20,7 +20,6 @@ namespace RefRuntime;
 public sealed class GpioChip : IDisposable
 {
     private readonly IGpioDevice _device;
-    private IDisposable? _irq;
 
     private GpioChip(IGpioDevice device) => _device = device;
 
@@ -31,20 +30,13 @@ public sealed class GpioChip : IDisposable
     public static GpioChip ProbePl061(Pl061Model model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var io = new Io<DeviceBackend>(new DeviceBackend(model, Pl061Regs.WindowSize));
-        IDisposable? registration = null;
-        RrStatus s = Pl061Driver<DeviceBackend>.Probe(io, null, handler =>
-        {
-            model.InterruptChanged += handler;
-            registration = new ActionDisposable(() => model.InterruptChanged -= handler);
-            return registration;
-        }, out var driver, out string? error);
-        if (s != RrStatus.Ok)
+        if (Pl061Probe.OnModel(model, out var driver, out string? error) != RrStatus.Ok)
         {
             throw new NoDeviceException($"PL061 probe failed: {error}");
         }
 
-        return new GpioChip(driver!) { _irq = registration };
+        // The interrupt registration is one of the driver's managed resources: released on removal.
+        return new GpioChip(driver!);
     }
 
     /// <summary>
@@ -122,7 +114,6 @@ public sealed class GpioChip : IDisposable
     public void Dispose()
     {
         _device.Destroy();
-        _irq?.Dispose();
     }
 
     private void Check(RrStatus s, int line) => Check(s, line, _device.LineCount);
