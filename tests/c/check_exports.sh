@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The header and the library must agree: every function the header declares is exported, and
 # every symbol the library exports is declared in the header (or is the one runtime symbol
-# listed below). Usage: check_exports.sh <librefruntime.so> <refruntime.h>
+# listed below). With a third argument (the C ABI sweep test), also checks that every declared
+# function is called there. Usage: check_exports.sh <librefruntime.so> <refruntime.h> [sweep.c]
 set -euo pipefail
-lib=$1 header=$2
+lib=$1 header=$2 sweep=${3:-}
 # Exported by the NativeAOT runtime itself for debuggers (not part of our API).
 allowed_runtime='^DotNetRuntimeDebugHeader$'
 exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBR]$/ {sub(/@.*/, "", $3); print $3}' | sort -u)
@@ -19,6 +20,11 @@ done
 for s in $declared; do
   if ! grep -qx "$s" <<<"$exported"; then echo "declared in the header but not exported: $s"; status=1; fi
 done
+if [[ -n $sweep ]]; then
+  for s in $declared; do
+    if ! grep -q "\b$s(" "$sweep"; then echo "declared but never called by the ABI sweep ($(basename "$sweep")): $s"; status=1; fi
+  done
+fi
 n=$(wc -w <<<"$declared")
-if ((status == 0)); then echo "PASS exports: $n functions declared and exported, nothing else"; fi
+if ((status == 0)); then echo "PASS exports: $n functions declared and exported, nothing else${sweep:+, every one called by the sweep}"; fi
 exit $status

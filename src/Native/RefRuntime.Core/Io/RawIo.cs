@@ -49,6 +49,9 @@ public static class IoFlags
 
     /// <summary>Relaxed ordering.</summary>
     public const uint Relaxed = 0x200;
+
+    /// <summary>Every defined bit; any other bit makes an access invalid (so that a future flag is never silently ignored).</summary>
+    public const uint Known = WidthMask | BigEndian | Relaxed;
 }
 
 /// <summary>Operations on <see cref="IoState"/>.</summary>
@@ -180,11 +183,11 @@ public static unsafe class RawIo
     /// <remarks><b>Safety:</b> <paramref name="s"/> is live and of kind device.</remarks>
     public static Io<CallbackBackend> DeviceIo(IoState* s) => new(new CallbackBackend(s->Read, s->Write, s->Context, (nuint)s->Size));
 
-    /// <summary>One checked read: <see cref="RrStatus.InvalidArgument"/> for a bad width, or an offset out of bounds, overflowing or misaligned.</summary>
+    /// <summary>One checked read: <see cref="RrStatus.InvalidArgument"/> for a bad width or an unknown flag, or an offset out of bounds, overflowing or misaligned.</summary>
     public static RrStatus Read(IoState* s, ulong offset, uint flags, out ulong value)
     {
         value = 0;
-        if (offset > nuint.MaxValue)
+        if (offset > nuint.MaxValue || (flags & ~IoFlags.Known) != 0)
         {
             return RrStatus.InvalidArgument;
         }
@@ -207,7 +210,7 @@ public static unsafe class RawIo
     /// <summary>One checked write (see <see cref="Read(IoState*, ulong, uint, out ulong)"/>).</summary>
     public static RrStatus Write(IoState* s, ulong offset, uint flags, ulong value)
     {
-        if (offset > nuint.MaxValue)
+        if (offset > nuint.MaxValue || (flags & ~IoFlags.Known) != 0)
         {
             return RrStatus.InvalidArgument;
         }

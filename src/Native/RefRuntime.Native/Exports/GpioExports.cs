@@ -12,8 +12,6 @@ namespace RefRuntime.Native.Exports;
 
 internal static unsafe class GpioExports
 {
-    private const uint ModelMagic = 0x314D_5252; // "RRM1"
-    private const uint ChipMagic = 0x3143_5252;  // "RRC1"
 
     /// <summary>A chip handle's target: the driver and the number of users holding the handle.</summary>
     private sealed class Chip(IGpioDevice device)
@@ -33,7 +31,7 @@ internal static unsafe class GpioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            void* h = ObjectHandle.Alloc(new Pl061Model(), ModelMagic);
+            void* h = ObjectHandle.Alloc(new Pl061Model(), HandleKind.Pl061Model);
             // SAFETY: non-NULL out pointer (checked).
             *outModel = h;
             return (int)(h == null ? RrStatus.OutOfMemory : RrStatus.Ok);
@@ -49,10 +47,10 @@ internal static unsafe class GpioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(model, ModelMagic, out Pl061Model? _);
+            RrStatus s = ObjectHandle.Claim(model, HandleKind.Pl061Model, out Pl061Model? _);
             if (s == RrStatus.Ok)
             {
-                ObjectHandle.Free(model);
+                ObjectHandle.Free(model, HandleKind.Pl061Model);
             }
 
             return (int)s;
@@ -68,7 +66,7 @@ internal static unsafe class GpioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(model, ModelMagic, out Pl061Model? m);
+            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out Pl061Model? m);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -98,7 +96,7 @@ internal static unsafe class GpioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = ObjectHandle.Resolve(model, ModelMagic, out Pl061Model? m);
+            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out Pl061Model? m);
             // SAFETY: non-NULL out pointer (checked).
             *outputs = s == RrStatus.Ok ? m!.Outputs : (byte)0;
             return (int)s;
@@ -121,7 +119,7 @@ internal static unsafe class GpioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outChip = null;
-            RrStatus s = ObjectHandle.Resolve(model, ModelMagic, out Pl061Model? m);
+            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out Pl061Model? m);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -130,7 +128,7 @@ internal static unsafe class GpioExports
             s = Pl061Probe.OnModel(m!, out var d, out _);
             if (s == RrStatus.Ok)
             {
-                *outChip = ObjectHandle.Alloc(new Chip(d!), ChipMagic);
+                *outChip = ObjectHandle.Alloc(new Chip(d!), HandleKind.GpioChip);
             }
 
             return (int)s;
@@ -173,7 +171,7 @@ internal static unsafe class GpioExports
 
             if (s == RrStatus.Ok)
             {
-                *outChip = ObjectHandle.Alloc(new Chip(device!), ChipMagic);
+                *outChip = ObjectHandle.Alloc(new Chip(device!), HandleKind.GpioChip);
             }
 
             return (int)s;
@@ -186,7 +184,7 @@ internal static unsafe class GpioExports
 
     private static RrStatus ChipOf(void* handle, out IGpioDevice? device)
     {
-        RrStatus s = ObjectHandle.Resolve(handle, ChipMagic, out Chip? c);
+        RrStatus s = ObjectHandle.Resolve(handle, HandleKind.GpioChip, out Chip? c);
         device = c?.Device;
         return s;
     }
@@ -394,7 +392,7 @@ internal static unsafe class GpioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(chip, ChipMagic, out Chip? c);
+            RrStatus s = ObjectHandle.Resolve(chip, HandleKind.GpioChip, out Chip? c);
             if (s == RrStatus.Ok)
             {
                 Core.Sync.Refcount.Inc(ref c!.Users);
@@ -413,15 +411,21 @@ internal static unsafe class GpioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(chip, ChipMagic, out Chip? c);
+            RrStatus s = ObjectHandle.Resolve(chip, HandleKind.GpioChip, out Chip? c);
             if (s != RrStatus.Ok || !Core.Sync.Refcount.DecAndTest(ref c!.Users))
             {
                 return (int)s; // other users remain: the chip lives on (possibly removed)
             }
 
-            // The last user: remove the device if needed, free it, then the handle.
-            s = c.Device.Destroy();
-            ObjectHandle.Free(chip);
+            // The last user (only one thread gets here): remove the device if needed, free it,
+            // then the handle.
+            s = ObjectHandle.Claim(chip, HandleKind.GpioChip, out Chip? _);
+            if (s == RrStatus.Ok)
+            {
+                s = c.Device.Destroy();
+                ObjectHandle.Free(chip, HandleKind.GpioChip);
+            }
+
             return (int)s;
         }
         catch (Exception e)

@@ -1,45 +1,133 @@
-// C handles for objects whose state is managed (a gate, a devres list): a small native block
-// {magic, GCHandle} so that a C pointer is validated by magic and kind before the object is
-// reached, and a freed handle (magic cleared) is refused rather than followed.
+// C handles for objects whose state is managed (a gate, a devres list, a GPIO chip, a virtqueue
+// side, ...): generation-checked indices into a handle table, never pointers.
+//
+// A handle is an opaque 64-bit value that C sees as a pointer but never dereferences:
+//
+//     bits 63..32  generation: a process-wide counter, bumped by every handle made
+//     bits 31..8   slot index (up to 2^24 live handles)
+//     bits  7..4   kind (HandleKind)
+//     bits  3..0   0xB, so that no aligned pointer (and not NULL) ever looks like a handle
+//
+// Each slot holds the object and a stamp = generation << 32 | claimed << 8 | kind (kind 0 = free;
+// claimed = a destroy is in progress, so that of two threads destroying one handle exactly one
+// proceeds while calls with the handle keep working until the destroy succeeds). Resolving a
+// handle reads only the table, never memory the handle points at, so that a NULL, stale (freed),
+// double-freed, wrong-kind or made-up handle is refused deterministically with RR_EBADHANDLE, and
+// a slot that was freed and reused for another object is refused too (it has a new generation).
+// Generations are unique across slots, so a live handle with any one bit flipped is refused too
+// (an index bit moves it to a slot whose generation differs). The table's segments are allocated
+// once and never freed or moved. Aliasing needs 2^32 - 1 handles made in between.
 
-using System.Runtime.InteropServices;
+using System;
+using System.Collections.Generic;
+using System.Runtime.CompilerServices;
+using System.Text;
 using System.Threading;
 using RefRuntime.Core;
-using RefRuntime.Core.Memory;
 
 namespace RefRuntime.Native.Exports;
 
+/// <summary>The kinds of C handles (bits 7..4 of a handle); 0 marks a free slot.</summary>
+internal enum HandleKind
+{
+    /// <summary>A free slot.</summary>
+    None = 0,
+
+    /// <summary>rr_gate_t.</summary>
+    Gate = 1,
+
+    /// <summary>rr_devres_t.</summary>
+    Devres = 2,
+
+    /// <summary>rr_pl061_model_t.</summary>
+    Pl061Model = 3,
+
+    /// <summary>rr_gpio_chip_t.</summary>
+    GpioChip = 4,
+
+    /// <summary>rr_guestmem_t.</summary>
+    GuestMem = 5,
+
+    /// <summary>rr_vq_driver_t.</summary>
+    VqDriver = 6,
+
+    /// <summary>rr_vq_device_t.</summary>
+    VqDevice = 7,
+
+    /// <summary>rr_doorbell_t.</summary>
+    Doorbell = 8,
+}
+
+/// <summary>The handle table behind every opaque C handle.</summary>
 internal static unsafe class ObjectHandle
 {
-    /// <summary>"RRG1": a call gate.</summary>
-    public const uint GateMagic = 0x3147_5252;
+    private const ulong Tag = 0xB;
+    private const int SegmentShift = 10;
+    private const int SegmentSize = 1 << SegmentShift;
+    private const int MaxSegments = 1 << (24 - SegmentShift);
+    private const int KindCount = 9;
+    private const long ClaimBit = 1L << 8;
 
-    /// <summary>"RRD1": a devres list.</summary>
-    public const uint DevresMagic = 0x3144_5252;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Block
+    private struct Slot
     {
-        public uint Magic;
-        public uint Reserved;
-        public nint Handle;
+        public object? Target;
+        public long Stamp;
     }
 
-    public static void* Alloc(object target, uint magic)
+    // Segments are published with a release store and never replaced: a resolver that sees one
+    // may keep using it without a lock.
+    private static readonly Slot[]?[] s_segments = new Slot[]?[MaxSegments];
+    private static readonly Queue<int> s_free = new();
+    private static readonly long[] s_live = new long[KindCount];
+    private static readonly object s_lock = new();
+    private static int s_used; // slots ever handed out (the next fresh index)
+    private static uint s_generation; // the last generation handed out (0 is never used)
+
+    /// <summary>Stores <paramref name="target"/> in a free slot and returns its handle, or NULL when the table is full.</summary>
+    public static void* Alloc(object target, HandleKind kind)
     {
-        Block* b = (Block*)NativeHeap.AllocZeroed((nuint)sizeof(Block), 16);
-        if (b == null)
+        lock (s_lock)
         {
-            return null;
-        }
+            int index;
+            if (s_free.Count > 0)
+            {
+                index = s_free.Dequeue();
+            }
+            else
+            {
+                if (s_used == MaxSegments * SegmentSize)
+                {
+                    return null;
+                }
 
-        // SAFETY: fresh block; published by the magic store.
-        b->Handle = GCHandle.ToIntPtr(GCHandle.Alloc(target));
-        Volatile.Write(ref b->Magic, magic);
-        return b;
+                index = s_used++;
+                if ((index & (SegmentSize - 1)) == 0)
+                {
+                    Volatile.Write(ref s_segments[index >> SegmentShift], new Slot[SegmentSize]);
+                }
+            }
+
+            ref Slot slot = ref s_segments[index >> SegmentShift]![index & (SegmentSize - 1)];
+            if (++s_generation == 0)
+            {
+                s_generation = 1;
+            }
+
+            ulong generation = s_generation;
+            slot.Target = target;
+            // The stamp goes last: a resolver that sees it also sees the object.
+            Volatile.Write(ref slot.Stamp, (long)((generation << 32) | (uint)kind));
+            s_live[(int)kind]++;
+            return (void*)((generation << 32) | ((ulong)(uint)index << 8) | ((ulong)kind << 4) | Tag);
+        }
     }
 
-    public static RrStatus Resolve<T>(void* handle, uint magic, out T? target)
+    /// <summary>
+    /// The object behind <paramref name="handle"/>: RR_EINVAL for NULL; RR_EBADHANDLE for anything
+    /// that is not a live handle of <paramref name="kind"/>. Lock-free; reads only the table.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static RrStatus Resolve<T>(void* handle, HandleKind kind, out T? target)
         where T : class
     {
         target = null;
@@ -48,25 +136,151 @@ internal static unsafe class ObjectHandle
             return RrStatus.InvalidArgument;
         }
 
-        Block* b = (Block*)handle;
-        // SAFETY: best-effort magic check of an aligned pointer (as for Arc handles).
-        if (((nuint)b & 15) != 0 || Volatile.Read(ref b->Magic) != magic)
+        if (!TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp))
         {
             return RrStatus.BadHandle;
         }
 
-        target = GCHandle.FromIntPtr(b->Handle).Target as T;
+        object? o = Volatile.Read(ref segment![offset].Target);
+        // Re-read the stamp: unchanged means the object read in between belongs to this handle (a
+        // free changes the stamp before it clears the object; a reuse needs a free first).
+        if ((Volatile.Read(ref segment[offset].Stamp) & ~ClaimBit) != stamp)
+        {
+            return RrStatus.BadHandle;
+        }
+
+        target = o as T;
         return target is null ? RrStatus.BadHandle : RrStatus.Ok;
     }
 
-    public static void Free(void* handle)
+    /// <summary>
+    /// Resolves <paramref name="handle"/> and claims it for a destroy: of several threads
+    /// destroying one handle, one gets <see cref="RrStatus.Ok"/> and the others
+    /// <see cref="RrStatus.BadHandle"/>. Calls with the handle keep working while it is claimed;
+    /// end with <see cref="Free"/> (destroyed) or <see cref="Unclaim"/> (the destroy failed).
+    /// </summary>
+    public static RrStatus Claim<T>(void* handle, HandleKind kind, out T? target)
+        where T : class
     {
-        Block* b = (Block*)handle;
-        // SAFETY: resolved (validated) by the caller just before.
-        if (Interlocked.Exchange(ref b->Magic, 0) != 0)
+        RrStatus s = Resolve(handle, kind, out target);
+        if (s != RrStatus.Ok)
         {
-            GCHandle.FromIntPtr(b->Handle).Free();
-            NativeHeap.Free(b, (nuint)sizeof(Block));
+            return s;
         }
+
+        TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp);
+        if (segment is null || Interlocked.CompareExchange(ref segment[offset].Stamp, stamp | ClaimBit, stamp) != stamp)
+        {
+            target = null;
+            return RrStatus.BadHandle; // being destroyed by another thread, or already gone
+        }
+
+        return RrStatus.Ok;
+    }
+
+    /// <summary>Gives up a claim taken by <see cref="Claim"/> (the object is still live).</summary>
+    public static void Unclaim(void* handle, HandleKind kind)
+    {
+        if (TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp))
+        {
+            Interlocked.CompareExchange(ref segment![offset].Stamp, stamp, stamp | ClaimBit);
+        }
+    }
+
+    /// <summary>
+    /// Frees the slot of a handle claimed by <see cref="Claim"/> (marking it free, so that the
+    /// handle and every copy of it are refused from now on; a reuse gets a new generation).
+    /// False when it was not a claimed live handle of <paramref name="kind"/>.
+    /// </summary>
+    public static bool Free(void* handle, HandleKind kind)
+    {
+        if (!TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp))
+        {
+            return false;
+        }
+
+        long dead = (long)((ulong)stamp & 0xFFFF_FFFF_0000_0000UL); // kind None: no handle matches
+        if (Interlocked.CompareExchange(ref segment![offset].Stamp, dead, stamp | ClaimBit) != (stamp | ClaimBit))
+        {
+            return false; // not claimed by the caller
+        }
+
+        lock (s_lock)
+        {
+            segment[offset].Target = null;
+            s_free.Enqueue((int)(((ulong)handle >> 8) & 0xFF_FFFF));
+            s_live[(int)kind]--;
+        }
+
+        return true;
+    }
+
+    /// <summary>Live handles of every kind (the leak diagnostics).</summary>
+    public static long LiveCount()
+    {
+        lock (s_lock)
+        {
+            long n = 0;
+            foreach (long c in s_live)
+            {
+                n += c;
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>One line naming the live handles by kind, e.g. "2 rr_gate_t, 1 rr_vq_driver_t"; empty when none.</summary>
+    public static string Describe()
+    {
+        var sb = new StringBuilder();
+        lock (s_lock)
+        {
+            for (int k = 1; k < KindCount; k++)
+            {
+                if (s_live[k] != 0)
+                {
+                    sb.Append(sb.Length == 0 ? string.Empty : ", ").Append(s_live[k]).Append(' ').Append(CName((HandleKind)k));
+                }
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    private static string CName(HandleKind kind) => kind switch
+    {
+        HandleKind.Gate => "rr_gate_t",
+        HandleKind.Devres => "rr_devres_t",
+        HandleKind.Pl061Model => "rr_pl061_model_t",
+        HandleKind.GpioChip => "rr_gpio_chip_t",
+        HandleKind.GuestMem => "rr_guestmem_t",
+        HandleKind.VqDriver => "rr_vq_driver_t",
+        HandleKind.VqDevice => "rr_vq_device_t",
+        HandleKind.Doorbell => "rr_doorbell_t",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    // Decodes a handle and checks its tag, kind, index and current stamp.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TryFind(ulong h, HandleKind kind, out Slot[]? segment, out int offset, out long stamp)
+    {
+        segment = null;
+        offset = 0;
+        stamp = (long)((h & 0xFFFF_FFFF_0000_0000UL) | (uint)kind);
+        if ((h & 0xFF) != (((ulong)kind << 4) | Tag))
+        {
+            return false;
+        }
+
+        uint index = (uint)(h >> 8) & 0xFF_FFFF;
+        segment = Volatile.Read(ref s_segments[index >> SegmentShift]);
+        if (segment is null)
+        {
+            return false;
+        }
+
+        offset = (int)(index & (SegmentSize - 1));
+        return (Volatile.Read(ref segment[offset].Stamp) & ~ClaimBit) == stamp;
     }
 }

@@ -139,7 +139,7 @@ internal static unsafe class RevokeExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            void* h = ObjectHandle.Alloc(new CallGate(), ObjectHandle.GateMagic);
+            void* h = ObjectHandle.Alloc(new CallGate(), HandleKind.Gate);
             // SAFETY: non-NULL out pointer (checked).
             *outGate = h;
             return (int)(h == null ? RrStatus.OutOfMemory : RrStatus.Ok);
@@ -155,7 +155,7 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(g, ObjectHandle.GateMagic, out CallGate? gate);
+            RrStatus s = ObjectHandle.Resolve(g, HandleKind.Gate, out CallGate? gate);
             return (int)(s != RrStatus.Ok ? s : gate!.Enter() == null ? RrStatus.NoDevice : RrStatus.Ok);
         }
         catch (Exception e)
@@ -169,7 +169,7 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(g, ObjectHandle.GateMagic, out CallGate? gate);
+            RrStatus s = ObjectHandle.Resolve(g, HandleKind.Gate, out CallGate? gate);
             if (s == RrStatus.Ok && !gate!.Domain.ReadUnlock())
             {
                 return (int)RrStatus.InvalidArgument; // not inside a call
@@ -188,7 +188,7 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(g, ObjectHandle.GateMagic, out CallGate? gate);
+            RrStatus s = ObjectHandle.Resolve(g, HandleKind.Gate, out CallGate? gate);
             return (int)(s == RrStatus.Ok ? gate!.Disconnect(out _) : s);
         }
         catch (Exception e)
@@ -202,13 +202,18 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(g, ObjectHandle.GateMagic, out CallGate? gate);
+            // Claimed first: of two threads destroying the gate, one proceeds, the other is refused.
+            RrStatus s = ObjectHandle.Claim(g, HandleKind.Gate, out CallGate? gate);
             if (s == RrStatus.Ok)
             {
                 s = gate!.Destroy();
                 if (s == RrStatus.Ok)
                 {
-                    ObjectHandle.Free(g);
+                    ObjectHandle.Free(g, HandleKind.Gate);
+                }
+                else
+                {
+                    ObjectHandle.Unclaim(g, HandleKind.Gate); // a call in flight: the gate stays
                 }
             }
 
@@ -232,7 +237,7 @@ internal static unsafe class RevokeExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            void* h = ObjectHandle.Alloc(new DevresList(), ObjectHandle.DevresMagic);
+            void* h = ObjectHandle.Alloc(new DevresList(), HandleKind.Devres);
             // SAFETY: non-NULL out pointer (checked).
             *outList = h;
             return (int)(h == null ? RrStatus.OutOfMemory : RrStatus.Ok);
@@ -243,20 +248,21 @@ internal static unsafe class RevokeExports
         }
     }
 
-    private static RrStatus List(void* d, out DevresList? list) => ObjectHandle.Resolve(d, ObjectHandle.DevresMagic, out list);
+    private static RrStatus List(void* d, out DevresList? list) => ObjectHandle.Resolve(d, HandleKind.Devres, out list);
 
     [UnmanagedCallersOnly(EntryPoint = "rr_devres_destroy")]
     private static int DevresDestroy(void* d, uint* released)
     {
         try
         {
-            RrStatus s = List(d, out DevresList? list);
+            RrStatus s = ObjectHandle.Claim(d, HandleKind.Devres, out DevresList? list);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
             }
 
-            ObjectHandle.Free(d); // first, so a racing second destroy is refused
+            ObjectHandle.Free(d, HandleKind.Devres); // first: the actions run once, on this thread
+
             int n = list!.ReleaseAll();
             if (released != null)
             {

@@ -12,10 +12,6 @@ namespace RefRuntime.Native.Exports;
 
 internal static unsafe class VirtioExports
 {
-    private const uint MemMagic = 0x4D47_5252;    // "RRGM"
-    private const uint DriverMagic = 0x4456_5252; // "RRVD"
-    private const uint DeviceMagic = 0x5656_5252; // "RRVV"
-    private const uint BellMagic = 0x4244_5252;   // "RRDB"
 
     /// <summary><c>rr_vq_buf</c>.</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -66,7 +62,7 @@ internal static unsafe class VirtioExports
             RrStatus s = GuestMemory.Create(size, gpaBase, out GuestMemory? mem);
             if (s == RrStatus.Ok)
             {
-                *outMem = ObjectHandle.Alloc(mem!, MemMagic);
+                *outMem = ObjectHandle.Alloc(mem!, HandleKind.GuestMem);
                 if (*outMem == null)
                 {
                     mem!.Destroy();
@@ -87,13 +83,17 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(mem, MemMagic, out GuestMemory? m);
+            RrStatus s = ObjectHandle.Claim(mem, HandleKind.GuestMem, out GuestMemory? m);
             if (s == RrStatus.Ok)
             {
                 s = m!.Destroy();
                 if (s == RrStatus.Ok)
                 {
-                    ObjectHandle.Free(mem);
+                    ObjectHandle.Free(mem, HandleKind.GuestMem);
+                }
+                else
+                {
+                    ObjectHandle.Unclaim(mem, HandleKind.GuestMem); // queues still attached
                 }
             }
 
@@ -117,7 +117,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outHost = null;
-            RrStatus s = ObjectHandle.Resolve(mem, MemMagic, out GuestMemory? m);
+            RrStatus s = ObjectHandle.Resolve(mem, HandleKind.GuestMem, out GuestMemory? m);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -149,7 +149,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outGpa = 0;
-            RrStatus s = ObjectHandle.Resolve(mem, MemMagic, out GuestMemory? m);
+            RrStatus s = ObjectHandle.Resolve(mem, HandleKind.GuestMem, out GuestMemory? m);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -179,7 +179,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outDriver = null;
-            RrStatus s = ObjectHandle.Resolve(mem, MemMagic, out GuestMemory? m);
+            RrStatus s = ObjectHandle.Resolve(mem, HandleKind.GuestMem, out GuestMemory? m);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -193,7 +193,7 @@ internal static unsafe class VirtioExports
             s = VirtqDriver.Create(m!, (int)size, (VirtqFeatures)features, (int)indirectMax, out VirtqDriver? d, out _);
             if (s == RrStatus.Ok)
             {
-                *outDriver = ObjectHandle.Alloc(d!, DriverMagic);
+                *outDriver = ObjectHandle.Alloc(d!, HandleKind.VqDriver);
                 if (*outDriver == null)
                 {
                     d!.Destroy();
@@ -214,10 +214,10 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Claim(driver, HandleKind.VqDriver, out VirtqDriver? d);
             if (s == RrStatus.Ok)
             {
-                ObjectHandle.Free(driver);
+                ObjectHandle.Free(driver, HandleKind.VqDriver);
                 d!.Destroy();
             }
 
@@ -239,7 +239,7 @@ internal static unsafe class VirtioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             if (s != RrStatus.Ok)
             {
                 *outRings = default;
@@ -262,7 +262,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -297,7 +297,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outAdded = 0;
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -358,7 +358,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outCount = 0;
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -393,7 +393,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -432,7 +432,7 @@ internal static unsafe class VirtioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             ulong token = 0;
             uint len = 0;
             if (s == RrStatus.Ok)
@@ -456,7 +456,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -482,7 +482,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             if (s == RrStatus.Ok)
             {
                 d!.DisableCallbacks();
@@ -506,7 +506,7 @@ internal static unsafe class VirtioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             ulong token = 0;
             if (s == RrStatus.Ok)
             {
@@ -528,7 +528,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             return (int)(s == RrStatus.Ok ? d!.Reset() : s);
         }
         catch (Exception e)
@@ -542,7 +542,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(driver, DriverMagic, out VirtqDriver? d);
+            RrStatus s = ObjectHandle.Resolve(driver, HandleKind.VqDriver, out VirtqDriver? d);
             return (int)(s == RrStatus.Ok ? CopyReason(d!.BrokenReason, buf, capacity) : s);
         }
         catch (Exception e)
@@ -565,7 +565,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outDevice = null;
-            RrStatus s = ObjectHandle.Resolve(mem, MemMagic, out GuestMemory? m);
+            RrStatus s = ObjectHandle.Resolve(mem, HandleKind.GuestMem, out GuestMemory? m);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -581,7 +581,7 @@ internal static unsafe class VirtioExports
             s = VirtqDevice.Create(m!, new VirtqRings((int)r.Size, r.Desc, r.Avail, r.Used), (VirtqFeatures)features, (MalformedChainPolicy)policy, out VirtqDevice? v, out _);
             if (s == RrStatus.Ok)
             {
-                *outDevice = ObjectHandle.Alloc(v!, DeviceMagic);
+                *outDevice = ObjectHandle.Alloc(v!, HandleKind.VqDevice);
                 if (*outDevice == null)
                 {
                     v!.Destroy();
@@ -602,10 +602,10 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Claim(device, HandleKind.VqDevice, out VirtqDevice? v);
             if (s == RrStatus.Ok)
             {
-                ObjectHandle.Free(device);
+                ObjectHandle.Free(device, HandleKind.VqDevice);
                 v!.Destroy();
             }
 
@@ -629,7 +629,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outChain = default;
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -662,7 +662,7 @@ internal static unsafe class VirtioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             // SAFETY: the caller's contract: dst holds capacity bytes; out pointer checked.
             *outLen = s == RrStatus.Ok ? (uint)v!.Gather(new Span<byte>(dst, (int)Math.Min(capacity, int.MaxValue))) : 0;
             return (int)s;
@@ -683,7 +683,7 @@ internal static unsafe class VirtioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             // SAFETY: the caller's contract: src holds length bytes; out pointer checked.
             *outWritten = s == RrStatus.Ok ? (uint)v!.Scatter(new ReadOnlySpan<byte>(src, (int)Math.Min(length, int.MaxValue))) : 0;
             return (int)s;
@@ -699,7 +699,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             return (int)(s == RrStatus.Ok ? v!.AddUsed(head > int.MaxValue ? -1 : (int)head, length) : s);
         }
         catch (Exception e)
@@ -720,7 +720,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outAdded = 0;
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -751,7 +751,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -785,7 +785,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -811,7 +811,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             if (s == RrStatus.Ok)
             {
                 v!.DisableNotifications();
@@ -830,7 +830,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             return (int)(s == RrStatus.Ok ? v!.Reset() : s);
         }
         catch (Exception e)
@@ -844,7 +844,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(device, DeviceMagic, out VirtqDevice? v);
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
             return (int)(s == RrStatus.Ok ? CopyReason(v!.BrokenReason ?? v.LastMalformedReason, buf, capacity) : s);
         }
         catch (Exception e)
@@ -865,7 +865,7 @@ internal static unsafe class VirtioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            void* h = ObjectHandle.Alloc(new Doorbell((int)spinIterations), BellMagic);
+            void* h = ObjectHandle.Alloc(new Doorbell((int)spinIterations), HandleKind.Doorbell);
             // SAFETY: non-NULL out pointer (checked).
             *outBell = h;
             return (int)(h == null ? RrStatus.OutOfMemory : RrStatus.Ok);
@@ -881,10 +881,10 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(bell, BellMagic, out Doorbell? b);
+            RrStatus s = ObjectHandle.Claim(bell, HandleKind.Doorbell, out Doorbell? b);
             if (s == RrStatus.Ok)
             {
-                ObjectHandle.Free(bell);
+                ObjectHandle.Free(bell, HandleKind.Doorbell);
                 b!.Dispose();
             }
 
@@ -901,7 +901,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(bell, BellMagic, out Doorbell? b);
+            RrStatus s = ObjectHandle.Resolve(bell, HandleKind.Doorbell, out Doorbell? b);
             if (s == RrStatus.Ok)
             {
                 b!.Ring();
@@ -925,7 +925,7 @@ internal static unsafe class VirtioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = ObjectHandle.Resolve(bell, BellMagic, out Doorbell? b);
+            RrStatus s = ObjectHandle.Resolve(bell, HandleKind.Doorbell, out Doorbell? b);
             if (s != RrStatus.Ok)
             {
                 return (int)s;

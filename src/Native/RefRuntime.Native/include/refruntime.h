@@ -74,7 +74,12 @@ uint32_t rr_version(void);
  *                (never created by the library, already freed while its memory still holds the
  *                poisoned header, a weak handle where a strong one was expected or the reverse,
  *                a shared object where a unique one was expected); nothing was changed.
- *                Detection of freed objects is best effort: see rr_debug_set_poison().
+ *                Opaque handles (rr_gate_t, rr_devres_t, rr_gpio_chip_t, rr_pl061_model_t,
+ *                rr_guestmem_t, rr_vq_driver_t, rr_vq_device_t, rr_doorbell_t) are
+ *                generation-checked entries of a handle table, never dereferenced: a destroyed,
+ *                twice-destroyed, wrong-kind or made-up handle is always refused. For objects
+ *                whose memory the caller holds (Arc payloads, rr_revocable_t, rr_io_t, RCU
+ *                domains) detection of freed objects is best effort: see rr_debug_set_poison().
  * @RR_EDEADLK:   the call would wait for itself (a grace period inside a read-side section of
  *                the same domain, a barrier from the domain's own callback); nothing was done.
  * @RR_EBUSY:     the object is in use (an RCU domain with a reader inside a section); nothing
@@ -121,6 +126,17 @@ const char *rr_status_str(int32_t status);
  * Return: the last recorded rr_status, or RR_OK if none since the previous call.
  */
 int32_t rr_take_last_error(void);
+
+/*
+ * Handles and their lifetime. Every *_destroy() call ends a handle: afterwards every call with it
+ * (or a copy of it) is refused with RR_EBADHANDLE rather than followed, deterministically for the
+ * opaque handles (see RR_EBADHANDLE). Two threads destroying the same handle at once: one
+ * succeeds, the other gets RR_EBADHANDLE; nothing is freed twice. As with pthread_mutex_destroy,
+ * a handle must not be destroyed while another thread may still be inside a call with it: to tear
+ * an object down under concurrent calls, first stop the calls with the tools made for it
+ * (rr_gate_disconnect, rr_revocable_revoke, rr_gpio_remove), then destroy. Leaks are visible:
+ * rr_debug_live_handles(), rr_debug_report_leaks().
+ */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Saturating reference counter (Linux refcount_t)                                          */
@@ -759,7 +775,7 @@ int32_t rr_gate_leave(rr_gate_t *g);
  */
 int32_t rr_gate_disconnect(rr_gate_t *g);
 
-/** rr_gate_destroy() - free the gate. Return: RR_OK; RR_EBUSY (a call is in flight); RR_EINVAL; RR_EBADHANDLE. */
+/** rr_gate_destroy() - free the gate. Return: RR_OK; RR_EBUSY (a call is in flight: nothing done, the gate stays usable); RR_EINVAL; RR_EBADHANDLE (already destroyed, or being destroyed by another thread). */
 int32_t rr_gate_destroy(rr_gate_t *g);
 
 /** rr_devres_t - a device's list of release actions (opaque). */
@@ -869,7 +885,8 @@ int32_t rr_io_destroy(rr_io_t *io);
 /**
  * rr_io_read() / rr_io_write() - one checked access; @flags = width in bytes | RR_IO_BE |
  * RR_IO_RELAXED. A value wider than the access is refused. Prefer the typed accessors below.
- * Return: RR_OK; RR_EINVAL (bad offset, width or value; NULL @value); RR_EBADHANDLE.
+ * Return: RR_OK; RR_EINVAL (bad offset, width or value, an unknown flag bit; NULL @value);
+ * RR_EBADHANDLE.
  */
 int32_t rr_io_read(rr_io_t *io, uint64_t offset, uint32_t flags, uint64_t *value);
 int32_t rr_io_write(rr_io_t *io, uint64_t offset, uint32_t flags, uint64_t value);
@@ -1234,10 +1251,10 @@ int32_t rr_vq_device_destroy(rr_vq_device_t *vq);
  */
 int32_t rr_vq_device_pop(rr_vq_device_t *vq, rr_vq_chain_t *out);
 
-/** rr_vq_device_read() - copy the last popped chain's readable bytes into @dst (at most @cap); *@out_len = bytes copied. */
+/** rr_vq_device_read() - copy the last popped chain's readable bytes into @dst (at most @cap); *@out_len = bytes copied (0 when no chain is popped). */
 int32_t rr_vq_device_read(rr_vq_device_t *vq, void *dst, uint32_t cap, uint32_t *out_len);
 
-/** rr_vq_device_write() - copy @len bytes into the last popped chain's writable buffers (as many as fit); *@out_written = bytes written. */
+/** rr_vq_device_write() - copy @len bytes into the last popped chain's writable buffers (as many as fit); *@out_written = bytes written (0 when no chain is popped). */
 int32_t rr_vq_device_write(rr_vq_device_t *vq, const void *src, uint32_t len, uint32_t *out_written);
 
 /**
@@ -1291,6 +1308,20 @@ int32_t rr_doorbell_wait(rr_doorbell_t *bell, int32_t timeout_ms);
  * anything: a higher value means a reference was leaked.
  */
 int64_t rr_heap_live_count(void);
+
+/**
+ * rr_debug_live_handles() - opaque handles (rr_gate_t, rr_devres_t, rr_gpio_chip_t,
+ * rr_pl061_model_t, rr_guestmem_t, rr_vq_driver_t, rr_vq_device_t, rr_doorbell_t) created and
+ * not yet destroyed. 0 at a clean shutdown.
+ */
+int64_t rr_debug_live_handles(void);
+
+/**
+ * rr_debug_report_leaks() - the leak report: when handles are still live, prints one line to
+ * stderr naming how many of each kind (and the native blocks still allocated).
+ * Return: the number of live handles (0: nothing leaked); a negative value is -rr_status.
+ */
+int64_t rr_debug_report_leaks(void);
 
 /**
  * rr_debug_set_poison() - debugging aids for use-after-free hunting.
