@@ -158,6 +158,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
             return false;
         }
 
+        Interleave.Point("rcu.unlock");
         // ORDERING: release: the section's loads complete before the record says "outside".
         Volatile.Write(ref r->Ctr, c - NestOne);
         return true;
@@ -172,8 +173,11 @@ public sealed unsafe partial class RcuDomain : IDisposable
         ulong c = r->Ctr;
         if ((c & NestMask) == 0)
         {
+            Interleave.Point("rcu.lock.load-phase");
+            ulong gp = Volatile.Read(ref _state->GpCtr);
+            Interleave.Point("rcu.lock.store-record");
             // ORDERING: as in ReadLock.
-            Volatile.Write(ref r->Ctr, Volatile.Read(ref _state->GpCtr));
+            Volatile.Write(ref r->Ctr, gp);
         }
         else
         {
@@ -191,6 +195,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
     {
         ulong c = r->Ctr;
         Debug.Assert((c & NestMask) != 0, "unlock without lock");
+        Interleave.Point("rcu.unlock");
         // ORDERING: release, as in ReadUnlock().
         Volatile.Write(ref r->Ctr, c - NestOne);
     }
@@ -264,6 +269,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
         nint head;
         do
         {
+            Interleave.Point("rcu.register.push");
             head = Volatile.Read(ref _head);
             fresh->Next = (RcuReader*)head;
         }
@@ -326,8 +332,10 @@ public sealed unsafe partial class RcuDomain : IDisposable
             // hold the pre-flip phase. A reader that enters after the flip carries the new phase
             // and is not waited for.
             WaitForOldPhase();
+            Interleave.Point("rcu.sync.flip");
             FlipPhase();
             WaitForOldPhase();
+            Interleave.Point("rcu.sync.done");
             // ORDERING: every waited-for reader's section loads complete before what follows
             // (the caller's free), even for C readers whose unlock is a plain store.
             Interlocked.MemoryBarrierProcessWide();
@@ -348,10 +356,12 @@ public sealed unsafe partial class RcuDomain : IDisposable
 
     private void WaitForOldPhase()
     {
+        Interleave.Point("rcu.sync.load-head");
         ulong gp = _state->GpCtr;
         long stallTicks = Volatile.Read(ref _stallTicks);
         for (RcuReader* r = (RcuReader*)Volatile.Read(ref _head); r != null; r = r->Next)
         {
+            Interleave.Point("rcu.sync.scan-record");
             if (!ActiveInOldPhase(Volatile.Read(ref r->Ctr), gp))
             {
                 continue;
@@ -362,6 +372,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
             var spin = new SpinWait();
             while (ActiveInOldPhase(Volatile.Read(ref r->Ctr), gp))
             {
+                Interleave.Point("spin.rcu.sync.wait-reader");
                 // Spin briefly (most sections last nanoseconds), then block in 1 ms sleeps so a
                 // long section (a gate's call in flight) does not keep a CPU busy.
                 if (Stopwatch.GetTimestamp() - start < SpinTicks)

@@ -39,6 +39,7 @@ public sealed unsafe class CallGate : IDisposable
     public RcuReader* Enter()
     {
         RcuReader* r = _domain.ReadLockRecord();
+        Interleave.Point("gate.enter.check-flag");
         // ORDERING: the record store above precedes this load (compiler order); Disconnect's
         // process-wide barrier supplies the hardware side (see file comment).
         if (Volatile.Read(ref _disconnected) != 0)
@@ -66,6 +67,7 @@ public sealed unsafe class CallGate : IDisposable
     /// <returns><see cref="RrStatus.Ok"/> (drained; <paramref name="first"/> tells whether this call closed the gate), or <see cref="RrStatus.WouldDeadlock"/>.</returns>
     public RrStatus Disconnect(out bool first)
     {
+        Interleave.Point("gate.disconnect.set-flag");
         first = Interlocked.Exchange(ref _disconnected, 1) == 0;
         return _domain.Synchronize();
     }

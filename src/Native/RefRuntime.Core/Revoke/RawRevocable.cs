@@ -97,6 +97,7 @@ public static unsafe class RawRevocable
     public static void* TryAccess(RevocableState* s, RcuDomain domain)
     {
         domain.ReadLock();
+        Interleave.Point("revocable.access.load");
         // ORDERING: dependency-ordered load inside the section (rcu_dereference).
         nint r = Volatile.Read(ref s->Resource);
         if (r == 0)
@@ -117,6 +118,7 @@ public static unsafe class RawRevocable
             return RrStatus.WouldDeadlock; // refuse before unpublishing: afterwards we would have to wait
         }
 
+        Interleave.Point("revocable.revoke.unpublish");
         void* r = (void*)Interlocked.Exchange(ref s->Resource, 0);
         if (r == null)
         {

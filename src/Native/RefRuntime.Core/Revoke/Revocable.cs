@@ -40,6 +40,7 @@ public sealed class Revocable<T>
     public unsafe T? TryAccess(out RcuReader* reader)
     {
         reader = _domain.ReadLockRecord();
+        Interleave.Point("revocable.access.load");
         T? v = Volatile.Read(ref _value);
         if (v is null)
         {
@@ -73,6 +74,7 @@ public sealed class Revocable<T>
             return RrStatus.WouldDeadlock;
         }
 
+        Interleave.Point("revocable.revoke.unpublish");
         T? old = Interlocked.Exchange(ref _value, null);
         if (old is null)
         {
@@ -80,6 +82,7 @@ public sealed class Revocable<T>
         }
 
         _domain.Synchronize();
+        Interleave.Point("revocable.revoke.release");
         _release?.Invoke(old);
         revoked = true;
         return RrStatus.Ok;

@@ -250,6 +250,7 @@ public static unsafe class RawArc
         {
             if (cur == WeakLocked)
             {
+                Interleave.Point("spin.arc.downgrade.locked");
                 // is_unique holds the lock for two loads; wait it out.
                 Thread.SpinWait(1);
                 cur = Volatile.Read(ref h->Weak);
@@ -263,6 +264,7 @@ public static unsafe class RawArc
                 return WeakHandle(h);
             }
 
+            Interleave.Point("arc.downgrade.cas");
             // ORDERING: full fence; pairs with the release unlock in IsUnique.
             int seen = Interlocked.CompareExchange(ref h->Weak, cur + 1, cur);
             if (seen == cur)
@@ -293,12 +295,15 @@ public static unsafe class RawArc
     public static bool IsUnique(ArcHeader* h)
     {
         // Lock out downgrade while strong is read: only possible while weak == 1 (no Weak exists).
+        Interleave.Point("arc.is-unique.lock");
         if (Interlocked.CompareExchange(ref h->Weak, WeakLocked, 1) != 1)
         {
             return false;
         }
 
+        Interleave.Point("arc.is-unique.read-strong");
         bool unique = Volatile.Read(ref h->Strong) == 1;
+        Interleave.Point("arc.is-unique.unlock");
         // ORDERING: release; pairs with the CAS in Downgrade.
         Volatile.Write(ref h->Weak, 1);
         return unique;

@@ -136,9 +136,11 @@ public static class Refcount
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool AddNotZero(int i, ref int r)
     {
+        Interleave.Point("refcount.add-not-zero.load");
         int old = Volatile.Read(ref r);
         while (old != 0)
         {
+            Interleave.Point("refcount.add-not-zero.cas");
             // ORDERING: a successful CAS is a full fence; the kernel needs only the control
             // dependency that orders later stores after the increment.
             int seen = Interlocked.CompareExchange(ref r, unchecked(old + i), old);
@@ -199,6 +201,7 @@ public static class Refcount
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool DecAndTest(ref int r)
     {
+        Interleave.Point("refcount.dec-and-test");
         int old = unchecked(Interlocked.Decrement(ref r) + 1);
         if (old == 1)
         {
