@@ -1,8 +1,8 @@
 /*
  * Cross-thread buffer throughput for C hosts, polling mode, two threads: a driver thread sends
  * N items and collects each back; a device thread takes each item and returns it. At most 256
- * in flight. Batch 1 publishes after every item, batch 32 once per 32 (the device publishes
- * once per drained batch of up to 32). Designs:
+ * in flight, at batch sizes 1..32 (a batch publishes once; the device publishes once per
+ * drained batch of up to the same size). Designs:
  *   spsc_floor  two plain C single-producer/single-consumer rings of 16-byte items (request and
  *               completion), head/tail on their own cache lines: the floor for a shared-memory
  *               queue between two CPUs;
@@ -222,12 +222,16 @@ static double vq_run(int batch)
 
 static double median_of(double (*fn)(int), int batch)
 {
-    double s[7];
+    double s[5];
     fn(batch); /* warm-up */
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < 5; k++)
         s[k] = fn(batch);
-    return bench_median(s, 7);
+    return bench_median(s, 5);
 }
+
+/* The batch sizes of the sweep (the throughput-by-batch-size curve). */
+static const int k_batches[] = {1, 2, 4, 8, 16, 32};
+#define N_BATCHES (int)(sizeof k_batches / sizeof k_batches[0])
 
 int main(int argc, char **argv)
 {
@@ -235,24 +239,28 @@ int main(int argc, char **argv)
     if (bench_open_csv(argc, argv, &csv) != 0)
         return 1;
     double lat0 = bench_ping_pong_one_way_ns();
-    double floor1 = median_of(spsc_run, 1), floor32 = median_of(spsc_run, 32);
-    double vq1 = median_of(vq_run, 1), vq32 = median_of(vq_run, 32);
-    g_batched = 1;
-    double vqb32 = median_of(vq_run, 32);
+    double floor_ns[N_BATCHES], vq_ns[N_BATCHES], vqb_ns[N_BATCHES];
+    for (int b = 0; b < N_BATCHES; b++) {
+        floor_ns[b] = median_of(spsc_run, k_batches[b]);
+        g_batched = 0;
+        vq_ns[b] = median_of(vq_run, k_batches[b]);
+        g_batched = 1;
+        vqb_ns[b] = median_of(vq_run, k_batches[b]);
+    }
     g_batched = 0;
     double lat = 0.5 * (lat0 + bench_ping_pong_one_way_ns());
-    printf("queue round trip per buffer, 2 threads polling, C host (median of 7 runs of %d)\n", ITEMS);
+    printf("queue round trip per buffer, 2 threads polling, C host (median of 5 runs of %d)\n", ITEMS);
     printf("cross-CPU one-way latency in this run: %.1f ns\n", lat);
-    printf("%-28s %12s %10s %12s %10s\n", "design", "batch 1", "vs floor", "batch 32", "vs floor");
-    printf("%-28s %9.1f ns %9.2fx %9.1f ns %9.2fx\n", "spsc_floor (plain C rings)", floor1, 1.0, floor32, 1.0);
-    printf("%-28s %9.1f ns %9.2fx %9.1f ns %9.2fx\n", "rr_vq (C ABI, exports)", vq1, vq1 / floor1, vq32, vq32 / floor32);
-    printf("%-28s %12s %10s %9.1f ns %9.2fx\n", "rr_vq_batch (batch calls)", "-", "", vqb32, vqb32 / floor32);
+    printf("%-6s %22s %28s %22s\n", "batch", "spsc_floor (plain C)", "rr_vq (exports per buffer)", "rr_vq_batch (calls)");
+    for (int b = 0; b < N_BATCHES; b++)
+        printf("%-6d %19.1f ns %17.1f ns %7.2fx %11.1f ns %7.2fx\n", k_batches[b], floor_ns[b], vq_ns[b],
+               vq_ns[b] / floor_ns[b], vqb_ns[b], vqb_ns[b] / floor_ns[b]);
     if (csv) {
-        fprintf(csv, "vq_batch1,spsc_floor,2,%.2f,1.000,%.1f\n", floor1, lat);
-        fprintf(csv, "vq_batch1,rr_export,2,%.2f,%.3f,%.1f\n", vq1, vq1 / floor1, lat);
-        fprintf(csv, "vq_batch32,spsc_floor,2,%.2f,1.000,%.1f\n", floor32, lat);
-        fprintf(csv, "vq_batch32,rr_export,2,%.2f,%.3f,%.1f\n", vq32, vq32 / floor32, lat);
-        fprintf(csv, "vq_batch32,rr_export_batched,2,%.2f,%.3f,%.1f\n", vqb32, vqb32 / floor32, lat);
+        for (int b = 0; b < N_BATCHES; b++) {
+            fprintf(csv, "vq_batch%d,spsc_floor,2,%.2f,1.000,%.1f\n", k_batches[b], floor_ns[b], lat);
+            fprintf(csv, "vq_batch%d,rr_export,2,%.2f,%.3f,%.1f\n", k_batches[b], vq_ns[b], vq_ns[b] / floor_ns[b], lat);
+            fprintf(csv, "vq_batch%d,rr_export_batched,2,%.2f,%.3f,%.1f\n", k_batches[b], vqb_ns[b], vqb_ns[b] / floor_ns[b], lat);
+        }
         fclose(csv);
     }
     return 0;
