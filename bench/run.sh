@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The comparative benchmark suite. Writes perf-results/<date>_<machine>_<commit>/ with the raw
-# BenchmarkDotNet exports, the C-host CSV, the environment, and summary.md.
+# BenchmarkDotNet exports, the C-host CSV, the environment, the charts (PNG) and summary.md.
 # Usage: bench/run.sh [--quick] [--aot] [--filter 'GLOB [GLOB...]']
 #   --quick  BenchmarkDotNet ShortRun jobs (minutes instead of tens of minutes)
 #   --aot    add a NativeAOT job beside the JIT job
@@ -53,6 +53,8 @@ set +f
 # The HTML reports repeat the CSV and markdown tables: keep one copy of each table.
 rm -f "$dir"/bdn/results/*-report.html
 
+echo "==> charts"
+dotnet run --project bench/RefRuntime.Charts -c Release -- "$dir"
 bench/summarize.sh "$dir" > "$dir/summary.md"
 echo "==> wrote $dir/summary.md"
 cat "$dir/summary.md"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Thread scaling, 1..N threads (N = the machine's cores): publishes the NativeAOT scaling binary
 # if it is not built yet (needs the .NET SDK), runs it, and writes
-# perf-results/<date>_<machine>_<commit>_scaling/{scaling.csv,scaling.txt,environment.txt}.
+# perf-results/<date>_<machine>_<commit>_scaling/{scaling.csv,scaling.txt,environment.txt,scaling.png}.
 # The published binary needs no .NET: on a machine without the SDK, build it elsewhere
 # (bench/scaling.sh --publish-only) and bring build/scaling/ along.
 # Usage: bench/scaling.sh [--publish-only] [--seconds S]
@@ -37,4 +37,9 @@ mkdir -p "$dir"
   echo "threads: $threads, ${seconds}s per point, one thread pinned per CPU"
 } > "$dir/environment.txt"
 "$bin" --threads "$threads" --seconds "$seconds" --csv "$dir/scaling.csv" | tee "$dir/scaling.txt"
+if command -v dotnet >/dev/null; then
+  dotnet run --project bench/RefRuntime.Charts -c Release -- "$dir"
+else
+  echo "(no .NET here: draw the chart elsewhere with: dotnet run --project bench/RefRuntime.Charts -c Release -- $dir)"
+fi
 echo "==> wrote $dir"

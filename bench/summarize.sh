@@ -63,6 +63,12 @@ while IFS=$'\t' read -r kind key max issue what; do
   echo "| $issue | $what | $goal | $shown | $verdict |"
 done < "$here/goals.tsv"
 echo
+if compgen -G "$dir/*.png" >/dev/null; then
+  echo "## Charts"
+  echo
+  for f in "$dir"/*.png; do echo "![$(basename "$f" .png)]($(basename "$f"))"; done
+  echo
+fi
 if compgen -G "$dir/c-*.txt" >/dev/null; then
   echo "## C host"
   for f in "$dir"/c-*.txt; do

@@ -2,7 +2,7 @@
 # Installs what a fresh Debian machine lacks for a given job, with apt-get, only when missing.
 #   build: the NativeAOT linker prerequisites (a C toolchain and zlib headers)
 #   test:  build + cmake/ctest, pkg-config
-#   bench: test + liburcu (C baselines)
+#   bench: test + liburcu (C baselines) + a font for the charts
 set -euo pipefail
 job=${1:-build}
 need=()
@@ -10,7 +10,7 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 pkgs=(gcc g++ zlib1g-dev)
 case "$job" in
   test)  pkgs+=(cmake pkg-config binutils) ;;
-  bench) pkgs+=(cmake pkg-config binutils liburcu-dev) ;;
+  bench) pkgs+=(cmake pkg-config binutils liburcu-dev fonts-dejavu-core) ;;
 esac
 for p in "${pkgs[@]}"; do have "$p" || need+=("$p"); done
 if ((${#need[@]})); then

@@ -1,0 +1,316 @@
+// refruntime-charts <run-dir>: draws the curves of one benchmark run as PNG files beside its CSVs.
+//   scaling.csv (bench/scaling.sh)        -> scaling.png   speedup over 1 thread per workload, with
+//                                                          the linear ideal and the 90 % line
+//   c-vq.csv (bench/c/vq_bench, run.sh)   -> vq-batch.png  ring throughput by batch size (C host:
+//                                                          plain C SPSC floor, exports, batch calls)
+//   bdn/results/*VirtqueueThroughput*.csv -> vq-managed.png ns per buffer at batch 1 and 32 (.NET:
+//                                                          lock + Queue, Channel, virtqueue)
+// Charts whose CSV is missing are skipped; the machine named in environment.txt goes in the title.
+
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using ScottPlot;
+
+namespace RefRuntime.Charts;
+
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        if (args.Length != 1 || !Directory.Exists(args[0]))
+        {
+            Console.Error.WriteLine("usage: refruntime-charts <perf-results run directory>");
+            return 2;
+        }
+
+        string dir = args[0];
+        string machine = Machine(dir);
+        int drawn = 0;
+        try
+        {
+            drawn += Scaling(dir, machine) ? 1 : 0;
+            drawn += VqBatch(dir, machine) ? 1 : 0;
+            drawn += VqManaged(dir, machine) ? 1 : 0;
+        }
+        catch (FormatException e)
+        {
+            Console.Error.WriteLine($"refruntime-charts: {e.Message}");
+            return 1;
+        }
+
+        Console.WriteLine($"refruntime-charts: {drawn} chart(s) in {dir}");
+        return 0;
+    }
+
+    // "cpu" and "cores" from environment.txt, e.g. "Intel Xeon ... (2 cores)".
+    private static string Machine(string dir)
+    {
+        string path = Path.Combine(dir, "environment.txt");
+        if (!File.Exists(path))
+        {
+            return Path.GetFileName(Path.GetFullPath(dir));
+        }
+
+        var kv = File.ReadAllLines(path)
+            .Select(l => l.Split(':', 2))
+            .Where(p => p.Length == 2)
+            .GroupBy(p => p[0].Trim())
+            .ToDictionary(g => g.Key, g => g.First()[1].Trim());
+        string cpu = kv.GetValueOrDefault("cpu", "unknown CPU");
+        string cores = kv.GetValueOrDefault("cores", "?");
+        return $"{cpu}, {cores} cores";
+    }
+
+    private static bool Scaling(string dir, string machine)
+    {
+        string path = Path.Combine(dir, "scaling.csv");
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        Csv csv = Csv.Read(path);
+        var rows = csv.Rows.Select(r => (Workload: r["workload"], Threads: csv.Double(r, "threads"), Speedup: csv.Double(r, "speedup_vs_1"))).ToList();
+        double maxThreads = rows.Max(r => r.Threads);
+        var plot = new Plot();
+        var ideal = plot.Add.Line(1, 1, maxThreads, maxThreads);
+        ideal.LinePattern = LinePattern.Dashed;
+        ideal.LineColor = Colors.Gray;
+        ideal.LegendText = "linear";
+        var ninety = plot.Add.Line(1, 0.9, maxThreads, 0.9 * maxThreads);
+        ninety.LinePattern = LinePattern.Dotted;
+        ninety.LineColor = Colors.Gray;
+        ninety.LegendText = "90 % of linear (the RCU read goal)";
+        foreach (var g in rows.GroupBy(r => r.Workload))
+        {
+            var ordered = g.OrderBy(r => r.Threads).ToArray();
+            var s = plot.Add.Scatter(ordered.Select(r => r.Threads).ToArray(), ordered.Select(r => r.Speedup).ToArray());
+            s.LegendText = g.Key;
+            s.MarkerSize = 6;
+        }
+
+        plot.Title($"Thread scaling: speedup over one thread\n{machine}");
+        plot.XLabel("threads");
+        plot.YLabel("throughput / one-thread throughput");
+        plot.ShowLegend(Alignment.UpperLeft);
+        Save(plot, Path.Combine(dir, "scaling.png"));
+        return true;
+    }
+
+    private static bool VqBatch(string dir, string machine)
+    {
+        string path = Path.Combine(dir, "c-vq.csv");
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        Csv csv = Csv.Read(path);
+        var rows = csv.Rows
+            .Where(r => r["benchmark"].StartsWith("vq_batch", StringComparison.Ordinal))
+            .Select(r => (Batch: double.Parse(r["benchmark"]["vq_batch".Length..], CultureInfo.InvariantCulture), Variant: r["variant"], Ns: csv.Double(r, "ns_per_op"), Latency: csv.Double(r, "latency_ns")))
+            .ToList();
+        if (rows.Count == 0)
+        {
+            return false;
+        }
+
+        var names = new Dictionary<string, string>
+        {
+            ["spsc_floor"] = "two plain C SPSC rings (the floor)",
+            ["rr_export"] = "RefRuntime virtqueue, one export per buffer",
+            ["rr_export_batched"] = "RefRuntime virtqueue, batch calls",
+        };
+        var plot = new Plot();
+        foreach (var g in rows.GroupBy(r => r.Variant))
+        {
+            var ordered = g.OrderBy(r => r.Batch).ToArray();
+            // x on a log2 scale: 1, 2, 4, ... evenly spaced.
+            var s = plot.Add.Scatter(ordered.Select(r => Math.Log2(r.Batch)).ToArray(), ordered.Select(r => 1000.0 / r.Ns).ToArray());
+            s.LegendText = names.GetValueOrDefault(g.Key, g.Key);
+            s.MarkerSize = 6;
+        }
+
+        double[] batches = rows.Select(r => r.Batch).Distinct().OrderBy(b => b).ToArray();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            batches.Select(Math.Log2).ToArray(), batches.Select(b => b.ToString(CultureInfo.InvariantCulture)).ToArray());
+        plot.Title($"Virtqueue round trips by batch size, C host, 2 threads polling\n{machine}; one-way cross-CPU latency {rows[0].Latency:F0} ns");
+        plot.XLabel("batch size (buffers published at once)");
+        plot.YLabel("million buffers / s");
+        plot.ShowLegend(Alignment.UpperLeft);
+        plot.Axes.SetLimitsY(0, rows.Max(r => 1000.0 / r.Ns) * 1.15);
+        Save(plot, Path.Combine(dir, "vq-batch.png"));
+        return true;
+    }
+
+    private static bool VqManaged(string dir, string machine)
+    {
+        string? path = Directory.Exists(Path.Combine(dir, "bdn", "results"))
+            ? Directory.GetFiles(Path.Combine(dir, "bdn", "results"), "*VirtqueueThroughputBenchmarks-report.csv").FirstOrDefault()
+            : null;
+        if (path is null)
+        {
+            return false;
+        }
+
+        Csv csv = Csv.Read(path);
+        var means = csv.Rows.ToDictionary(r => r["Method"], r => csv.Nanoseconds(r, "Mean"));
+        string[] designs = ["LockQueue", "Channel", "Virtq"];
+        string[] labels = ["lock + Queue<T>", "Channel<T> (SPSC)", "RefRuntime virtqueue"];
+        int[] batchSizes = [1, 32];
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var bars = new List<Bar>();
+        for (int b = 0; b < batchSizes.Length; b++)
+        {
+            for (int d = 0; d < designs.Length; d++)
+            {
+                if (means.TryGetValue($"{designs[d]}_Batch{batchSizes[b]}", out double ns))
+                {
+                    bars.Add(new Bar
+                    {
+                        Position = b * (designs.Length + 1) + d,
+                        Value = ns,
+                        FillColor = palette.GetColor(d),
+                        Label = ns.ToString("F0", CultureInfo.InvariantCulture),
+                    });
+                }
+            }
+        }
+
+        if (bars.Count == 0)
+        {
+            return false;
+        }
+
+        var barPlot = plot.Add.Bars(bars);
+        barPlot.ValueLabelStyle.FontSize = 12;
+        for (int d = 0; d < designs.Length; d++)
+        {
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = labels[d], FillColor = palette.GetColor(d) });
+        }
+
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            batchSizes.Select((_, b) => b * (designs.Length + 1) + 1.0).ToArray(), batchSizes.Select(s => $"batch {s}").ToArray());
+        plot.Axes.Margins(bottom: 0);
+        plot.Title($".NET: ns per buffer, producer and consumer threads (lower is better)\n{machine}");
+        plot.YLabel("ns per buffer");
+        plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, Path.Combine(dir, "vq-managed.png"));
+        return true;
+    }
+
+    private static void Save(Plot plot, string path)
+    {
+        plot.SavePng(path, 900, 560);
+        Console.WriteLine($"  wrote {path}");
+    }
+}
+
+/// <summary>A small CSV reader (RFC 4180 quoting) with a header row.</summary>
+internal sealed class Csv
+{
+    private Csv(string path, List<Dictionary<string, string>> rows)
+    {
+        Path = path;
+        Rows = rows;
+    }
+
+    public string Path { get; }
+
+    public List<Dictionary<string, string>> Rows { get; }
+
+    public static Csv Read(string path)
+    {
+        string[] lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToArray();
+        if (lines.Length == 0)
+        {
+            throw new FormatException($"{path}: empty");
+        }
+
+        string[] header = Split(lines[0]);
+        var rows = new List<Dictionary<string, string>>();
+        foreach (string line in lines.Skip(1))
+        {
+            string[] cells = Split(line);
+            if (cells.Length != header.Length)
+            {
+                throw new FormatException($"{path}: a row has {cells.Length} cells, the header {header.Length}");
+            }
+
+            rows.Add(header.Zip(cells).ToDictionary(p => p.First, p => p.Second));
+        }
+
+        return new Csv(path, rows);
+    }
+
+    public double Double(Dictionary<string, string> row, string column) =>
+        double.TryParse(row[column], NumberStyles.Float, CultureInfo.InvariantCulture, out double v)
+            ? v
+            : throw new FormatException($"{Path}: '{row[column]}' in column {column} is not a number");
+
+    // BenchmarkDotNet's "280.96 ns", "1.234 μs", "1,234.5 ns".
+    public double Nanoseconds(Dictionary<string, string> row, string column)
+    {
+        string[] parts = row[column].Split(' ', 2);
+        if (parts.Length != 2 || !double.TryParse(parts[0].Replace(",", string.Empty, StringComparison.Ordinal), NumberStyles.Float, CultureInfo.InvariantCulture, out double v))
+        {
+            throw new FormatException($"{Path}: '{row[column]}' in column {column} is not a time");
+        }
+
+        return parts[1] switch
+        {
+            "ns" => v,
+            "μs" or "us" => v * 1e3,
+            "ms" => v * 1e6,
+            "s" => v * 1e9,
+            _ => throw new FormatException($"{Path}: unknown time unit '{parts[1]}'"),
+        };
+    }
+
+    private static string[] Split(string line)
+    {
+        var cells = new List<string>();
+        var cell = new System.Text.StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < line.Length && line[i + 1] == '"')
+                {
+                    cell.Append('"');
+                    i++;
+                }
+                else if (c == '"')
+                {
+                    quoted = false;
+                }
+                else
+                {
+                    cell.Append(c);
+                }
+            }
+            else if (c == '"')
+            {
+                quoted = true;
+            }
+            else if (c == ',')
+            {
+                cells.Add(cell.ToString());
+                cell.Clear();
+            }
+            else
+            {
+                cell.Append(c);
+            }
+        }
+
+        cells.Add(cell.ToString());
+        return cells.ToArray();
+    }
+}
