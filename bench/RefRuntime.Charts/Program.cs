@@ -92,6 +92,10 @@ internal static class Program
             s.MarkerSize = 6;
         }
 
+        double[] counts = rows.Select(r => r.Threads).Distinct().OrderBy(t => t).ToArray();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            counts, counts.Select(t => t.ToString(CultureInfo.InvariantCulture)).ToArray());
+        plot.Axes.SetLimits(0.5, maxThreads + 0.5, 0, Math.Max(maxThreads, rows.Max(r => r.Speedup)) * 1.1);
         plot.Title($"Thread scaling: speedup over one thread\n{machine}");
         plot.XLabel("threads");
         plot.YLabel("throughput / one-thread throughput");
