@@ -63,6 +63,52 @@ while IFS=$'\t' read -r kind key max issue what; do
   echo "| $issue | $what | $goal | $shown | $verdict |"
 done < "$here/goals.tsv"
 echo
+# JIT vs NativeAOT (runs made with --aot): each method's mean under both jobs, side by side.
+aot_table() {
+  awk '
+    function split_csv(line, out,   n, i, c, field, q) {
+      n = 0; field = ""; q = 0
+      for (i = 1; i <= length(line); i++) {
+        c = substr(line, i, 1)
+        if (c == "\"") { q = !q; continue }
+        if (c == "," && !q) { out[++n] = field; field = ""; continue }
+        field = field c
+      }
+      out[++n] = field
+      return n
+    }
+    function ns(t,   p, v) {
+      split(t, p, " "); v = p[1]; gsub(",", "", v)
+      if (p[2] == "μs" || p[2] == "us") return v * 1000
+      if (p[2] == "ms") return v * 1000000
+      return v + 0
+    }
+    NR == 1 { n = split_csv($0, h); for (i = 1; i <= n; i++) col[h[i]] = i; next }
+    { split_csv($0, f); m = f[col["Method"]]; if (!(m in seen)) { seen[m] = 1; order[++k] = m }
+      mean[m, f[col["Job"]]] = f[col["Mean"]] }
+    END {
+      for (i = 1; i <= k; i++) {
+        m = order[i]
+        if (((m, "JIT") in mean) && ((m, "NativeAOT") in mean))
+          printf "| %s | %s | %s | %.2f× |\n", m, mean[m, "JIT"], mean[m, "NativeAOT"], ns(mean[m, "NativeAOT"]) / ns(mean[m, "JIT"])
+      }
+    }' "$1"
+}
+if grep -qs ',NativeAOT,' "$dir"/bdn/results/*-report.csv; then
+  echo "## JIT vs NativeAOT"
+  echo
+  echo "Each benchmark's mean under both jobs of the same run (NativeAOT / JIT < 1: faster ahead of time)."
+  for f in "$dir"/bdn/results/*-report.csv; do
+    grep -q ',NativeAOT,' "$f" || continue
+    echo
+    echo "### $(basename "$f" -report.csv | sed 's/.*\.//')"
+    echo
+    echo "| method | JIT | NativeAOT | NativeAOT / JIT |"
+    echo "|---|---|---|---|"
+    aot_table "$f"
+  done
+  echo
+fi
 if compgen -G "$dir/*.png" >/dev/null; then
   echo "## Charts"
   echo

@@ -161,27 +161,36 @@ internal static class Program
         }
 
         Csv csv = Csv.Read(path);
-        var means = csv.Rows.ToDictionary(r => r["Method"], r => csv.Nanoseconds(r, "Mean"));
+        // One group of bars per (job, batch size): the JIT job, and the NativeAOT job when it ran.
+        var means = csv.Rows.ToDictionary(r => (Job: r.GetValueOrDefault("Job", "JIT"), Method: r["Method"]), r => csv.Nanoseconds(r, "Mean"));
+        string[] jobs = means.Keys.Select(k => k.Job).Distinct().OrderBy(j => j == "JIT" ? 0 : 1).ToArray();
         string[] designs = ["LockQueue", "Channel", "Virtq"];
         string[] labels = ["lock + Queue<T>", "Channel<T> (SPSC)", "RefRuntime virtqueue"];
         int[] batchSizes = [1, 32];
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
         var bars = new List<Bar>();
-        for (int b = 0; b < batchSizes.Length; b++)
+        var groups = new List<(double Center, string Label)>();
+        foreach (string job in jobs)
         {
-            for (int d = 0; d < designs.Length; d++)
+            foreach (int batch in batchSizes)
             {
-                if (means.TryGetValue($"{designs[d]}_Batch{batchSizes[b]}", out double ns))
+                int group = groups.Count;
+                for (int d = 0; d < designs.Length; d++)
                 {
-                    bars.Add(new Bar
+                    if (means.TryGetValue((job, $"{designs[d]}_Batch{batch}"), out double ns))
                     {
-                        Position = b * (designs.Length + 1) + d,
-                        Value = ns,
-                        FillColor = palette.GetColor(d),
-                        Label = ns.ToString("F0", CultureInfo.InvariantCulture),
-                    });
+                        bars.Add(new Bar
+                        {
+                            Position = group * (designs.Length + 1) + d,
+                            Value = ns,
+                            FillColor = palette.GetColor(d),
+                            Label = ns.ToString("F0", CultureInfo.InvariantCulture),
+                        });
+                    }
                 }
+
+                groups.Add((group * (designs.Length + 1) + 1.0, jobs.Length > 1 ? $"batch {batch}, {job}" : $"batch {batch}"));
             }
         }
 
@@ -198,7 +207,7 @@ internal static class Program
         }
 
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            batchSizes.Select((_, b) => b * (designs.Length + 1) + 1.0).ToArray(), batchSizes.Select(s => $"batch {s}").ToArray());
+            groups.Select(g => g.Center).ToArray(), groups.Select(g => g.Label).ToArray());
         plot.Axes.Margins(bottom: 0);
         plot.Title($".NET: ns per buffer, producer and consumer threads (lower is better)\n{machine}");
         plot.YLabel("ns per buffer");
