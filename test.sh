@@ -8,7 +8,8 @@
 #        ./test.sh --minutes N  torture: only the stress/fuzz tests (Category=Stress), N minutes
 #                               each, printing their counts (operations, grace periods, errors)
 #        ./test.sh --memcheck   also run the C tests (except RCU's timed torture) under valgrind
-#                               memcheck: any invalid read or write fails them (~9 min on 2 cores)
+#                               memcheck: any invalid read or write, or a definite leak at exit,
+#                               fails them (~10 min on 2 cores)
 set -uo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -99,9 +100,9 @@ fi
 # --- valgrind memcheck (opt-in) ---------------------------------------------------------------
 if [[ -n "$memcheck" ]]; then
   command -v valgrind >/dev/null || { sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo; $sudo apt-get install -y -qq valgrind >/dev/null; }
-  echo "==> valgrind memcheck of the C tests (invalid reads/writes fail; by-design leaks of saturated objects are not errors)"
-  for bin in build/tests-c/{refcount,arc,revoke,io,pl061}_{export,inline}; do
-    if valgrind -q --error-exitcode=9 --errors-for-leak-kinds=none "$bin" >"$logs/memcheck-$(basename "$bin").log" 2>&1; then
+  echo "==> valgrind memcheck of the C tests (an invalid read or write, or a definite leak at exit, fails)"
+  for bin in build/tests-c/{refcount,arc,revoke,io,pl061,virtio,abi_sweep}_{export,inline}; do
+    if valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite "$bin" >"$logs/memcheck-$(basename "$bin").log" 2>&1; then
       passed=$((passed + 1)); echo "   memcheck $(basename "$bin"): clean"
     else
       failed=$((failed + 1)); echo "   memcheck $(basename "$bin"): FAILED, see $logs/memcheck-$(basename "$bin").log"

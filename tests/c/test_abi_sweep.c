@@ -714,10 +714,13 @@ static void arc_sweep(void)
     CHECK_EQ(rr_unique_arc_share(bad_u, &shared), RR_EINVAL);
     CHECK_EQ(rr_unique_arc_drop(bad_u), RR_EINVAL);
     CHECK_EQ(rr_arc_new_unique(16, 8, NULL, NULL, NULL), RR_EINVAL);
+    CHECK_EQ(rr_debug_set_poison(true, true), RR_OK); /* the freed block stays mapped: see io_sweep */
     CHECK_EQ(rr_arc_new_unique(16, 8, NULL, NULL, &u), RR_OK);
     CHECK_EQ(rr_unique_arc_share(u, NULL), RR_EINVAL);
     CHECK_EQ(rr_unique_arc_drop(u), RR_OK);
     CHECK_EQ(rr_unique_arc_drop(u), RR_EBADHANDLE); /* double free of a unique handle */
+    rr_debug_release_quarantine();
+    CHECK_EQ(rr_debug_set_poison(false, false), RR_OK);
 
     /* Sizes and alignments: */
     void *x = NULL;

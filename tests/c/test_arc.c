@@ -22,6 +22,9 @@ struct payload {
 };
 
 static _Atomic long dtor_calls;
+/* Objects leaked on purpose (saturated counts): kept reachable so that valgrind's leak check
+ * (./test.sh --memcheck fails on definite leaks) tells them from real ones. */
+static void *volatile deliberately_leaked[4];
 static _Atomic long dtor_bad; /* destructor saw a payload already destroyed or corrupted */
 
 static void payload_dtor(void *p, void *ctx)
@@ -217,6 +220,7 @@ static void unique_create_share_or_drop(void)
     CHECK_EQ(rr_refcount_warn_count(RR_REFCOUNT_ADD_UAF), uaf0 + 1);
     counts(u.payload, &s, NULL);
     CHECK_EQ(s, RR_REFCOUNT_SATURATED);
+    deliberately_leaked[0] = u.payload;
     /* Saturated: the object is leaked, by design. A fresh one for the real checks: */
     rr_unique_arc_t v = {NULL};
     CHECK_EQ(rr_arc_new_unique(sizeof(struct payload), 8, payload_dtor, NULL, &v), RR_OK);
@@ -241,6 +245,7 @@ static void saturated_strong_count_leaks_never_frees(void)
     long calls0 = atomic_load(&dtor_calls);
     uint64_t ovf0 = rr_refcount_warn_count(RR_REFCOUNT_ADD_OVF);
     struct payload *p = new_payload();
+    deliberately_leaked[1] = p;
     rr_refcount_set(&RR_ARC_HEADER(p)->strong, RR_REFCOUNT_MAX);
     CHECK_EQ(rr_arc_clone(p), RR_OK);
     CHECK_EQ(rr_refcount_warn_count(RR_REFCOUNT_ADD_OVF), ovf0 + 1);

@@ -359,6 +359,99 @@ public sealed unsafe class RcuDomainTests : IDisposable
         }
     }
 
+    // C heads (the intrusive stack) and .NET callbacks (the queue) from several threads: each
+    // thread's Barrier returns only after every callback it queued before, of both kinds, ran;
+    // each thread's C callbacks run in the order it queued them; nothing runs twice or is lost.
+    [Fact]
+    public void CallNativeAndManaged_FromThreads_BarrierCoversBoth_OrderPerThreadKept()
+    {
+        const int threads = 4, rounds = 50, perRound = 40;
+        var heads = (TrackedHead*)NativeMemory.AllocZeroed((nuint)(threads * rounds * perRound), (nuint)sizeof(TrackedHead));
+        var managedRuns = new int[threads];
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        try
+        {
+            var workers = new Thread[threads];
+            for (int t = 0; t < threads; t++)
+            {
+                int me = t;
+                workers[t] = new Thread(() =>
+                {
+                    for (int r = 0; r < rounds; r++)
+                    {
+                        int managedBefore = Volatile.Read(ref managedRuns[me]);
+                        for (int i = 0; i < perRound; i++)
+                        {
+                            TrackedHead* h = &heads[(me * rounds + r) * perRound + i];
+                            h->Thread = me;
+                            h->Seq = r * perRound + i;
+                            Assert.Equal(RrStatus.Ok, _d.Call(&h->Head, &TrackedCallback));
+                            if (i % 4 == 0)
+                            {
+                                _d.Call(() => Interlocked.Increment(ref managedRuns[me]));
+                            }
+                        }
+
+                        Assert.Equal(RrStatus.Ok, _d.Barrier());
+                        for (int i = 0; i < perRound; i++)
+                        {
+                            if (heads[(me * rounds + r) * perRound + i].Runs != 1)
+                            {
+                                failures.Enqueue($"thread {me} round {r} head {i}: ran {heads[(me * rounds + r) * perRound + i].Runs} times when Barrier returned");
+                            }
+                        }
+
+                        if (Volatile.Read(ref managedRuns[me]) != managedBefore + perRound / 4)
+                        {
+                            failures.Enqueue($"thread {me} round {r}: managed callbacks missing when Barrier returned");
+                        }
+                    }
+                });
+                workers[t].Start();
+            }
+
+            foreach (Thread w in workers)
+            {
+                w.Join();
+            }
+
+            Assert.Empty(failures);
+            Assert.Equal(0, _d.PendingCallbacks);
+            for (int t = 0; t < threads; t++)
+            {
+                for (int k = 0; k < rounds * perRound; k++)
+                {
+                    // Order kept per thread: each head recorded the sequence number run before it.
+                    Assert.Equal(k - 1, heads[t * rounds * perRound + k].PreviousSeq);
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.Free(heads);
+        }
+    }
+
+    private struct TrackedHead
+    {
+        public RcuHead Head; // first: the callback gets the head's address = the struct's
+        public int Thread;
+        public int Seq;
+        public int Runs;
+        public int PreviousSeq;
+    }
+
+    private static readonly int[] s_lastSeq = [-1, -1, -1, -1];
+
+    [UnmanagedCallersOnly]
+    private static void TrackedCallback(RcuHead* head)
+    {
+        var h = (TrackedHead*)head; // runs on the worker only: no race on s_lastSeq
+        h->Runs++;
+        h->PreviousSeq = s_lastSeq[h->Thread];
+        s_lastSeq[h->Thread] = h->Seq;
+    }
+
     private static int s_nativeRuns;
     private static nint s_lastHead;
 

@@ -2,11 +2,16 @@
 // (wait until every callback queued so far has run), bounded memory, and the background worker
 // that batches callbacks behind one grace period and also serves polled grace periods.
 //
-// Callbacks from C (an rr_rcu_head embedded in the caller's object, no allocation) and from .NET
-// (an Action) share one FIFO queue, so barrier's marker callback runs after every callback queued
-// before it. The worker takes everything queued, runs one grace period, then the callbacks in
-// order; callbacks queued while a grace period runs go to the next batch, so each waits for at
-// least one full grace period after it was queued.
+// Callbacks from C (an rr_rcu_head embedded in the caller's object, no allocation) go on an
+// intrusive lock-free stack through the heads' next fields: one CAS per call, and the worker takes
+// the whole stack with one exchange per batch (and reverses it, so each thread's callbacks run in
+// the order it queued them). Callbacks from .NET (an Action) and barrier markers go through a FIFO
+// queue. The worker drains the queue first, then takes the stack, runs one grace period, then the
+// C callbacks, then the queue's callbacks in order: a barrier marker therefore runs after every
+// callback queued before it, of either kind (a head pushed before the marker was queued is on the
+// stack when the worker takes it, which is after it dequeued the marker). Callbacks queued while a
+// grace period runs go to the next batch, so each waits for at least one full grace period after
+// it was queued.
 
 using System;
 using System.Collections.Concurrent;
@@ -33,6 +38,7 @@ public sealed unsafe partial class RcuDomain
 
     private readonly ConcurrentQueue<Callback> _queue = new();
     private readonly object _workLock = new();
+    private nint _nativeStack; // RcuHead*: C callbacks, newest first
     private long _enqueued;
     private long _ran;
     private long _maxPending = DefaultMaxPending;
@@ -90,9 +96,24 @@ public sealed unsafe partial class RcuDomain
             return RrStatus.InvalidArgument;
         }
 
+        ObjectDisposedException.ThrowIf(_disposed, this);
         head->Func = func;
-        head->Next = null;
-        Enqueue(new Callback { Head = head });
+        nint top = Volatile.Read(ref _nativeStack);
+        while (true)
+        {
+            // SAFETY: the head is the caller's, valid until its function runs (Call's contract);
+            // it is not visible to the worker until the CAS publishes it.
+            head->Next = (RcuHead*)top;
+            nint seen = Interlocked.CompareExchange(ref _nativeStack, (nint)head, top);
+            if (seen == top)
+            {
+                break;
+            }
+
+            top = seen;
+        }
+
+        Queued(throttle: true);
         return RrStatus.Ok;
     }
 
@@ -125,6 +146,12 @@ public sealed unsafe partial class RcuDomain
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _queue.Enqueue(cb);
+        Queued(throttle);
+    }
+
+    // After a callback was queued (a full fence): count it, wake the worker, apply back-pressure.
+    private void Queued(bool throttle)
+    {
         long pending = Interlocked.Increment(ref _enqueued) - Volatile.Read(ref _ran);
         EnsureWorker();
         Wake();
@@ -207,7 +234,7 @@ public sealed unsafe partial class RcuDomain
                 while (true)
                 {
                     Interlocked.Exchange(ref _workerIdle, 1);
-                    if (!_queue.IsEmpty || Volatile.Read(ref _pollRequested) != 0 || _stopping)
+                    if (!_queue.IsEmpty || Volatile.Read(ref _nativeStack) != 0 || Volatile.Read(ref _pollRequested) != 0 || _stopping)
                     {
                         break;
                     }
@@ -216,7 +243,7 @@ public sealed unsafe partial class RcuDomain
                 }
 
                 Volatile.Write(ref _workerIdle, 0);
-                if (_stopping && _queue.IsEmpty)
+                if (_stopping && _queue.IsEmpty && Volatile.Read(ref _nativeStack) == 0)
                 {
                     return;
                 }
@@ -229,7 +256,32 @@ public sealed unsafe partial class RcuDomain
                 batch.Add(cb);
             }
 
+            // After the queue (see file comment); reversed into the order the heads were queued.
+            RcuHead* native = null;
+            for (RcuHead* h = (RcuHead*)Interlocked.Exchange(ref _nativeStack, 0); h != null;)
+            {
+                RcuHead* next = h->Next;
+                h->Next = native;
+                native = h;
+                h = next;
+            }
+
             Synchronize();
+            long nativeRan = 0;
+            while (native != null)
+            {
+                RcuHead* next = native->Next; // read first: the function may free the head
+                // SAFETY: the caller keeps the head valid until its function runs (Call's contract).
+                native->Func(native);
+                native = next;
+                nativeRan++;
+            }
+
+            if (nativeRan != 0)
+            {
+                Interlocked.Add(ref _ran, nativeRan);
+            }
+
             // Callbacks are counted per batch (one atomic per batch), except that a Barrier's
             // marker first counts everything before it, itself included: when Barrier returns,
             // PendingCallbacks no longer includes what it waited for.
@@ -256,29 +308,20 @@ public sealed unsafe partial class RcuDomain
 
     private void Run(Callback cb)
     {
-        if (cb.Managed is { } action)
+        try
         {
-            try
-            {
-                action();
-            }
-            catch (Exception e)
-            {
-                Interlocked.Increment(ref _callbackErrors);
-                Trace.TraceError($"RefRuntime: an RCU callback threw: {e}");
-            }
+            cb.Managed();
         }
-        else
+        catch (Exception e)
         {
-            // SAFETY: the caller keeps the head valid until its function runs (Call's contract).
-            cb.Head->Func(cb.Head);
+            Interlocked.Increment(ref _callbackErrors);
+            Trace.TraceError($"RefRuntime: an RCU callback threw: {e}");
         }
     }
 
     private struct Callback
     {
-        public Action? Managed;
-        public RcuHead* Head;
+        public required Action Managed;
         public bool IsBarrier; // a Barrier's marker: everything before it is counted as run first
     }
 }
