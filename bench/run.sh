@@ -44,6 +44,7 @@ echo "==> C host benchmarks"
 make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
 "$root/build/bench-c/rr_bench" "$dir/c-bench.csv" | tee "$dir/c-bench.txt"
 "$root/build/bench-c/rcu_bench" "$dir/c-rcu.csv" | tee "$dir/c-rcu.txt"
+"$root/build/bench-c/revoke_bench" "$dir/c-revoke.csv" | tee "$dir/c-revoke.txt"
 "$root/build/bench-c/vq_bench" "$dir/c-vq.csv" | tee "$dir/c-vq.txt"
 
 echo "==> BenchmarkDotNet ($filter)"

@@ -55,3 +55,33 @@ long RR_CAT(rcu_read_section_, RR_BENCH_SUFFIX)(void *domain, long n)
     }
     return sum;
 }
+
+/* A guarded access to a hot-unpluggable resource: try_access, read a field, release. */
+long RR_CAT(revocable_access_, RR_BENCH_SUFFIX)(void *revocable, long n)
+{
+    rr_revocable_t *r = revocable;
+    long sum = 0;
+    for (long i = 0; i < n; i++) {
+        struct rr_bench_node *node = rr_revocable_try_access(r);
+        if (node) {
+            sum += node->value;
+            rr_revocable_release(r);
+        }
+    }
+    return sum;
+}
+
+/* A driver call through a call-draining gate: enter, read the device's field, leave. The gate
+ * has no RR_INLINE form: both builds call the exports (one handle-table lookup each). */
+long RR_CAT(gate_call_, RR_BENCH_SUFFIX)(void *gate, long n)
+{
+    rr_gate_t *g = gate;
+    long sum = 0;
+    for (long i = 0; i < n; i++) {
+        if (rr_gate_enter(g) == RR_OK) {
+            sum += rr_bench_published->value;
+            rr_gate_leave(g);
+        }
+    }
+    return sum;
+}

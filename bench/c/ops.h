@@ -10,7 +10,9 @@
     long RR_CAT(refcount_pair_, suffix)(void *counter, long n);                                  \
     long RR_CAT(arc_clone_drop_, suffix)(void *payload, long n);                                 \
     long RR_CAT(arc_upgrade_drop_, suffix)(void *weak, long n);                                  \
-    long RR_CAT(rcu_read_section_, suffix)(void *domain, long n);
+    long RR_CAT(rcu_read_section_, suffix)(void *domain, long n);                             \
+    long RR_CAT(revocable_access_, suffix)(void *revocable, long n);                            \
+    long RR_CAT(gate_call_, suffix)(void *gate, long n);
 
 /* The shared object every RCU read-side section dereferences (set up by the benchmark). */
 struct rr_bench_node {
