@@ -6,12 +6,8 @@ set -euo pipefail
 dir=$1
 here=$(cd "$(dirname "$0")" && pwd)
 
-# ratio_bdn CLASS METHOD -> the Ratio column of the JIT job row (empty if absent)
-ratio_bdn() {
-  local csv
-  csv=$(ls "$dir"/bdn/results/*."$1"-report.csv 2>/dev/null | head -1) || true
-  [[ -n "$csv" ]] || return 0
-  awk -v method="$2" '
+# An awk function shared by the BenchmarkDotNet readers below: splits a CSV line (RFC 4180 quotes).
+split_csv='
     function split_csv(line, out,   n, i, c, field, q) {
       n = 0; field = ""; q = 0
       for (i = 1; i <= length(line); i++) {
@@ -22,7 +18,14 @@ ratio_bdn() {
       }
       out[++n] = field
       return n
-    }
+    }'
+
+# ratio_bdn CLASS METHOD -> the Ratio column of the JIT job row (empty if absent)
+ratio_bdn() {
+  local csv
+  csv=$(ls "$dir"/bdn/results/*."$1"-report.csv 2>/dev/null | head -1) || true
+  [[ -n "$csv" ]] || return 0
+  awk -v method="$2" "$split_csv"'
     NR == 1 { n = split_csv($0, h); for (i = 1; i <= n; i++) col[h[i]] = i; next }
     { split_csv($0, f); if (f[col["Method"]] == method && (f[col["Job"]] == "JIT" || !("Job" in col))) { print f[col["Ratio"]]; exit } }
   ' "$csv"
@@ -65,18 +68,7 @@ done < "$here/goals.tsv"
 echo
 # JIT vs NativeAOT (runs made with --aot): each method's mean under both jobs, side by side.
 aot_table() {
-  awk '
-    function split_csv(line, out,   n, i, c, field, q) {
-      n = 0; field = ""; q = 0
-      for (i = 1; i <= length(line); i++) {
-        c = substr(line, i, 1)
-        if (c == "\"") { q = !q; continue }
-        if (c == "," && !q) { out[++n] = field; field = ""; continue }
-        field = field c
-      }
-      out[++n] = field
-      return n
-    }
+  awk "$split_csv"'
     function ns(t,   p, v) {
       split(t, p, " "); v = p[1]; gsub(",", "", v)
       if (p[2] == "μs" || p[2] == "us") return v * 1000
