@@ -3,6 +3,8 @@
 #ifndef RR_BENCH_OPS_H
 #define RR_BENCH_OPS_H
 
+#include <stdlib.h>
+
 #define RR_CAT2(a, b) a##b
 #define RR_CAT(a, b) RR_CAT2(a, b)
 
@@ -19,6 +21,16 @@ struct rr_bench_node {
     long value;
 };
 extern struct rr_bench_node *rr_bench_published;
+
+/* Allocates and publishes that node (value 42); 0 on success. */
+static inline int rr_bench_publish_node(void)
+{
+    rr_bench_published = calloc(1, sizeof *rr_bench_published);
+    if (!rr_bench_published)
+        return -1;
+    rr_bench_published->value = 42;
+    return 0;
+}
 
 RR_DECLARE_OPS(export)
 RR_DECLARE_OPS(inline)

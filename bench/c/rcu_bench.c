@@ -149,8 +149,8 @@ int main(int argc, char **argv)
     FILE *csv;
     if (bench_open_csv(argc, argv, &csv) != 0)
         return 1;
-    rr_bench_published = calloc(1, sizeof *rr_bench_published);
-    rr_bench_published->value = 42;
+    if (rr_bench_publish_node() != 0)
+        return 1;
     if (rr_rcu_domain_create(&g_domain) != RR_OK)
         return 1;
 

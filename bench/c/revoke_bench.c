@@ -89,8 +89,8 @@ int main(int argc, char **argv)
     FILE *csv;
     if (bench_open_csv(argc, argv, &csv) != 0)
         return 1;
-    rr_bench_published = calloc(1, sizeof *rr_bench_published);
-    rr_bench_published->value = 42;
+    if (rr_bench_publish_node() != 0)
+        return 1;
     pthread_rwlock_init(&g_locked.rw, NULL);
     pthread_mutex_init(&g_locked.mu, NULL);
     atomic_store(&g_locked.node, rr_bench_published);

@@ -47,13 +47,7 @@ internal static unsafe class GpioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Claim(model, HandleKind.Pl061Model, out Pl061Model? _);
-            if (s == RrStatus.Ok)
-            {
-                ObjectHandle.Free(model, HandleKind.Pl061Model);
-            }
-
-            return (int)s;
+            return (int)ObjectHandle.Destroy<Pl061Model>(model, HandleKind.Pl061Model, static _ => RrStatus.Ok);
         }
         catch (Exception e)
         {
@@ -418,15 +412,15 @@ internal static unsafe class GpioExports
             }
 
             // The last user (only one thread gets here): remove the device if needed, free it,
-            // then the handle.
-            s = ObjectHandle.Claim(chip, HandleKind.GpioChip, out Chip? _);
-            if (s == RrStatus.Ok)
+            // then the handle. The handle goes even if the device refuses (no user is left to
+            // retry with it); the device's status is what the caller gets.
+            RrStatus device = RrStatus.Ok;
+            s = ObjectHandle.Destroy<Chip>(chip, HandleKind.GpioChip, last =>
             {
-                s = c.Device.Destroy();
-                ObjectHandle.Free(chip, HandleKind.GpioChip);
-            }
-
-            return (int)s;
+                device = last.Device.Destroy();
+                return RrStatus.Ok;
+            });
+            return (int)(s != RrStatus.Ok ? s : device);
         }
         catch (Exception e)
         {

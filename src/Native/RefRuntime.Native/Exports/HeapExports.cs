@@ -31,7 +31,7 @@ internal static class HeapExports
         }
         catch (Exception e)
         {
-            return (long)Abi.Fail(e) * -1;
+            return -(long)Abi.Fail(e);
         }
     }
 

@@ -154,28 +154,71 @@ internal static unsafe class ObjectHandle
     }
 
     /// <summary>
-    /// Resolves <paramref name="handle"/> and claims it for a destroy: of several threads
-    /// destroying one handle, one gets <see cref="RrStatus.Ok"/> and the others
-    /// <see cref="RrStatus.BadHandle"/>. Calls with the handle keep working while it is claimed;
-    /// end with <see cref="Free"/> (destroyed) or <see cref="Unclaim"/> (the destroy failed).
+    /// Claims <paramref name="handle"/> for a destroy: of several threads destroying one handle,
+    /// one gets <see cref="RrStatus.Ok"/> and the others <see cref="RrStatus.BadHandle"/>. Calls
+    /// with the handle keep working while it is claimed; end with <see cref="Free"/> (destroyed)
+    /// or <see cref="Unclaim"/> (the destroy failed). <see cref="Destroy"/> does all of it.
     /// </summary>
     public static RrStatus Claim<T>(void* handle, HandleKind kind, out T? target)
         where T : class
     {
-        RrStatus s = Resolve(handle, kind, out target);
+        target = null;
+        if (handle == null)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        if (!TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp)
+            || Interlocked.CompareExchange(ref segment![offset].Stamp, stamp | ClaimBit, stamp) != stamp)
+        {
+            return RrStatus.BadHandle; // not live, or being destroyed by another thread
+        }
+
+        // Claimed: nobody can free the slot now, so the object read is this handle's.
+        target = Volatile.Read(ref segment[offset].Target) as T;
+        if (target is null)
+        {
+            Unclaim(handle, kind);
+            return RrStatus.BadHandle;
+        }
+
+        return RrStatus.Ok;
+    }
+
+    /// <summary>
+    /// The destroy of every opaque handle: claims it, runs <paramref name="destroy"/> on its
+    /// object, then frees the handle if that returned <see cref="RrStatus.Ok"/> and gives the
+    /// claim back otherwise (the object stays usable, e.g. a gate with a call in flight).
+    /// </summary>
+    public static RrStatus Destroy<T>(void* handle, HandleKind kind, Func<T, RrStatus> destroy)
+        where T : class
+    {
+        RrStatus s = Claim(handle, kind, out T? target);
         if (s != RrStatus.Ok)
         {
             return s;
         }
 
-        TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp);
-        if (segment is null || Interlocked.CompareExchange(ref segment[offset].Stamp, stamp | ClaimBit, stamp) != stamp)
+        try
         {
-            target = null;
-            return RrStatus.BadHandle; // being destroyed by another thread, or already gone
+            s = destroy(target!);
+        }
+        catch
+        {
+            Unclaim(handle, kind);
+            throw;
         }
 
-        return RrStatus.Ok;
+        if (s == RrStatus.Ok)
+        {
+            Free(handle, kind);
+        }
+        else
+        {
+            Unclaim(handle, kind);
+        }
+
+        return s;
     }
 
     /// <summary>Gives up a claim taken by <see cref="Claim"/> (the object is still live).</summary>

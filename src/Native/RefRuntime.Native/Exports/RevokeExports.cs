@@ -202,22 +202,8 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            // Claimed first: of two threads destroying the gate, one proceeds, the other is refused.
-            RrStatus s = ObjectHandle.Claim(g, HandleKind.Gate, out CallGate? gate);
-            if (s == RrStatus.Ok)
-            {
-                s = gate!.Destroy();
-                if (s == RrStatus.Ok)
-                {
-                    ObjectHandle.Free(g, HandleKind.Gate);
-                }
-                else
-                {
-                    ObjectHandle.Unclaim(g, HandleKind.Gate); // a call in flight: the gate stays
-                }
-            }
-
-            return (int)s;
+            // RR_EBUSY with a call in flight: the gate stays.
+            return (int)ObjectHandle.Destroy<CallGate>(g, HandleKind.Gate, static gate => gate.Destroy());
         }
         catch (Exception e)
         {
@@ -255,22 +241,19 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Claim(d, HandleKind.Devres, out DevresList? list);
-            if (s != RrStatus.Ok)
+            int n = 0;
+            RrStatus s = ObjectHandle.Destroy<DevresList>(d, HandleKind.Devres, list =>
             {
-                return (int)s;
-            }
-
-            ObjectHandle.Free(d, HandleKind.Devres); // first: the actions run once, on this thread
-
-            int n = list!.ReleaseAll();
-            if (released != null)
+                n = list.ReleaseAll();
+                return RrStatus.Ok;
+            });
+            if (s == RrStatus.Ok && released != null)
             {
                 // SAFETY: optional out pointer.
                 *released = (uint)n;
             }
 
-            return (int)RrStatus.Ok;
+            return (int)s;
         }
         catch (Exception e)
         {

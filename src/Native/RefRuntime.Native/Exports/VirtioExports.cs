@@ -83,21 +83,8 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Claim(mem, HandleKind.GuestMem, out GuestMemory? m);
-            if (s == RrStatus.Ok)
-            {
-                s = m!.Destroy();
-                if (s == RrStatus.Ok)
-                {
-                    ObjectHandle.Free(mem, HandleKind.GuestMem);
-                }
-                else
-                {
-                    ObjectHandle.Unclaim(mem, HandleKind.GuestMem); // queues still attached
-                }
-            }
-
-            return (int)s;
+            // RR_EBUSY while queues are attached: the region stays.
+            return (int)ObjectHandle.Destroy<GuestMemory>(mem, HandleKind.GuestMem, static m => m.Destroy());
         }
         catch (Exception e)
         {
@@ -214,14 +201,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Claim(driver, HandleKind.VqDriver, out VirtqDriver? d);
-            if (s == RrStatus.Ok)
-            {
-                ObjectHandle.Free(driver, HandleKind.VqDriver);
-                d!.Destroy();
-            }
-
-            return (int)s;
+            return (int)ObjectHandle.Destroy<VirtqDriver>(driver, HandleKind.VqDriver, static d => d.Destroy());
         }
         catch (Exception e)
         {
@@ -602,14 +582,7 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Claim(device, HandleKind.VqDevice, out VirtqDevice? v);
-            if (s == RrStatus.Ok)
-            {
-                ObjectHandle.Free(device, HandleKind.VqDevice);
-                v!.Destroy();
-            }
-
-            return (int)s;
+            return (int)ObjectHandle.Destroy<VirtqDevice>(device, HandleKind.VqDevice, static v => v.Destroy());
         }
         catch (Exception e)
         {
@@ -881,14 +854,11 @@ internal static unsafe class VirtioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Claim(bell, HandleKind.Doorbell, out Doorbell? b);
-            if (s == RrStatus.Ok)
+            return (int)ObjectHandle.Destroy<Doorbell>(bell, HandleKind.Doorbell, static b =>
             {
-                ObjectHandle.Free(bell, HandleKind.Doorbell);
-                b!.Dispose();
-            }
-
-            return (int)s;
+                b.Dispose();
+                return RrStatus.Ok;
+            });
         }
         catch (Exception e)
         {
