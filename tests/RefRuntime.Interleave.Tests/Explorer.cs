@@ -46,7 +46,8 @@ internal sealed record Exploration(int Executions, int MaxPoints, int Preemption
 internal static class Explorer
 {
     private const int MaxPointsPerExecution = 20_000;
-    private static readonly TimeSpan StuckTimeout = TimeSpan.FromSeconds(20);
+    // A hang guard, not a speed limit: an execution takes milliseconds; a busy machine may stall it for seconds.
+    private static readonly TimeSpan StuckTimeout = TimeSpan.FromSeconds(120);
 
     /// <summary>Explores every schedule of <paramref name="make"/>'s scenario with at most <paramref name="bound"/> preemptions.</summary>
     public static Exploration Explore(Func<Scenario> make, int bound, int maxExecutions = 200_000)

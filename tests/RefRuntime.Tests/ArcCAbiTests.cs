@@ -59,6 +59,25 @@ public sealed unsafe class ArcCAbiTests
         Assert.Equal(destroyed0 + 1, Interlocked.Read(ref s_cDestroyed));
     }
 
+    // Issue 16.1 across the doors: C drops an object one time too many after .NET's last
+    // reference ran the destructor; the .NET Weak<T> still never upgrades it.
+    [Fact]
+    public void ExtraDropInC_AfterDestructor_ManagedWeakNeverUpgrades()
+    {
+        int destroyed = 0;
+        var a = Arc<long>.Create(7, _ => Interlocked.Increment(ref destroyed));
+        using Weak<long> w = a.Downgrade();
+        nint raw = a.IntoRaw();
+        Assert.Equal(0, s_drop((void*)raw)); // the last strong reference: destructor
+        Assert.Equal(1, destroyed);
+        Assert.Equal(0, s_drop((void*)raw)); // a C caller's extra drop: saturates, leaks
+        Assert.Equal(0, s_clone((void*)raw)); // and an extra clone
+        Assert.Null(w.TryUpgrade());
+        Assert.Equal(0, w.StrongCount);
+        Assert.Equal(0, w.WeakCount);
+        Assert.Equal(1, destroyed);
+    }
+
     // Created in .NET with a managed destructor, last reference dropped by C: the trampoline runs it.
     [Fact]
     public void CreatedInDotNet_LastDropInC_ManagedDestructorRuns()

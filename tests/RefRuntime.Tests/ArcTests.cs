@@ -74,6 +74,7 @@ public sealed class ArcTests
         a.Dispose();
         Assert.Null(w.TryUpgrade());
         Assert.Equal(0, w.StrongCount);
+        Assert.Equal(0, w.WeakCount); // as Rust's Weak::weak_count once no strong reference remains
     }
 
     [Fact]

@@ -67,7 +67,7 @@ public sealed class GpioChipTests
         chip.SetIrqHandler(4, _ => fired.Release());
         model.SetInput(4, true);
         model.SetInput(4, false);
-        Assert.True(fired.Wait(5000));
+        Assert.True(fired.Wait(60_000));
         Assert.Throws<ArgumentOutOfRangeException>(() => chip.Set(8, true));
         var refused = Assert.Throws<InvalidOperationException>(() => chip.Get(6)); // line 6 never configured
         Assert.Contains("refused", refused.Message);

@@ -99,7 +99,7 @@ static void weak_outlives_payload_upgrade_fails_after(void)
     CHECK(up == NULL);
     CHECK_EQ(rr_weak_counts(w, &s, &wk), RR_OK);
     CHECK_EQ(s, 0);
-    CHECK_EQ(wk, 2);
+    CHECK_EQ(wk, 0); /* Rust's Weak::weak_count: 0 once no strong reference remains */
     CHECK_EQ(rr_weak_drop(w), RR_OK);
     CHECK_EQ(rr_heap_live_count(), live0 + 1);
     CHECK_EQ(rr_weak_drop(w), RR_OK);
@@ -258,9 +258,104 @@ static void saturated_strong_count_leaks_never_frees(void)
     CHECK_EQ(rr_heap_live_count(), live0 + 1);  /* leaked, by design */
     rr_weak_t w = RR_WEAK_INIT;
     CHECK_EQ(rr_arc_downgrade(p, &w), RR_OK);
-    void *up = NULL;
+    void *up = (void *)1;
     CHECK_EQ(rr_weak_upgrade(w, &up), RR_OK);
-    CHECK(up == p); /* a saturated count stays usable */
+    /* A saturated count says nothing about life any more (an extra drop after the destructor
+     * looks the same), so upgrade never hands one out; the holders' own references stay usable. */
+    CHECK(up == NULL);
+    CHECK_EQ(rr_arc_clone(p), RR_OK);
+    CHECK_EQ(((struct payload *)p)->canary, CANARY);
+}
+
+/* Issue 16.1: a Weak never brings a destroyed object back, whatever a caller's extra drop or
+ * clone does to the strong count after the destructor (saturation included). */
+static void extra_drop_after_destructor_never_revives(void)
+{
+    long calls0 = atomic_load(&dtor_calls);
+    uint64_t uaf0 = rr_refcount_warn_count(RR_REFCOUNT_SUB_UAF);
+    uint64_t add0 = rr_refcount_warn_count(RR_REFCOUNT_ADD_UAF);
+    struct payload *p = new_payload();
+    rr_weak_t w = RR_WEAK_INIT;
+    CHECK_EQ(rr_arc_downgrade(p, &w), RR_OK);
+    CHECK_EQ(rr_arc_drop(p), RR_OK); /* the destructor runs */
+    CHECK_EQ(atomic_load(&dtor_calls), calls0 + 1);
+    CHECK_EQ(rr_arc_drop(p), RR_OK); /* a caller's extra drop: saturates, warns */
+    CHECK_EQ(rr_refcount_warn_count(RR_REFCOUNT_SUB_UAF), uaf0 + 1);
+    void *up = (void *)1;
+    CHECK_EQ(rr_weak_upgrade(w, &up), RR_OK);
+    CHECK(up == NULL);
+    CHECK_EQ(rr_arc_clone(p), RR_OK); /* and an extra clone on top */
+    CHECK_EQ(rr_weak_upgrade(w, &up), RR_OK);
+    CHECK(up == NULL);
+    /* The unique-ownership paths must not take a destroyed object for a unique one either. */
+    rr_unique_arc_t stale = {p};
+    void *shared = (void *)1;
+    CHECK_EQ(rr_unique_arc_share(stale, &shared), RR_EBADHANDLE);
+    CHECK(shared == NULL);
+    CHECK_EQ(rr_unique_arc_drop(stale), RR_EBADHANDLE);
+    bool u = true;
+    CHECK_EQ(rr_arc_is_unique(p, &u), RR_OK);
+    CHECK(!u);
+    int32_t s = -1, wk = -1;
+    CHECK_EQ(rr_weak_counts(w, &s, &wk), RR_OK);
+    CHECK_EQ(s, 0);
+    CHECK_EQ(wk, 0);
+    CHECK_EQ(atomic_load(&dtor_calls), calls0 + 1); /* never destroyed twice */
+    CHECK_EQ(atomic_load(&dtor_bad), 0);
+    CHECK(rr_refcount_warn_count(RR_REFCOUNT_ADD_UAF) >= add0);
+    CHECK_EQ(rr_weak_drop(w), RR_OK); /* the last reference of any kind: memory goes */
+}
+
+/* Issue 16.1: a duplicate rr_arc_drop_slow (the RR_INLINE drop's slow half called twice, with
+ * the strong count still 0) never runs the destructor twice. */
+static void drop_slow_twice_runs_destructor_once(void)
+{
+    long calls0 = atomic_load(&dtor_calls);
+    struct payload *p = new_payload();
+    rr_weak_t w = RR_WEAK_INIT;
+    CHECK_EQ(rr_arc_downgrade(p, &w), RR_OK);
+    CHECK((rr_refcount_dec_and_test)(&RR_ARC_HEADER(p)->strong));
+    CHECK_EQ(rr_arc_drop_slow(p), RR_OK);
+    CHECK_EQ(atomic_load(&dtor_calls), calls0 + 1);
+    CHECK_EQ(rr_arc_drop_slow(p), RR_EBADHANDLE); /* strong is 0, but the object is destroyed */
+    CHECK_EQ(atomic_load(&dtor_calls), calls0 + 1);
+    CHECK_EQ(atomic_load(&dtor_bad), 0);
+    CHECK(RR_ARC_HEADER(p)->flags & RR_ARC_F_DESTROYED);
+    CHECK_EQ(rr_weak_drop(w), RR_OK);
+}
+
+/* Issue 16.2: counts as Rust reports them: the implicit weak is never counted. */
+static void counts_never_include_the_implicit_weak(void)
+{
+    int32_t s = -1, w = -1;
+    struct payload *p = new_payload();
+    counts(p, &s, &w);
+    CHECK_EQ(s, 1);
+    CHECK_EQ(w, 0);
+    rr_unique_arc_t u = {NULL};
+    CHECK_EQ(rr_arc_into_unique_or_drop(p, &u), RR_OK);
+    CHECK(u.payload == p);
+    counts(u.payload, &s, &w); /* unique, no Weak */
+    CHECK_EQ(s, 0);
+    CHECK_EQ(w, 0);
+    rr_weak_t wk = RR_WEAK_INIT;
+    CHECK_EQ(rr_arc_downgrade(u.payload, &wk), RR_OK);
+    counts(u.payload, &s, &w); /* unique, one Weak */
+    CHECK_EQ(s, 0);
+    CHECK_EQ(w, 1);
+    CHECK_EQ(rr_weak_counts(wk, &s, &w), RR_OK);
+    CHECK_EQ(s, 0);
+    CHECK_EQ(w, 1);
+    void *sh = NULL;
+    CHECK_EQ(rr_unique_arc_share(u, &sh), RR_OK);
+    CHECK_EQ(rr_weak_counts(wk, &s, &w), RR_OK);
+    CHECK_EQ(s, 1);
+    CHECK_EQ(w, 1);
+    CHECK_EQ(rr_arc_drop(sh), RR_OK); /* last strong: the destructor runs */
+    CHECK_EQ(rr_weak_counts(wk, &s, &w), RR_OK);
+    CHECK_EQ(s, 0);
+    CHECK_EQ(w, 0);
+    CHECK_EQ(rr_weak_drop(wk), RR_OK);
 }
 
 /* Alignment and size arguments. */
@@ -479,6 +574,9 @@ int main(int argc, char **argv)
         {"into_unique_or_drop_takes_back_last_reference", into_unique_or_drop_takes_back_last_reference},
         {"unique_create_share_or_drop", unique_create_share_or_drop},
         {"saturated_strong_count_leaks_never_frees", saturated_strong_count_leaks_never_frees},
+        {"extra_drop_after_destructor_never_revives", extra_drop_after_destructor_never_revives},
+        {"drop_slow_twice_runs_destructor_once", drop_slow_twice_runs_destructor_once},
+        {"counts_never_include_the_implicit_weak", counts_never_include_the_implicit_weak},
         {"alignment_and_size_arguments", alignment_and_size_arguments},
         {"bad_handles_are_refused", bad_handles_are_refused},
         {"stress_clone_drop_downgrade_upgrade", stress_clone_drop_downgrade_upgrade},

@@ -354,7 +354,7 @@ static void *torture_reader(void *arg)
 {
     rr_rcu_domain_t *d = arg;
     long n = 0, bad = 0;
-    while (!atomic_load_explicit(&t_stop, memory_order_relaxed)) {
+    do { /* at least one read, however late the thread starts on a busy machine */
         rr_rcu_read_lock(d);
         struct item *it = RR_RCU_DEREFERENCE(published);
         for (int k = 0; k < 8; k++)
@@ -362,7 +362,7 @@ static void *torture_reader(void *arg)
                 bad++;
         rr_rcu_read_unlock(d);
         n++;
-    }
+    } while (!atomic_load_explicit(&t_stop, memory_order_relaxed));
     atomic_fetch_add(&t_reads, n);
     atomic_fetch_add(&t_poisoned, bad);
     return NULL;

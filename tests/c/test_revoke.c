@@ -181,6 +181,93 @@ static void devres_lifo_groups_and_matching(void)
     CHECK_EQ(order_n, 5);
 }
 
+/* Issue 16.3: overlapping (not nested) groups, as the kernel's devres_release_group(): a group
+ * only overlapping the released range keeps both markers. Case 1: G2 opened inside G1 and
+ * closed after G1's close. */
+static void devres_group_opened_inside_closed_after_survives(void)
+{
+    rr_devres_t *d = NULL;
+    CHECK_EQ(rr_devres_create(&d), RR_OK);
+    order_n = 0;
+    uint64_t g1 = 0, g2 = 0;
+    CHECK_EQ(rr_devres_open_group(d, &g1), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)1), RR_OK);
+    CHECK_EQ(rr_devres_open_group(d, &g2), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)2), RR_OK);
+    CHECK_EQ(rr_devres_close_group(d, g1), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)3), RR_OK);
+    CHECK_EQ(rr_devres_close_group(d, g2), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)4), RR_OK);
+    uint32_t released = 0;
+    CHECK_EQ(rr_devres_release_group(d, g1, &released), RR_OK); /* 2, 1 */
+    CHECK_EQ(released, 2);
+    CHECK_EQ(order_n, 2);
+    CHECK_EQ(order[0], 2);
+    CHECK_EQ(order[1], 1);
+    CHECK_EQ(rr_devres_release_group(d, g2, &released), RR_OK); /* G2 still a group: 3 only */
+    CHECK_EQ(released, 1);
+    CHECK_EQ(order_n, 3);
+    CHECK_EQ(order[2], 3);
+    CHECK_EQ(rr_devres_destroy(d, &released), RR_OK); /* 4 stays with the device */
+    CHECK_EQ(released, 1);
+    CHECK_EQ(order[3], 4);
+}
+
+/* Case 2: G2 opened before G1 and closed inside it. Releasing G1 must not make G2 open-ended:
+ * a later release of G2 never reaches an action added after G2 was closed. */
+static void devres_group_closed_inside_never_grows(void)
+{
+    rr_devres_t *d = NULL;
+    CHECK_EQ(rr_devres_create(&d), RR_OK);
+    order_n = 0;
+    uint64_t g1 = 0, g2 = 0;
+    CHECK_EQ(rr_devres_open_group(d, &g2), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)1), RR_OK);
+    CHECK_EQ(rr_devres_open_group(d, &g1), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)2), RR_OK);
+    CHECK_EQ(rr_devres_close_group(d, g2), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)3), RR_OK);
+    CHECK_EQ(rr_devres_close_group(d, g1), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)4), RR_OK); /* after both closed */
+    uint32_t released = 0;
+    CHECK_EQ(rr_devres_release_group(d, g1, &released), RR_OK); /* 3, 2 */
+    CHECK_EQ(released, 2);
+    CHECK_EQ(order[0], 3);
+    CHECK_EQ(order[1], 2);
+    CHECK_EQ(rr_devres_release_group(d, g2, &released), RR_OK); /* 1 only: never 4 */
+    CHECK_EQ(released, 1);
+    CHECK_EQ(order_n, 3);
+    CHECK_EQ(order[2], 1);
+    CHECK_EQ(rr_devres_destroy(d, &released), RR_OK);
+    CHECK_EQ(released, 1);
+    CHECK_EQ(order[3], 4);
+}
+
+/* Id 0 names the newest open group in release and remove, as in close (the kernel's NULL id). */
+static void devres_group_id_zero_is_newest_open(void)
+{
+    rr_devres_t *d = NULL;
+    CHECK_EQ(rr_devres_create(&d), RR_OK);
+    order_n = 0;
+    uint64_t g1 = 0, g2 = 0;
+    uint32_t released = 0;
+    CHECK_EQ(rr_devres_release_group(d, 0, &released), RR_ENOENT); /* no open group */
+    CHECK_EQ(rr_devres_remove_group(d, 0), RR_ENOENT);
+    CHECK_EQ(rr_devres_open_group(d, &g1), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)1), RR_OK);
+    CHECK_EQ(rr_devres_open_group(d, &g2), RR_OK);
+    CHECK_EQ(rr_devres_add_action(d, record, (void *)2), RR_OK);
+    CHECK_EQ(rr_devres_release_group(d, 0, &released), RR_OK); /* g2 */
+    CHECK_EQ(released, 1);
+    CHECK_EQ(order[0], 2);
+    CHECK_EQ(rr_devres_remove_group(d, 0), RR_OK); /* g1: its markers go, action 1 stays */
+    CHECK_EQ(rr_devres_release_group(d, g1, &released), RR_ENOENT);
+    CHECK_EQ(order_n, 1);
+    CHECK_EQ(rr_devres_destroy(d, &released), RR_OK);
+    CHECK_EQ(released, 1);
+    CHECK_EQ(order[1], 1);
+}
+
 static void bad_handles_are_refused(void)
 {
     static _Alignas(64) unsigned char junk[128];
@@ -285,6 +372,9 @@ int main(int argc, char **argv)
         {"revoke_waits_for_access_in_flight", revoke_waits_for_access_in_flight},
         {"gate_enter_leave_disconnect", gate_enter_leave_disconnect},
         {"devres_lifo_groups_and_matching", devres_lifo_groups_and_matching},
+        {"devres_group_opened_inside_closed_after_survives", devres_group_opened_inside_closed_after_survives},
+        {"devres_group_closed_inside_never_grows", devres_group_closed_inside_never_grows},
+        {"devres_group_id_zero_is_newest_open", devres_group_id_zero_is_newest_open},
         {"bad_handles_are_refused", bad_handles_are_refused},
         {"hot_unplug_while_consumers_call", hot_unplug_while_consumers_call},
     };

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using RefRuntime.Core.Devices.Pl061;
 using RefRuntime.Core.Devices.VirtioGpio;
 using RefRuntime.Core.Io;
+using RefRuntime.Core.Tests.Support;
 using RefRuntime.Core.Virtio;
 using Xunit;
 using static RefRuntime.Core.Devices.VirtioGpio.VirtioGpioConst;
@@ -109,7 +110,7 @@ internal sealed unsafe class VirtioGpioFixture : IDisposable
     public static uint WaitUsed(VirtqDriver q, ulong expectToken)
     {
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(10))
+        while (sw.Elapsed < StressConfig.HangGuard)
         {
             RrStatus s = q.TryGetUsed(out ulong token, out uint len);
             if (s == RrStatus.Ok)
@@ -154,8 +155,12 @@ internal sealed unsafe class VirtioGpioFixture : IDisposable
         return b + 2;
     }
 
-    /// <summary>Waits (bounded) for an eventq used entry; null if none came within <paramref name="ms"/>.</summary>
-    public (ulong Token, uint Len)? NextEvent(int ms = 2000)
+    /// <summary>
+    /// Waits (bounded) for an eventq used entry; null if none came within <paramref name="ms"/>.
+    /// The default is a hang guard for an event that must come (it returns as soon as it does);
+    /// callers checking that nothing comes pass a short time.
+    /// </summary>
+    public (ulong Token, uint Len)? NextEvent(int ms = 60_000)
     {
         var sw = Stopwatch.StartNew();
         do

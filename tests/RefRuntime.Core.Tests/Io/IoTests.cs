@@ -225,7 +225,7 @@ public sealed unsafe class IoTests
             readers[t] = new Thread(() =>
             {
                 long n = 0;
-                while (Volatile.Read(ref stop) == 0)
+                do
                 {
                     io.TryReadLe64(8, out ulong v);
                     if (v != 0 && v != ulong.MaxValue && v != 0x5555_5555_5555_5555)
@@ -235,6 +235,7 @@ public sealed unsafe class IoTests
 
                     n++;
                 }
+                while (Volatile.Read(ref stop) == 0); // at least one read, however late the thread starts
 
                 Interlocked.Add(ref reads, n);
             });

@@ -52,7 +52,7 @@ public sealed unsafe class RcuTortureTests(ITestOutputHelper output)
                 {
                     var local = new long[ageHistogram.Length];
                     long n = 0, bad = 0;
-                    while (Volatile.Read(ref stop) == 0)
+                    do
                     {
                         domain.ReadLock();
                         Item* it = (Item*)RcuPointer.Dereference(ref published);
@@ -76,6 +76,7 @@ public sealed unsafe class RcuTortureTests(ITestOutputHelper output)
                         domain.ReadUnlock();
                         n++;
                     }
+                    while (Volatile.Read(ref stop) == 0); // at least one round, however late the thread starts
 
                     lock (ageHistogram)
                     {
@@ -95,7 +96,7 @@ public sealed unsafe class RcuTortureTests(ITestOutputHelper output)
             var deferredWriter = new Thread(() =>
             {
                 long serial = 1_000_000;
-                while (Volatile.Read(ref stop) == 0)
+                do
                 {
                     Item* fresh = NewItem(serial++);
                     Item* old = (Item*)RcuPointer.Exchange(ref published, (nint)fresh);
@@ -107,6 +108,7 @@ public sealed unsafe class RcuTortureTests(ITestOutputHelper output)
                     });
                     Thread.Sleep(1);
                 }
+                while (Volatile.Read(ref stop) == 0); // at least one round, however late the thread starts
             });
             deferredWriter.Start();
 

@@ -46,7 +46,7 @@ public sealed unsafe class RevocationTests : IDisposable
         Assert.True(r.IsRevoked); // new accesses fail at once
         Assert.Null(r.TryAccess(out _));
         leave.Set();
-        Assert.True(revoke.Wait(10_000));
+        Assert.True(revoke.Wait(60_000));
         Assert.Equal(RrStatus.Ok, revoke.Result);
         Assert.True(revoked);
         Assert.Equal(1, res.Released);
@@ -158,7 +158,7 @@ public sealed unsafe class RevocationTests : IDisposable
         Assert.True(gate.IsDisconnected);
         Assert.True(gate.Enter() == null); // refused at once
         leave.Set();
-        Assert.True(disconnect.Wait(10_000));
+        Assert.True(disconnect.Wait(60_000));
         Assert.Equal(RrStatus.Ok, disconnect.Result);
         Assert.True(first);
         Assert.True(gate.Enter() == null);
@@ -231,6 +231,72 @@ public sealed unsafe class RevocationTests : IDisposable
         Assert.Equal(-1, list.ReleaseGroup(g));
         Assert.Equal(1, list.ReleaseAll());
         Assert.Equal("before", order[^1]);
+    }
+
+    // Issue 16.3, case 1: G2 opened inside G1, closed after it. Releasing G1 leaves G2 a group.
+    [Fact]
+    public void Devres_ReleaseGroup_OverlappingGroupOpenedInside_KeepsItsMarkers()
+    {
+        var list = new DevresList();
+        var order = new List<int>();
+        ulong g1 = list.OpenGroup();
+        list.Add(() => order.Add(1));
+        ulong g2 = list.OpenGroup();
+        list.Add(() => order.Add(2));
+        Assert.True(list.CloseGroup(g1));
+        list.Add(() => order.Add(3));
+        Assert.True(list.CloseGroup(g2));
+        list.Add(() => order.Add(4));
+        Assert.Equal(2, list.ReleaseGroup(g1));
+        Assert.Equal(new[] { 2, 1 }, order);
+        Assert.Equal(1, list.ReleaseGroup(g2)); // still a group, and only its own range
+        Assert.Equal(new[] { 2, 1, 3 }, order);
+        Assert.Equal(1, list.ReleaseAll());
+        Assert.Equal(4, order[^1]);
+    }
+
+    // Issue 16.3, case 2: G2 opened before G1, closed inside it. G2 never becomes open-ended,
+    // so its release never frees an action added after it was closed.
+    [Fact]
+    public void Devres_ReleaseGroup_OverlappingGroupClosedInside_NeverGrows()
+    {
+        var list = new DevresList();
+        var order = new List<int>();
+        ulong g2 = list.OpenGroup();
+        list.Add(() => order.Add(1));
+        ulong g1 = list.OpenGroup();
+        list.Add(() => order.Add(2));
+        Assert.True(list.CloseGroup(g2));
+        list.Add(() => order.Add(3));
+        Assert.True(list.CloseGroup(g1));
+        list.Add(() => order.Add(4));
+        Assert.Equal(2, list.ReleaseGroup(g1));
+        Assert.Equal(new[] { 3, 2 }, order);
+        Assert.Equal(1, list.ReleaseGroup(g2));
+        Assert.Equal(new[] { 3, 2, 1 }, order);
+        Assert.False(list.CloseGroup(g2)); // closed still, not open-ended
+        Assert.Equal(1, list.ReleaseAll());
+        Assert.Equal(4, order[^1]);
+    }
+
+    // Id 0 is the newest open group in release and remove too (the kernel's NULL id).
+    [Fact]
+    public void Devres_ReleaseAndRemoveGroup_IdZero_NewestOpenGroup()
+    {
+        var list = new DevresList();
+        var order = new List<int>();
+        Assert.Equal(-1, list.ReleaseGroup(0));
+        Assert.False(list.RemoveGroup(0));
+        ulong g1 = list.OpenGroup();
+        list.Add(() => order.Add(1));
+        list.OpenGroup();
+        list.Add(() => order.Add(2));
+        Assert.Equal(1, list.ReleaseGroup(0));
+        Assert.Equal(new[] { 2 }, order);
+        Assert.True(list.RemoveGroup(0)); // g1: markers only
+        Assert.Equal(-1, list.ReleaseGroup(g1));
+        Assert.Equal(1, list.ReleaseAll());
+        Assert.Equal(new[] { 2, 1 }, order);
     }
 
     // RemoveGroup keeps the resources: they go with the device later.

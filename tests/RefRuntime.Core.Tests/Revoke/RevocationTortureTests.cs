@@ -64,6 +64,7 @@ public sealed unsafe class RevocationTortureTests
             Interlocked.CompareExchange(ref firstError, what, null);
         }
 
+        int anyAccess = 0, anyGateCall = 0; // live: the readers got in at least once
         var threads = new Thread[readers];
         for (int t = 0; t < readers; t++)
         {
@@ -87,7 +88,11 @@ public sealed unsafe class RevocationTortureTests
                     }
                     else
                     {
-                        a++;
+                        if (a++ == 0)
+                        {
+                            Volatile.Write(ref anyAccess, 1);
+                        }
+
                         Thread.SpinWait(20); // use it for a while
                         if (Volatile.Read(ref res.Poisoned) != 0)
                         {
@@ -104,7 +109,11 @@ public sealed unsafe class RevocationTortureTests
                     }
                     else
                     {
-                        g++;
+                        if (g++ == 0)
+                        {
+                            Volatile.Write(ref anyGateCall, 1);
+                        }
+
                         if (Volatile.Read(ref gen.GateClosed) != 0)
                         {
                             Error("a gate call was admitted after Disconnect returned");
@@ -132,7 +141,7 @@ public sealed unsafe class RevocationTortureTests
 
         var clock = Stopwatch.StartNew();
         var retired = new System.Collections.Generic.List<Generation>();
-        while (clock.Elapsed < duration)
+        while (StressConfig.Continue(clock, duration, generations > 10 && Volatile.Read(ref anyAccess) != 0 && Volatile.Read(ref anyGateCall) != 0))
         {
             Thread.Sleep(1); // let the readers in
             Generation gen = Volatile.Read(ref current);

@@ -56,7 +56,7 @@ public sealed unsafe class RawArcStressTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         try
         {
-            while (clock.Elapsed < duration)
+            while (StressConfig.Continue(clock, duration, Interlocked.Read(ref upgrades) > 0))
             {
                 var objs = new nint[objects];
                 var weaks = new nuint[threads, objects];

@@ -148,7 +148,7 @@ public sealed unsafe class RawArcTests : IDisposable
         Thread.Sleep(50);
         Assert.True(t.IsAlive); // still waiting for the unlock
         Volatile.Write(ref h->Weak, 1);
-        Assert.True(t.Join(5000));
+        Assert.True(t.Join(60_000));
         Assert.Equal(2, h->Weak);
         Assert.Equal(RawArc.WeakHandle(h), w);
         _probe.AssertNone();
@@ -207,6 +207,77 @@ public sealed unsafe class RawArcTests : IDisposable
 
         Assert.Equal(Refcount.Saturated, h->Strong);
         Assert.Equal(0, mine);
-        Assert.True(RawArc.Upgrade(h)); // still usable; leaked by design
+        // Leaked by design; the holders' references stay usable, but upgrade never hands out a
+        // saturated object (an extra drop after the destructor looks the same).
+        Assert.False(RawArc.Upgrade(h));
+    }
+
+    // Issue 16.1: after the destructor, a caller's extra drop (and clone) saturate the strong
+    // count; a Weak still never upgrades, the unique paths refuse it, the destructor ran once.
+    [Fact]
+    public void ExtraDrop_AfterDestructor_UpgradeNeverRevives()
+    {
+        long mine = 0;
+        void* p = New(&mine);
+        ArcHeader* h = RawArc.DangerousHeader(p);
+        nuint w = RawArc.Downgrade(h);
+        RawArc.Drop(h);
+        Assert.Equal(1, mine);
+        Assert.True(RawArc.IsDestroyed(h));
+        RawArc.Drop(h); // misuse: saturates
+        _probe.AssertWarned(RefcountWarning.SubUseAfterFree);
+        Assert.Equal(Refcount.Saturated, h->Strong);
+        Assert.False(RawArc.Upgrade(h));
+        RawArc.Clone(h); // misuse again
+        Assert.False(RawArc.Upgrade(h));
+        Assert.False(RawArc.IsUniquelyOwned(h));
+        Assert.False(RawArc.IsUnique(h));
+        Assert.False(RawArc.TryMarkDestroyed(h)); // a second drop_slow would do nothing
+        RawArc.Counts(h, out int s, out int wk);
+        Assert.Equal((0, 0), (s, wk));
+        Assert.Equal(1, mine);
+        RawArc.DropWeak(h);
+        GC.KeepAlive(w);
+    }
+
+    // Issue 16.1: a count that misuse made positive again on a destroyed object (an increment
+    // from 0 seen before its saturation fix-up) is never handed out by upgrade.
+    [Fact]
+    public void Upgrade_PositiveCountOnDestroyedObject_Refused()
+    {
+        long mine = 0;
+        void* p = New(&mine);
+        ArcHeader* h = RawArc.DangerousHeader(p);
+        RawArc.Downgrade(h);
+        RawArc.Drop(h);
+        h->Strong = 1; // the transient value of a racing misuse increment
+        Assert.False(RawArc.Upgrade(h));
+        _probe.AssertWarned(RefcountWarning.AddUseAfterFree);
+        Assert.Equal(Refcount.Saturated, h->Strong);
+        RawArc.DropWeak(h);
+    }
+
+    // Issue 16.2: counts as Rust reports them; the implicit weak is never counted.
+    [Fact]
+    public void Counts_ImplicitWeakNeverCounted_ZeroAfterDestructor()
+    {
+        void* p = New();
+        ArcHeader* h = RawArc.DangerousHeader(p);
+        RawArc.Counts(h, out int s, out int wk);
+        Assert.Equal((1, 0), (s, wk));
+        Assert.True(RawArc.IntoUniqueOrDrop(h));
+        RawArc.Counts(h, out s, out wk);
+        Assert.Equal((0, 0), (s, wk)); // unique, no Weak
+        nuint w = RawArc.Downgrade(h);
+        RawArc.Counts(h, out s, out wk);
+        Assert.Equal((0, 1), (s, wk)); // unique, one Weak
+        RawArc.ShareUnique(h);
+        RawArc.Counts(h, out s, out wk);
+        Assert.Equal((1, 1), (s, wk));
+        RawArc.Drop(h);
+        RawArc.Counts(h, out s, out wk);
+        Assert.Equal((0, 0), (s, wk)); // Weak::weak_count is 0 once no strong remains
+        RawArc.DropWeak(h);
+        GC.KeepAlive(w);
     }
 }

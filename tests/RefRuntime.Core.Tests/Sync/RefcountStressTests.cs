@@ -102,7 +102,7 @@ public sealed unsafe class RefcountStressTests(ITestOutputHelper output)
         using var probe = new WarningProbe();
         var clock = Stopwatch.StartNew();
         long rounds = 0, pairs = 0;
-        while (clock.Elapsed < duration)
+        while (StressConfig.Continue(clock, duration, Interlocked.Read(ref pairs) > 0))
         {
             using var pool = new Pool(objects);
             var objs = new nint[objects];
@@ -201,7 +201,7 @@ public sealed unsafe class RefcountStressTests(ITestOutputHelper output)
         using var probe = new WarningProbe();
         var clock = Stopwatch.StartNew();
         long lookups = 0, rounds = 0;
-        while (clock.Elapsed < duration)
+        while (StressConfig.Continue(clock, duration, Interlocked.Read(ref lookups) > 0))
         {
             using var pool = new Pool(slots + replacementsPerRound);
             var table = new nint[slots];

@@ -5,9 +5,17 @@
 // Entries are appended at the tail; lookups scan from the tail (the newest match wins) and match
 // an action on the pair (function, context). Release callbacks run outside the lock, in reverse
 // order of addition. A group is an opening marker and, once closed, a closing marker: releasing
-// the group releases every action between them (or to the end of the list while it is open),
-// nested groups included; removing the group drops only its markers, so its resources stay with
-// the device and are released with it later.
+// the group releases every action between them (or to the end of the list while it is open);
+// removing the group drops only its markers, so its resources stay with the device and are
+// released with it later.
+//
+// Groups may overlap without nesting (G2 opened inside G1 and closed after it, or opened before
+// G1 and closed inside it). Releasing a group follows the kernel's remove_nodes()
+// (drivers/base/devres.c): every action in the range goes, but a group's markers go only if
+// the group lies wholly inside the range (both markers inside, or its opening marker for a group
+// still open); any other group keeps both markers, so it can still be closed, released or
+// removed later and never grows past its own closing marker. Id 0 names the newest open group in
+// close, remove and release, as the kernel's NULL id does (find_group()).
 
 using System;
 using System.Collections.Generic;
@@ -185,7 +193,7 @@ public sealed unsafe class DevresList
     {
         lock (_lock)
         {
-            ulong g = id != 0 ? id : NewestOpenGroup();
+            ulong g = Resolve(id);
             if (g == 0 || FindMarker(Kind.GroupOpen, g) < 0 || FindMarker(Kind.GroupClose, g) >= 0)
             {
                 return false;
@@ -196,19 +204,23 @@ public sealed unsafe class DevresList
         }
     }
 
-    /// <summary>Drops a group's markers, keeping its resources on the list (<c>devres_remove_group</c>).</summary>
+    /// <summary>
+    /// Drops a group's markers, keeping its resources on the list (<c>devres_remove_group</c>);
+    /// id 0 means the newest open group.
+    /// </summary>
     /// <returns>Whether the group existed.</returns>
     public bool RemoveGroup(ulong id)
     {
         lock (_lock)
         {
-            int open = FindMarker(Kind.GroupOpen, id);
+            ulong g = Resolve(id);
+            int open = g == 0 ? -1 : FindMarker(Kind.GroupOpen, g);
             if (open < 0)
             {
                 return false;
             }
 
-            int close = FindMarker(Kind.GroupClose, id);
+            int close = FindMarker(Kind.GroupClose, g);
             if (close >= 0)
             {
                 _entries.RemoveAt(close);
@@ -220,37 +232,66 @@ public sealed unsafe class DevresList
     }
 
     /// <summary>
-    /// Releases every action of a group, nested groups included, last-in-first-out
-    /// (<c>devres_release_group</c>); the group and nested groups' markers go too.
+    /// Releases every action between a group's markers (to the end of the list while it is open),
+    /// last-in-first-out (<c>devres_release_group</c>); id 0 means the newest open group. The
+    /// markers of every group lying wholly inside that range go too (the group's own and nested
+    /// groups'); a group that only overlaps the range keeps both markers (see file comment).
     /// </summary>
     /// <returns>The number of actions released, or -1 when the group does not exist.</returns>
     public int ReleaseGroup(ulong id)
     {
-        List<Entry> todo;
+        var todo = new List<Entry>();
         lock (_lock)
         {
-            int open = FindMarker(Kind.GroupOpen, id);
+            ulong g = Resolve(id);
+            int open = g == 0 ? -1 : FindMarker(Kind.GroupOpen, g);
             if (open < 0)
             {
                 return -1;
             }
 
-            int close = FindMarker(Kind.GroupClose, id);
-            int end = close >= 0 ? close : _entries.Count - 1;
-            todo = _entries.GetRange(open, end - open + 1);
-            _entries.RemoveRange(open, end - open + 1);
-            // A nested group opened inside the range but closed after it: drop its orphan marker.
-            foreach (Entry e in todo)
+            int close = FindMarker(Kind.GroupClose, g);
+            int end = close >= 0 ? close : _entries.Count - 1; // inclusive
+
+            // Which groups lie wholly inside [open, end]: both markers, or the opening marker of
+            // a group that is still open (kernel: colour 2 in remove_nodes' second pass).
+            var opened = new HashSet<ulong>();
+            var contained = new HashSet<ulong>();
+            for (int i = open; i <= end; i++)
             {
-                if (e.Kind == Kind.GroupOpen && e.Group != id)
+                Entry e = _entries[i];
+                if (e.Kind == Kind.GroupOpen)
                 {
-                    int orphan = FindMarker(Kind.GroupClose, e.Group);
-                    if (orphan >= 0)
+                    opened.Add(e.Group);
+                    if (FindMarker(Kind.GroupClose, e.Group) < 0)
                     {
-                        _entries.RemoveAt(orphan);
+                        contained.Add(e.Group);
                     }
                 }
+                else if (e.Kind == Kind.GroupClose && opened.Contains(e.Group))
+                {
+                    contained.Add(e.Group);
+                }
             }
+
+            // Take the range's actions and the contained groups' markers; keep everything else in order.
+            var kept = new List<Entry>(_entries.Count);
+            for (int i = 0; i < _entries.Count; i++)
+            {
+                Entry e = _entries[i];
+                bool inRange = i >= open && i <= end;
+                if (inRange && (e.Kind == Kind.Action || contained.Contains(e.Group)))
+                {
+                    todo.Add(e);
+                }
+                else
+                {
+                    kept.Add(e);
+                }
+            }
+
+            _entries.Clear();
+            _entries.AddRange(kept);
         }
 
         return RunReverse(todo);
@@ -282,6 +323,9 @@ public sealed unsafe class DevresList
 
         return -1;
     }
+
+    /// <summary>The group an id names: itself, or for 0 the newest open group (0 when none).</summary>
+    private ulong Resolve(ulong id) => id != 0 ? id : NewestOpenGroup();
 
     private ulong NewestOpenGroup()
     {

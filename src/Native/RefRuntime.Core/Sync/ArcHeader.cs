@@ -17,8 +17,9 @@ namespace RefRuntime.Core.Sync;
 /// <b>Invariants:</b> while <see cref="Magic"/> is <see cref="RawArc.MagicLive"/>: the payload is
 /// <see cref="Size"/> bytes at <c>this + 48</c>, aligned to at least 16; the allocation starts
 /// <see cref="BaseOffset"/> bytes before the header; <see cref="Weak"/> counts every weak
-/// reference plus one implicit weak shared by all strong owners while <see cref="Strong"/> &gt; 0;
-/// the payload's destructor has run iff <see cref="Strong"/> has reached 0 through a drop.
+/// reference plus one implicit weak shared by all strong owners (or the unique owner) until the
+/// destructor runs; the destructor has started iff <see cref="Flags"/> has
+/// <see cref="RawArc.FlagDestroyed"/>, set once by the drop that took <see cref="Strong"/> to 0.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential, Size = 48)]
 public unsafe struct ArcHeader
@@ -44,6 +45,6 @@ public unsafe struct ArcHeader
     /// <summary>Context passed to <see cref="Destructor"/> (offset 32).</summary>
     public void* Context;
 
-    /// <summary>Reserved, zero (offset 40).</summary>
+    /// <summary><see cref="RawArc.FlagDestroyed"/> once the destructor has started; other bits reserved, zero (offset 40).</summary>
     public ulong Flags;
 }

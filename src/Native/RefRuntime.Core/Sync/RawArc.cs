@@ -11,8 +11,21 @@
 //   drop_weak        dec_and_test(weak)   -> poison header (magic = dead) -> free
 //   clone            inc(strong)                     (caller holds a strong reference)
 //   downgrade        CAS loop inc(weak), waits out the is_unique lock
-//   upgrade          inc_not_zero(strong)            (never from 0: once the destructor has
-//                                                     started, upgrade fails)
+//   upgrade          CAS loop inc(strong) from a positive, unsaturated count, then checks
+//                    the destroyed flag (never from 0: once the destructor has started,
+//                    upgrade fails)
+//
+// Death is a flag, not a count. The thread whose drop took strong to 0 sets
+// ArcHeader.Flags.Destroyed before the destructor runs. A count alone cannot say "dead": a
+// caller's extra drop or clone after the destructor moves strong from 0 to Saturated (or, for the
+// instant before the fix-up store, to 1), and Saturated is also what an overflow leaves on a live
+// object. So every path that gives out a strong reference or treats the object as live checks the
+// flag as well as the count: upgrade refuses a saturated count outright (the object is leaked and
+// may already be destroyed: a strong reference cannot be handed out safely) and re-checks the
+// flag after its increment; the unique-ownership checks need strong == 0 *and* the flag clear;
+// a second drop_slow finds the flag set and does nothing. What stays best effort is a misuse that
+// races the legitimate last drop itself (an extra drop landing between the 1 -> 0 decrement and
+// the flag store): the same window the kernel's refcount_t leaves, documented in SECURITY.md.
 //
 // is_unique (std's get_mut check) must lock out downgrade while it reads the strong count: std
 // CASes weak 1 -> usize::MAX, a value that under refcount_t rules reads as negative, i.e. as a
@@ -59,6 +72,12 @@ public static unsafe class RawArc
 
     /// <summary>Bit 0 of a weak handle: set on every non-empty weak handle.</summary>
     public const nuint WeakTag = 1;
+
+    /// <summary>
+    /// <see cref="ArcHeader.Flags"/> bit set, once, by the drop that runs the destructor
+    /// (<c>RR_ARC_F_DESTROYED</c>); never cleared while the allocation lives.
+    /// </summary>
+    public const ulong FlagDestroyed = 1;
 
     /// <summary>
     /// Creates an object with strong = 1 and weak = 1 (the implicit weak): a zeroed payload of
@@ -203,14 +222,37 @@ public static unsafe class RawArc
     }
 
     /// <summary>
-    /// The last strong reference is gone (strong is 0): run the destructor, then release the
-    /// implicit weak. Exported to C as the slow path of the inline drop.
+    /// The last strong reference is gone (strong is 0): mark the object destroyed, run the
+    /// destructor, then release the implicit weak. Exported to C as the slow path of the inline drop.
     /// </summary>
-    /// <remarks><b>Safety:</b> called once, by the thread whose dec_and_test took strong to 0.</remarks>
+    /// <remarks><b>Safety:</b> called by the thread whose dec_and_test took strong to 0 (or the unique owner).</remarks>
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void DropSlow(ArcHeader* h)
     {
-        Debug.Assert(Volatile.Read(ref h->Strong) == 0, "DropSlow needs strong == 0");
+        bool first = TryMarkDestroyed(h);
+        Debug.Assert(first, "DropSlow runs once per object");
+        if (first)
+        {
+            RunDestructorAndRelease(h);
+        }
+    }
+
+    /// <summary>
+    /// Claims the destruction: sets <see cref="FlagDestroyed"/> and reports whether this call set
+    /// it. A second claim (a caller's duplicate drop_slow) gets <see langword="false"/> and must
+    /// do nothing.
+    /// </summary>
+    public static bool TryMarkDestroyed(ArcHeader* h)
+    {
+        Interleave.Point("arc.drop.mark-destroyed");
+        // ORDERING: full fence; pairs with the flag loads in Upgrade (after its CAS) and Counts.
+        return (Interlocked.Or(ref h->Flags, FlagDestroyed) & FlagDestroyed) == 0;
+    }
+
+    /// <summary>Runs the destructor of an object this thread marked destroyed, then drops the implicit weak.</summary>
+    /// <remarks><b>Safety:</b> the caller's <see cref="TryMarkDestroyed"/> returned true.</remarks>
+    public static void RunDestructorAndRelease(ArcHeader* h)
+    {
         delegate* unmanaged<void*, void*, void> dtor = h->Destructor;
         if (dtor != null)
         {
@@ -219,6 +261,10 @@ public static unsafe class RawArc
 
         DropWeak(h);
     }
+
+    /// <summary>Whether the destructor has started (see <see cref="FlagDestroyed"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsDestroyed(ArcHeader* h) => (Volatile.Read(ref h->Flags) & FlagDestroyed) != 0;
 
     /// <summary>Drops a weak reference (explicit, or the implicit one); the last frees the allocation.</summary>
     /// <remarks><b>Safety:</b> the caller owns the weak reference it drops.</remarks>
@@ -282,9 +328,51 @@ public static unsafe class RawArc
 
     /// <summary>Takes a strong reference from a weak one unless the object's last strong reference is gone (<c>Weak::upgrade</c>).</summary>
     /// <remarks><b>Safety:</b> the caller holds a weak reference to <paramref name="h"/>.</remarks>
-    /// <returns><see langword="true"/> with a new strong reference; <see langword="false"/> once the destructor has started.</returns>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool Upgrade(ArcHeader* h) => Refcount.IncNotZero(ref h->Strong);
+    /// <returns>
+    /// <see langword="true"/> with a new strong reference; <see langword="false"/> once the
+    /// destructor has started, while the object is owned uniquely (strong 0), or when the strong
+    /// count is saturated (leaked, and possibly destroyed: see the file comment).
+    /// </returns>
+    public static bool Upgrade(ArcHeader* h)
+    {
+        int cur = Volatile.Read(ref h->Strong);
+        while (true)
+        {
+            if (cur <= 0)
+            {
+                return false; // gone, owned uniquely, or saturated
+            }
+
+            if (cur == int.MaxValue)
+            {
+                // The next reference would overflow: pin and warn (a live object with INT_MAX
+                // owners is leaked, not wrapped); the reference is still good unless it died.
+                Refcount.IncNotZero(ref h->Strong);
+                return !IsDestroyed(h);
+            }
+
+            Interleave.Point("arc.upgrade.cas");
+            // ORDERING: full fence (acquire for the payload written before the owners' release
+            // decrements or ShareUnique's release store); orders the flag load below after it.
+            int seen = Interlocked.CompareExchange(ref h->Strong, cur + 1, cur);
+            if (seen == cur)
+            {
+                break;
+            }
+
+            cur = seen;
+        }
+
+        if (IsDestroyed(h))
+        {
+            // A positive count on a destroyed object exists only through a caller's misuse (an
+            // increment of a dead count, before its saturation fix-up): never hand it out.
+            Refcount.WarnSaturate(ref h->Strong, RefcountWarning.AddUseAfterFree);
+            return false;
+        }
+
+        return true;
+    }
 
     /// <summary>
     /// Whether the caller's strong reference is the only reference of any kind (std's
@@ -359,21 +447,33 @@ public static unsafe class RawArc
     /// <summary>Whether the object is in the unique-ownership state (strong == 0 on a live object).</summary>
     /// <param name="h">The object.</param>
     /// <returns><see langword="true"/> while owned uniquely.</returns>
-    public static bool IsUniquelyOwned(ArcHeader* h) => Volatile.Read(ref h->Strong) == 0;
+    public static bool IsUniquelyOwned(ArcHeader* h) => Volatile.Read(ref h->Strong) == 0 && !IsDestroyed(h);
 
-    /// <summary>The strong count and the number of weak references (the implicit weak excluded), as std reports them.</summary>
+    /// <summary>
+    /// The strong count and the number of weak references as Rust's <c>strong_count</c> /
+    /// <c>weak_count</c> report them: the implicit weak is never counted, and once the destructor
+    /// has started both are 0 (<c>Weak::weak_count</c> is 0 when no strong reference remains).
+    /// </summary>
     /// <param name="h">The object.</param>
-    /// <param name="strong">Strong count (<see cref="Refcount.Saturated"/> when saturated).</param>
-    /// <param name="weak">Weak references, not counting the implicit one (saturated passes through).</param>
+    /// <param name="strong">Strong count: 0 while owned uniquely or once destroyed; <see cref="Refcount.Saturated"/> when saturated on a live object.</param>
+    /// <param name="weak">Weak references, not counting the implicit one; <see cref="Refcount.Saturated"/> when saturated.</param>
     public static void Counts(ArcHeader* h, out int strong, out int weak)
     {
         strong = Volatile.Read(ref h->Strong);
         int w = Volatile.Read(ref h->Weak);
+        if (IsDestroyed(h))
+        {
+            strong = 0;
+            weak = 0;
+            return;
+        }
+
         if (w == WeakLocked)
         {
             w = 1; // is_unique holds the lock: only the implicit weak exists
         }
 
-        weak = w < 0 ? w : strong != 0 && w > 0 ? w - 1 : w;
+        // While not destroyed the implicit weak is held (by the strong owners, or by the unique owner).
+        weak = w <= 0 ? w : w - 1;
     }
 }

@@ -175,7 +175,13 @@ internal static unsafe class ArcExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RawArc.DropSlow(h);
+            // A duplicate call (the destructor already claimed) must not run it twice.
+            if (!RawArc.TryMarkDestroyed(h))
+            {
+                return (int)RrStatus.BadHandle;
+            }
+
+            RawArc.RunDestructorAndRelease(h);
             return (int)RrStatus.Ok;
         }
         catch (Exception e)

@@ -329,7 +329,12 @@ int32_t rr_refcount_set_warn_handler(rr_refcount_warn_fn fn, void *ctx);
  *     object; it is never freed while in use and never wraps;
  *   - the strong owners together hold one implicit weak, so the destructor runs when the last
  *     strong reference goes and the memory is freed when the last weak reference goes;
- *   - upgrade never succeeds once the destructor has started.
+ *   - upgrade never succeeds once the destructor has started, whatever misuse does to the strong
+ *     count afterwards: the drop that runs the destructor first sets RR_ARC_F_DESTROYED in the
+ *     header, and upgrade checks it (and refuses a saturated strong count: such an object is
+ *     leaked and may already be destroyed);
+ *   - rr_arc_counts()/rr_weak_counts() report what Rust's strong_count/weak_count report: the
+ *     implicit weak is never counted, and once the destructor has started both read 0.
  * The same objects are used from .NET (RefRuntime.Arc<T>) with the same layout.
  *
  * Every function validates its handle: NULL gives RR_EINVAL, anything that is not a live object
@@ -339,13 +344,14 @@ int32_t rr_refcount_set_warn_handler(rr_refcount_warn_fn fn, void *ctx);
 
 /**
  * rr_arc_header_t - the header before every payload (layout fixed; read-only for callers).
- * @strong:      strong count (refcount_t semantics; 0 while owned uniquely).
- * @weak:        weak references + 1 implicit weak while strong > 0.
+ * @strong:      strong count (refcount_t semantics; 0 while owned uniquely or once destroyed).
+ * @weak:        weak references + 1 implicit weak while the object is not destroyed.
  * @magic:       RR_ARC_MAGIC while live.
  * @base_offset: bytes from the allocation start to this header.
  * @size:        payload bytes.
  * @dtor, @ctx:  the destructor and its context.
- * @flags:       reserved (0).
+ * @flags:       RR_ARC_F_DESTROYED once the destructor has started (set once, never cleared);
+ *               other bits reserved (0).
  */
 typedef struct rr_arc_header {
     rr_refcount_t strong;
@@ -359,6 +365,8 @@ typedef struct rr_arc_header {
 } rr_arc_header_t;
 
 #define RR_ARC_MAGIC 0x31415252u /* "RRA1" */
+/** RR_ARC_F_DESTROYED - rr_arc_header_t.flags bit: the destructor has started. */
+#define RR_ARC_F_DESTROYED 1u
 #define RR_ARC_HEADER_SIZE 48
 /** RR_ARC_HEADER() - the header of a payload pointer (no validation). */
 #define RR_ARC_HEADER(payload) ((rr_arc_header_t *)(void *)((char *)(payload) - RR_ARC_HEADER_SIZE))
@@ -436,7 +444,8 @@ int32_t rr_arc_drop(void *payload);
  * rr_arc_drop_slow() - the out-of-line half of the RR_INLINE drop: after the caller's own
  * dec_and_test of the strong count returned true, run the destructor and release the implicit
  * weak. Callers of rr_arc_drop() never need it.
- * Return: RR_OK; RR_EINVAL (NULL, or the strong count is not 0); RR_EBADHANDLE.
+ * Return: RR_OK; RR_EINVAL (NULL, or the strong count is not 0); RR_EBADHANDLE (also for a
+ * second call on the same object: the destructor never runs twice).
  */
 int32_t rr_arc_drop_slow(void *payload);
 
@@ -463,7 +472,10 @@ int32_t rr_weak_drop(rr_weak_t w);
 
 /**
  * rr_weak_upgrade() - take a strong reference from a weak one, unless the last strong
- * reference is already gone (never from 0: once the destructor has started, this fails).
+ * reference is already gone (never from 0: once the destructor has started, this fails, even
+ * if a caller's extra drop or clone has since saturated the strong count). A saturated strong
+ * count always fails: the object is leaked, and may already be destroyed. While the object is
+ * owned uniquely (rr_arc_into_unique_or_drop) it fails too.
  * @out: receives the payload pointer (a new strong reference), or NULL when the object is gone.
  * Return: RR_OK (check *out); RR_EINVAL (NULL @out); RR_EBADHANDLE.
  */
@@ -471,8 +483,10 @@ int32_t rr_weak_upgrade(rr_weak_t w, void **out);
 
 /**
  * rr_arc_counts() - the strong count and the number of weak references (the implicit weak is
- * not counted), as Rust's strong_count/weak_count report them. A snapshot: other threads may
- * change them at once. Saturated counts read RR_REFCOUNT_SATURATED.
+ * never counted), as Rust's strong_count/weak_count report them: a shared object with no Weak
+ * reads weak 0; a uniquely owned object reads strong 0 and its Weak references; once the
+ * destructor has started both read 0. A snapshot: other threads may change them at once.
+ * Saturated counts of a live object read RR_REFCOUNT_SATURATED.
  * @strong, @weak: receive the counts; either may be NULL.
  * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
  */
@@ -812,12 +826,17 @@ int32_t rr_devres_open_group(rr_devres_t *d, uint64_t *id);
 /** rr_devres_close_group() - close group @id (0: the newest open group). Return: RR_OK; RR_ENOENT; RR_EBADHANDLE. */
 int32_t rr_devres_close_group(rr_devres_t *d, uint64_t id);
 
-/** rr_devres_remove_group() - drop the group's markers, keeping its resources on the list. Return: RR_OK; RR_ENOENT; RR_EBADHANDLE. */
+/** rr_devres_remove_group() - drop the group's markers (@id 0: the newest open group), keeping its resources on the list. Return: RR_OK; RR_ENOENT; RR_EBADHANDLE. */
 int32_t rr_devres_remove_group(rr_devres_t *d, uint64_t id);
 
 /**
- * rr_devres_release_group() - release the group's actions and nested groups, LIFO (roll back a
- * failed step). @released: optional count. Return: RR_OK; RR_ENOENT; RR_EINVAL; RR_EBADHANDLE.
+ * rr_devres_release_group() - release every action between the group's markers (to the end of
+ * the list while it is open), LIFO (roll back a failed step); @id 0 names the newest open group.
+ * As the kernel's devres_release_group(): the markers of groups lying wholly inside that range
+ * go with it (nested groups); a group that only overlaps it (opened inside and closed after, or
+ * opened before and closed inside) keeps both markers and stays usable, and never covers actions
+ * added after its own close. @released: optional count.
+ * Return: RR_OK; RR_ENOENT; RR_EINVAL; RR_EBADHANDLE.
  */
 int32_t rr_devres_release_group(rr_devres_t *d, uint64_t id, uint32_t *released);
 
@@ -1527,8 +1546,24 @@ static inline int32_t rr__inline_weak_upgrade(rr_weak_t w, void **out)
     if (RR__UNLIKELY((w.bits & 15u) != 1u || out == NULL ||
                      __atomic_load_n(&h->magic, __ATOMIC_RELAXED) != RR_ARC_MAGIC))
         return (rr_weak_upgrade)(w, out);
-    *out = rr__inline_refcount_inc_not_zero(&h->strong) ? (void *)((char *)h + RR_ARC_HEADER_SIZE)
-                                                        : NULL;
+    int32_t old = __atomic_load_n(&h->strong.refs, __ATOMIC_RELAXED);
+    do {
+        if (old <= 0) { /* gone, owned uniquely, or saturated: never handed out */
+            *out = NULL;
+            return RR_OK;
+        }
+        if (RR__UNLIKELY(old == RR_REFCOUNT_MAX))
+            return (rr_weak_upgrade)(w, out); /* the library pins and warns */
+    } while (!__atomic_compare_exchange_n(&h->strong.refs, &old, old + 1, false,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    /* Pairs with the full barrier of the destroying drop's flag store: a positive count on a
+     * destroyed object exists only through misuse, and is never handed out. */
+    if (RR__UNLIKELY(__atomic_load_n(&h->flags, __ATOMIC_SEQ_CST) & RR_ARC_F_DESTROYED)) {
+        rr_refcount_warn_saturate(&h->strong, RR_REFCOUNT_ADD_UAF);
+        *out = NULL;
+        return RR_OK;
+    }
+    *out = (void *)((char *)h + RR_ARC_HEADER_SIZE);
     return RR_OK;
 }
 
@@ -1643,11 +1678,13 @@ _Static_assert(_Alignof(rr_refcount_t) == 4, "rr_refcount_t is 4-byte aligned");
 static_assert(sizeof(rr_arc_header_t) == RR_ARC_HEADER_SIZE, "Arc header is 48 bytes");
 static_assert(offsetof(rr_arc_header_t, magic) == 8, "Arc header layout");
 static_assert(offsetof(rr_arc_header_t, dtor) == 24, "Arc header layout");
+static_assert(offsetof(rr_arc_header_t, flags) == 40, "Arc header layout");
 static_assert(sizeof(rr_weak_t) == sizeof(uintptr_t), "rr_weak_t is one word");
 #else
 _Static_assert(sizeof(rr_arc_header_t) == RR_ARC_HEADER_SIZE, "Arc header is 48 bytes");
 _Static_assert(offsetof(rr_arc_header_t, magic) == 8, "Arc header layout");
 _Static_assert(offsetof(rr_arc_header_t, dtor) == 24, "Arc header layout");
+_Static_assert(offsetof(rr_arc_header_t, flags) == 40, "Arc header layout");
 _Static_assert(sizeof(rr_weak_t) == sizeof(uintptr_t), "rr_weak_t is one word");
 #endif
 #ifdef __cplusplus
