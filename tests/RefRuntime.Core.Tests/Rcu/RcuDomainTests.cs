@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
 using RefRuntime.Core.Tests.Support;
+using RefRuntime.Core.Memory;
 using RefRuntime.Core.Rcu;
 using Xunit;
 
@@ -306,6 +307,52 @@ public sealed unsafe class RcuDomainTests : IDisposable
         Assert.Throws<ObjectDisposedException>(() => d.Call(() => { }));
         Assert.Throws<ObjectDisposedException>(() => d.Synchronize());
         Assert.Equal(RrStatus.InvalidArgument, RcuDomain.Default.Destroy());
+    }
+
+    // A thread that read in a domain keeps its record cached; after another thread destroyed the
+    // domain (which frees every record), its next read must be refused, not write freed memory.
+    [Fact]
+    public void ReadLock_OnAnotherThreadAfterDestroy_ObjectDisposed_NoUseAfterFree()
+    {
+        bool poison = NativeHeap.PoisonOnFree, quarantine = NativeHeap.Quarantine;
+        NativeHeap.PoisonOnFree = true;
+        NativeHeap.Quarantine = true;
+        try
+        {
+            var d = new RcuDomain();
+            using var cached = new ManualResetEventSlim(false);
+            using var destroyed = new ManualResetEventSlim(false);
+            Exception? seen = null;
+            bool inSectionAfter = true;
+            var t = new Thread(() =>
+            {
+                d.ReadLock();
+                d.ReadUnlock(); // the record is now in this thread's cache
+                cached.Set();
+                destroyed.Wait();
+                inSectionAfter = d.InReadSection;
+                try
+                {
+                    d.ReadLock();
+                }
+                catch (ObjectDisposedException e)
+                {
+                    seen = e;
+                }
+            });
+            t.Start();
+            cached.Wait();
+            Assert.Equal(RrStatus.Ok, d.Destroy());
+            destroyed.Set();
+            Assert.True(t.Join(60_000));
+            Assert.IsType<ObjectDisposedException>(seen);
+            Assert.False(inSectionAfter);
+        }
+        finally
+        {
+            NativeHeap.PoisonOnFree = poison;
+            NativeHeap.Quarantine = quarantine;
+        }
     }
 
     // Threads that read and exit leave their records for reuse: the registry does not grow

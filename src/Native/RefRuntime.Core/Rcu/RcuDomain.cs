@@ -211,11 +211,14 @@ public sealed unsafe partial class RcuDomain : IDisposable
     }
 
     /// <summary>The calling thread's reader record in this domain, created on first use.</summary>
+    /// <exception cref="ObjectDisposedException">The domain has been destroyed (also when this thread cached a record before).</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public RcuReader* CurrentReader()
     {
         ref ReaderCache cache = ref t_cache;
-        return cache.Domain == this ? cache.Reader : CurrentReaderSlow();
+        // Destroy frees every record but can clear only its own thread's cache: another thread's
+        // cache may still name this domain, so the fast path checks the flag (the slow path throws).
+        return cache.Domain == this && !_disposed ? cache.Reader : CurrentReaderSlow();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -240,6 +243,11 @@ public sealed unsafe partial class RcuDomain : IDisposable
 
     private RcuReader* PeekReader()
     {
+        if (_disposed)
+        {
+            return null; // its records are freed
+        }
+
         ref ReaderCache cache = ref t_cache;
         return cache.Domain == this ? cache.Reader : t_readers is { } readers ? readers.Find(this) : null;
     }

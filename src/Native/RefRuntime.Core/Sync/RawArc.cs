@@ -347,8 +347,7 @@ public static unsafe class RawArc
             {
                 // The next reference would overflow: pin and warn (a live object with INT_MAX
                 // owners is leaked, not wrapped); the reference is still good unless it died.
-                Refcount.IncNotZero(ref h->Strong);
-                return !IsDestroyed(h);
+                return Refcount.IncNotZero(ref h->Strong) && !IsDestroyed(h);
             }
 
             Interleave.Point("arc.upgrade.cas");
