@@ -35,7 +35,7 @@ public static class Program
         if (aot)
         {
             // The NativeAot10_0 moniker points at a feed that is not reachable here; this builder
-            // restores the ILCompiler package from the normal NuGet source (shared/docs/benchmarks.md).
+            // restores the ILCompiler package from the normal NuGet source (docs/measuring.md).
             var toolchain = NativeAotToolchain.CreateBuilder().UseNuGet().TargetFrameworkMoniker("net10.0").ToToolchain();
             config = config.AddJob((quick ? quickJob : standard).WithToolchain(toolchain).WithId("NativeAOT"));
         }

@@ -1,6 +1,6 @@
 /*
  * rr_arc_* / rr_weak_* / rr_unique_arc_* tests through the real librefruntime.so, built twice
- * (exported calls and RR_INLINE). Scenarios of shared/specs/primitives.md §3, bad handles, and a
+ * (exported calls and RR_INLINE). Scenarios of docs/arc.md, bad handles, and a
  * stress run with poisoned, quarantined memory.
  */
 #define _GNU_SOURCE

@@ -1,7 +1,7 @@
 /*
  * rr_io_* MMIO windows through the real librefruntime.so, built twice (RR_INLINE accesses plain
  * windows directly in this program; the export build goes through rr_io_read / rr_io_write).
- * Byte order per width, bad offsets, device callbacks as an exact trace, bad handles. Spec §5.
+ * Byte order per width, bad offsets, device callbacks as an exact trace, bad handles. Spec: docs/mmio.md.
  */
 #define _GNU_SOURCE
 #include <refruntime.h>

@@ -1,7 +1,7 @@
 /*
  * The PL061 model and driver from C (rr_pl061_*, rr_gpio_*), built twice like every C test:
  * lines, directions, interrupts through a handler, a driver probed on a C device window whose
- * interrupt the host feeds in, removal. Spec: shared/specs/devices.md §A.
+ * interrupt the host feeds in, removal. Spec: docs/pl061.md.
  */
 #define _GNU_SOURCE
 #include <refruntime.h>

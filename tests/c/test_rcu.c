@@ -1,7 +1,7 @@
 /*
  * rr_rcu_* tests through the real librefruntime.so, built twice (exported calls and RR_INLINE,
  * whose read side runs in this program with a compiler barrier and plain stores).
- * Semantics of shared/specs/primitives.md §6 and a torture run from C threads.
+ * Semantics of docs/rcu.md and a torture run from C threads.
  */
 #define _GNU_SOURCE
 #include <refruntime.h>

@@ -4,8 +4,8 @@
  * Built twice by CMakeLists.txt: once calling the exported functions, once with RR_INLINE (the
  * header's static inline fast paths). The same cases must pass in both modes.
  *
- * Cases L1..L20 are the LKDTM refcount tests of shared/specs/primitives.md §2, with the expected
- * outcomes of the current kernel; L19/L20 are scaled down as §2 suggests.
+ * Cases L1..L20 are the LKDTM refcount tests (docs/refcount.md, Linux lkdtm/refcount.c), with the expected
+ * outcomes of the current kernel; L19/L20 (timing) are scaled down.
  */
 #define _GNU_SOURCE
 #include <refruntime.h>
@@ -299,7 +299,7 @@ static void dec_not_one_cases(void)
     CHECK(rr_refcount_dec_not_one(&r));
     CHECK_EQ(rr_refcount_read(&r), 0);
     CHECK_WARNED(s, RR_REFCOUNT_DEC_NOT_ONE_UNDERFLOW, 1);
-    /* A bad value other than SATURATED is simply decremented (spec §1.3, derived edge case). */
+    /* A bad value other than SATURATED is simply decremented (docs/refcount.md; lib/refcount.c). */
     rr_refcount_set(&r, INT32_MIN);
     CHECK(rr_refcount_dec_not_one(&r));
     CHECK_EQ(rr_refcount_read(&r), INT32_MAX);

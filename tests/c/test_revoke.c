@@ -1,6 +1,6 @@
 /*
  * rr_revocable_* / rr_gate_* / rr_devres_* through the real librefruntime.so, built twice
- * (exported calls and RR_INLINE, whose revocable access runs inline). Spec §4, plus hot-unplug
+ * (exported calls and RR_INLINE, whose revocable access runs inline). Spec: docs/revocation.md, plus hot-unplug
  * from C threads: consumers call through a gate and a revocable while the device is removed.
  */
 #define _GNU_SOURCE

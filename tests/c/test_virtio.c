@@ -2,7 +2,7 @@
  * The split virtqueue from C (rr_guestmem_*, rr_vq_*, rr_doorbell_*): a C host as the driver
  * side and as the device side, a round trip with bytes checked, event-index kicks, a device that
  * lies about a used entry (RR_EIO and the reset path), a driver that builds a looping chain,
- * bad handles, and a two-thread run with doorbells. Spec: shared/specs/devices.md §B.
+ * bad handles, and a two-thread run with doorbells. Spec: docs/virtqueue.md.
  */
 #define _GNU_SOURCE
 #include <refruntime.h>

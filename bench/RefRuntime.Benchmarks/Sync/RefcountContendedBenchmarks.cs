@@ -9,7 +9,7 @@ namespace RefRuntime.Benchmarks.Sync;
 /// run the same batch of inc + dec_and_test pairs on the same counter, and the invocation ends
 /// when both are done, so the figure is the time per pair while the cache line bounces between
 /// two CPUs. Cross-thread figures on these VMs swing with the one-way cache-line latency
-/// (shared/docs/benchmarks.md), so <see cref="PingPong_OneWayLatency"/> measures it in the same
+/// (docs/measuring.md), so <see cref="PingPong_OneWayLatency"/> measures it in the same
 /// run: read every ratio beside it.
 /// </summary>
 public class RefcountContendedBenchmarks

@@ -1,5 +1,5 @@
 // The safe .NET face of Arc: a strong reference to a native object (header + payload of an
-// unmanaged T) that C code can hold too. Spec: shared/specs/primitives.md §3; the algorithm is
+// unmanaged T) that C code can hold too. Spec: docs/arc.md; the algorithm is
 // RefRuntime.Core.Sync.RawArc.
 //
 // Ownership is explicit: each Arc<T> handle owns exactly one strong reference. Clone() takes

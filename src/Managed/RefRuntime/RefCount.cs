@@ -1,5 +1,5 @@
 // The safe .NET face of the saturating refcount (Linux refcount_t semantics).
-// Spec: shared/specs/primitives.md §1; the algorithm lives once in RefRuntime.Core.Sync.Refcount.
+// Spec: docs/refcount.md (Linux refcount_t); the algorithm lives once in RefRuntime.Core.Sync.Refcount.
 //
 // Why a class: a counter is identity. A struct counter held in a readonly field, captured in a
 // lambda, or passed by value is silently copied, and operations on the copy never reach the real

@@ -1,6 +1,6 @@
 // Unique ownership of an Arc object that is not (or no longer) shared: the payload may be
 // initialised or mutated without synchronisation; Share() turns it into the first strong
-// reference. Spec §3.1 (UniqueArc, into_unique_or_drop). While unique, the object's strong count
+// reference. Spec: docs/arc.md (UniqueArc, into_unique_or_drop). While unique, the object's strong count
 // is 0, so weak references cannot upgrade (see RawArc.IntoUniqueOrDrop).
 
 using System;

@@ -1,5 +1,5 @@
 // A weak reference to an Arc<T> object: keeps the allocation, not the payload. Upgrade gives a
-// strong reference unless the last strong one is gone (never from zero). Spec §3.2.
+// strong reference unless the last strong one is gone (never from zero). Spec: docs/arc.md.
 
 using System;
 using System.Diagnostics;

@@ -124,7 +124,7 @@ public sealed class Pl061DriverTests : IDisposable
         Assert.Contains("decodes 4096", error, StringComparison.Ordinal);
     }
 
-    // direction_output: value, DIR read-modify-write, value again (A.6).
+    // direction_output: value, DIR read-modify-write, value again (gpio-pl061.c).
     [Fact]
     public void DirectionOutput_ExactSequence()
     {

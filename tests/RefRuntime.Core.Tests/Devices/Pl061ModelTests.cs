@@ -6,7 +6,7 @@ using static RefRuntime.Core.Devices.Pl061.Pl061Regs;
 
 namespace RefRuntime.Core.Tests.Devices;
 
-/// <summary>The PL061 model against shared/specs/devices.md §A, accessed through an MMIO device window.</summary>
+/// <summary>The PL061 model against docs/pl061.md, accessed through an MMIO device window.</summary>
 public sealed class Pl061ModelTests
 {
     private readonly Pl061Model _dev = new();
@@ -27,7 +27,7 @@ public sealed class Pl061ModelTests
 
     private void W(uint off, byte v) => Assert.True(_io.TryWrite8(v, off));
 
-    // Reset values are zero; the identification packs to PeriphID 0x00041061 and AMBA_CID (A.1).
+    // Reset values are zero; the identification packs to PeriphID 0x00041061 and AMBA_CID (docs/pl061.md).
     [Fact]
     public void Reset_AndIdentification_MatchDatasheet()
     {
@@ -54,7 +54,7 @@ public sealed class Pl061ModelTests
         }
     }
 
-    // GPIODATA at every one of the 256 masks: reads return DATA & mask, writes change only masked output bits (A.2).
+    // GPIODATA at every one of the 256 masks: reads return DATA & mask, writes change only masked output bits (docs/pl061.md).
     [Fact]
     public void Data_EveryMask_ReadsAndWritesOnlyMaskedBits()
     {
@@ -77,7 +77,7 @@ public sealed class Pl061ModelTests
         Assert.Equal(0x0F, R(0x3FC));
     }
 
-    // Writes to input lines are dropped; inputs read the pin (A.2) - why direction_output writes twice.
+    // Writes to input lines are dropped; inputs read the pin (docs/pl061.md) - why direction_output writes twice.
     [Fact]
     public void Data_WritesToInputsDropped_InputsReadPins()
     {
@@ -105,7 +105,7 @@ public sealed class Pl061ModelTests
         { "both (IEV ignored)", 0, 1, 1, true, true },
     };
 
-    // Edge triggers latch RIS until GPIOIC; MIS = RIS & IE drives the line (A.3).
+    // Edge triggers latch RIS until GPIOIC; MIS = RIS & IE drives the line (docs/pl061.md).
     [Theory]
     [MemberData(nameof(EdgeCases))]
     public void Edge_LatchesOnConfiguredEdge_ClearedByIC(string name, byte isense, byte ibe, byte iev, bool onRise, bool onFall)
@@ -155,7 +155,7 @@ public sealed class Pl061ModelTests
         Assert.Equal(new[] { true, false }, _irqs);
     }
 
-    // AFSEL keeps 8 bits; registers ignore bits [31:8]; byte lanes 1-3 read 0 and write nothing (A.1, A.4).
+    // AFSEL keeps 8 bits; registers ignore bits [31:8]; byte lanes 1-3 read 0 and write nothing (docs/pl061.md).
     [Fact]
     public void Widths_AndAfsel()
     {

@@ -9,12 +9,12 @@ using static RefRuntime.Core.Devices.VirtioGpio.VirtioGpioConst;
 namespace RefRuntime.Core.Tests.Devices;
 
 /// <summary>
-/// The virtio-gpio device backend byte by byte (shared/specs/virtio-gpio.md §1 and the project
-/// rules D1–D19 of §5.2), driven by a raw driver side over the PL061 driver and model.
+/// The virtio-gpio device backend byte by byte (virtio 1.2 §5.18 and the project
+/// rules D1–D19 of docs/virtio-gpio.md), driven by a raw driver side over the PL061 driver and model.
 /// </summary>
 public sealed class VirtioGpioDeviceTests(ITestOutputHelper output)
 {
-    // §1.4 / D18: config bytes at every width and offset; the spec's names fixture gives 21 bytes.
+    // D18: config bytes at every width and offset; the names fixture of docs/virtio-gpio.md gives 21 bytes.
     [Fact]
     public void Config_AnyWidthAnyOffset_SpecFixture()
     {
@@ -254,7 +254,7 @@ public sealed class VirtioGpioDeviceTests(ITestOutputHelper output)
         Assert.Null(f.Eventq);
     }
 
-    // §1.9 for every trigger type: enable, unmask (queue the buffer), make the condition, get VALID.
+    // The eventq model for every trigger type: enable, unmask (queue the buffer), make the condition, get VALID.
     [Theory]
     [InlineData(VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING, false, true)]
     [InlineData(VIRTIO_GPIO_IRQ_TYPE_EDGE_FALLING, true, false)]

@@ -8,7 +8,7 @@ using Xunit;
 
 namespace RefRuntime.Core.Tests.Io;
 
-/// <summary>MMIO windows (spec §5): byte order per width, offset checks, register maps, device dispatch.</summary>
+/// <summary>MMIO windows (docs/mmio.md): byte order per width, offset checks, register maps, device dispatch.</summary>
 public sealed unsafe class IoTests
 {
     public sealed class TestMap : IRegisterMap

@@ -10,7 +10,7 @@ using Xunit;
 
 namespace RefRuntime.Core.Tests.Rcu;
 
-/// <summary>Deterministic RCU semantics (spec §6): who a grace period waits for, and who it does not.</summary>
+/// <summary>Deterministic RCU semantics (docs/rcu.md): who a grace period waits for, and who it does not.</summary>
 public sealed unsafe class RcuDomainTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);

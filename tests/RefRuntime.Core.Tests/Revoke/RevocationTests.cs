@@ -9,7 +9,7 @@ using Xunit;
 
 namespace RefRuntime.Core.Tests.Revoke;
 
-/// <summary>Revocable, CallGate and DevresList semantics (spec §4).</summary>
+/// <summary>Revocable, CallGate and DevresList semantics (docs/revocation.md).</summary>
 public sealed unsafe class RevocationTests : IDisposable
 {
     private readonly RcuDomain _d = new();

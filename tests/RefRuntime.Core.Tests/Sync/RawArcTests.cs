@@ -9,7 +9,7 @@ using Xunit;
 
 namespace RefRuntime.Core.Tests.Sync;
 
-/// <summary>RawArc semantics (spec §3) on native objects, as both doors use them.</summary>
+/// <summary>RawArc semantics (docs/arc.md) on native objects, as both doors use them.</summary>
 public sealed unsafe class RawArcTests : IDisposable
 {
     private static long s_destroyed;

@@ -9,7 +9,7 @@ namespace RefRuntime.Core.Tests.Sync;
 
 /// <summary>
 /// Refcount semantics on a counter in native memory (as a C host would hold it): the LKDTM cases
-/// of shared/specs/primitives.md §2 and the helper operations of §1.3.
+/// of docs/refcount.md (Linux drivers/misc/lkdtm/refcount.c) and the helper operations.
 /// </summary>
 public sealed unsafe class RefcountTests : IDisposable
 {
@@ -257,7 +257,7 @@ public sealed unsafe class RefcountTests : IDisposable
     }
 
     // dec_not_one: false only at 1; saturated untouched; 0 warns without saturating; other bad
-    // values are simply decremented (spec §1.3 derived edge case).
+    // values are simply decremented (docs/refcount.md; as lib/refcount.c does).
     [Fact]
     public void DecNotOne_AllBranches()
     {

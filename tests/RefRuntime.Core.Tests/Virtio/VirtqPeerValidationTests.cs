@@ -7,7 +7,7 @@ using static RefRuntime.Core.Virtio.VirtqLayout;
 namespace RefRuntime.Core.Tests.Virtio;
 
 /// <summary>
-/// Each side against a malicious peer (devices.md §B.7, §B.8, §B.10): every violation is a clear
+/// Each side against a malicious peer (docs/virtqueue.md): every violation is a clear
 /// error that breaks the queue (or, by policy, returns the chain empty), never a wild access,
 /// and Reset brings the queue back.
 /// </summary>

@@ -8,7 +8,7 @@ namespace RefRuntime.Core.Tests.Virtio;
 /// <summary>Layout, round trips, event-index arithmetic and notification suppression of the split ring.</summary>
 public sealed class VirtqueueTests
 {
-    // Spec B.1: modern part sizes, legacy offsets (Linux vring_size), for several N.
+    // virtio 1.2 §2.7: modern part sizes, legacy offsets (Linux vring_size), for several N.
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

@@ -1,5 +1,5 @@
 // An MMIO window: 8/16/32/64-bit accessors with the byte order in the name, ordered and relaxed
-// forms, and offset checking. Spec §5 (Rust kernel::io::Io, C readl/writel/ioread32be).
+// forms, and offset checking. Spec: docs/mmio.md (Rust kernel::io::Io, C readl/writel/ioread32be).
 //
 // Ordering. The ordered accessors give readX/writeX's guarantees with the .NET memory model: a
 // read is a volatile (acquire) load, so later memory accesses - a DMA buffer - cannot move

@@ -5,7 +5,7 @@
 //
 // Backends are structs and the window is generic over them, so a driver written once against
 // Io<TBackend> is compiled separately for each: on plain memory every access is a single mov,
-// with no interface call (the C# counterpart of Rust's monomorphised Io). Spec §5.
+// with no interface call (the C# counterpart of Rust's monomorphised Io). Spec: docs/mmio.md.
 
 using System;
 using System.Buffers.Binary;

@@ -1,6 +1,6 @@
 // The memory behind a plain MMIO window: a native aligned allocation (owned), a managed array
 // pinned for the region's lifetime (owned), or a caller's pointer and length (a C host's mmap,
-// shared memory: borrowed). Spec §5; the 2021 IoMem's base-alignment rule (8 bytes, so that
+// shared memory: borrowed). Spec: docs/mmio.md; the 2021 IoMem's base-alignment rule (8 bytes, so that
 // naturally aligned offsets give aligned accesses) applies to every kind.
 
 using System;

@@ -1,6 +1,6 @@
 // An RCU domain: read-side critical sections that cost two plain stores, grace periods that wait
 // for every pre-existing reader, deferred callbacks, polled grace periods. Spec:
-// shared/specs/primitives.md §6; the reader/writer protocol is liburcu's memb flavour.
+// docs/rcu.md; the reader/writer protocol is liburcu's memb flavour.
 //
 // Design. Every thread that reads in a domain owns a reader record (RcuLayout.cs), found through
 // a thread-local cache and created on the thread's first read lock - no registration call, so

@@ -1,5 +1,5 @@
 // RCU-protected pointers: publish with release (rcu_assign_pointer), read with a dependency-
-// ordered load (rcu_dereference), exchange with a full fence (rcu_xchg_pointer). Spec §6.
+// ordered load (rcu_dereference), exchange with a full fence (rcu_xchg_pointer). Spec: docs/rcu.md.
 //
 // .NET orders data-dependent reads on every supported platform (the runtime memory model), so
 // rcu_dereference is a Volatile.Read: acquire is stronger than consume, free on x64, one

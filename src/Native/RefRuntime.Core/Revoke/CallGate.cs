@@ -1,5 +1,5 @@
 // A call-draining gate in front of an object's API (the cdev-disconnect design argued in 2021,
-// spec §4): each call enters and leaves; disconnect refuses new entries at once, waits until
+// docs/revocation.md): each call enters and leaves; disconnect refuses new entries at once, waits until
 // every call in flight has left, then returns; later calls fail with "no device".
 //
 // Enter and leave must scale, so there is no shared in-flight counter: the gate is an RCU

@@ -1,4 +1,4 @@
-// Managed resources of a device (Linux devres, spec §4.3): a list of release actions owned by a
+// Managed resources of a device (Linux devres, docs/revocation.md): a list of release actions owned by a
 // device, released last-in-first-out on removal or on a failed probe, with groups for rolling
 // back part of a multi-step acquisition.
 //

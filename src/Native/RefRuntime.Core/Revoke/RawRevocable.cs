@@ -1,5 +1,5 @@
 // Revocable resources for C callers: a resource pointer published under RCU, revoked once.
-// Spec: shared/specs/primitives.md §4.1 (kernel::revocable::Revocable, RCU-based form).
+// Spec: docs/revocation.md (Linux rust/kernel/revocable.rs, RCU-based form).
 //
 //   try_access   rcu_read_lock; p = rcu_dereference(resource); if p == NULL: unlock, fail
 //   release      rcu_read_unlock

@@ -1,5 +1,5 @@
 // Revocable<T>: a managed resource that can be revoked while others may still try to use it.
-// Same algorithm as RawRevocable (spec §4.1), over a managed reference: access is a read-side
+// Same algorithm as RawRevocable (docs/revocation.md), over a managed reference: access is a read-side
 // section plus one load; revoke unpublishes, waits for a grace period, then releases the
 // resource exactly once (concurrent revokes: one wins).
 

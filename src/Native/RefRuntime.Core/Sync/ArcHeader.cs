@@ -6,7 +6,7 @@
 //                                     0      4    8     12       16   24   32  40   48
 //
 // The header sits immediately before the payload, so a payload pointer finds its header by a
-// constant subtraction (Rust's into_raw/from_raw, spec §3.1-3.2).
+// constant subtraction (Rust's into_raw/from_raw, docs/arc.md).
 
 using System.Runtime.InteropServices;
 

@@ -1,6 +1,6 @@
 // Arc/Weak over native memory: Rust std's Arc/Weak semantics with the kernel Arc's saturation
 // instead of abort. One algorithm for both doors: the C ABI (rr_arc_*, rr_weak_*) and the managed
-// Arc<T>/Weak<T>. Spec: shared/specs/primitives.md §3.
+// Arc<T>/Weak<T>. Spec: docs/arc.md (Rust library/alloc/src/sync.rs, Linux rust/kernel/sync/arc.rs).
 //
 // Counts. Strong and weak are refcount_t words (Refcount), so every bad transition saturates and
 // warns; a saturated object is leaked, never freed while in use, never wrapped. As in std, the

@@ -2,14 +2,14 @@
 // it: a field of a managed object (RefRuntime.RefCount), or native memory shared with C
 // (rr_refcount_t in include/refruntime.h).
 //
-// Spec: shared/specs/primitives.md §1.1-1.5, conformance cases §2 (LKDTM L1-L20).
+// Spec: docs/refcount.md (Linux include/linux/refcount.h, lib/refcount.c), conformance cases LKDTM L1-L20.
 //
 // Design. Every value that reads as negative is "bad". The unconditional operations (add, inc,
 // sub_and_test, dec_and_test, dec) do one atomic read-modify-write and then inspect the old
 // value; if the transition was bad they call the out-of-line WarnSaturate, which stores
 // Saturated and records the event. The counter may hold an unchecked value for the short window
 // between the RMW and the fix-up store; Saturated sits midway between INT_MAX and UINT_MAX so
-// that racing threads cannot push it back into the valid range in that window (§1.1, §1.5).
+// that racing threads cannot push it back into the valid range in that window (docs/refcount.md).
 // Only the operations that must *refuse* a transition (add_not_zero, dec_if_one, dec_not_one)
 // loop on compare-exchange.
 //

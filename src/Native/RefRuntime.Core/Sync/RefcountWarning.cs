@@ -1,5 +1,5 @@
 // Saturation events of the refcount, in the Linux kernel's declaration order.
-// Spec: shared/specs/primitives.md §1.2 (enum refcount_saturation_type).
+// Spec: docs/refcount.md (enum refcount_saturation_type in Linux include/linux/refcount.h).
 
 namespace RefRuntime.Core.Sync;
 

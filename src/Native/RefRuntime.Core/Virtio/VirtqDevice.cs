@@ -1,4 +1,4 @@
-// The device side of a split virtqueue (devices.md §B.4, §B.5, §B.8; vhost vhost_get_vq_desc,
+// The device side of a split virtqueue (docs/virtqueue.md; vhost vhost_get_vq_desc,
 // QEMU virtqueue_pop, rust-vmm virtio-queue).
 //
 // The device reads what the driver made available, walks each chain, and returns used entries.

@@ -1,4 +1,4 @@
-// The driver side of a split virtqueue (devices.md §B.6, §B.7, §B.10; Linux virtio_ring.c).
+// The driver side of a split virtqueue (docs/virtqueue.md; Linux drivers/virtio/virtio_ring.c).
 //
 // The driver owns the descriptor table and the available ring; the device owns the used ring.
 // Adding a chain takes descriptors from a free list, fills them (readable segments first, then

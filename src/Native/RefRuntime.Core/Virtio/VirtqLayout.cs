@@ -1,4 +1,4 @@
-// The split virtqueue's memory layout (virtio 1.x §2.7 "Split Virtqueues"; devices.md §B.1–B.4):
+// The split virtqueue's memory layout (virtio 1.2 §2.7 "Split Virtqueues"; docs/virtqueue.md):
 // three parts in guest memory, every field little-endian.
 //
 //   descriptor table  16·N bytes, align 16   { le64 addr; le32 len; le16 flags; le16 next } × N

@@ -1,5 +1,5 @@
 // C ABI of Arc/Weak: rr_arc_*, rr_weak_*, rr_unique_arc_* in include/refruntime.h.
-// Spec: shared/specs/primitives.md §3. Every body: validate, one call into Core, map, catch-all.
+// Spec: docs/arc.md. Every body: validate, one call into Core, map, catch-all.
 // A strong reference is the payload pointer; a weak one is rr_weak_t (a tagged header address
 // passed by value), so C's type checker keeps them apart and RawArc's tag check catches casts.
 

@@ -1,5 +1,5 @@
 // C ABI of MMIO windows: rr_io_* in include/refruntime.h (the typed accessors are header inlines
-// over rr_io_read / rr_io_write). Spec §5.
+// over rr_io_read / rr_io_write). Spec: docs/mmio.md.
 
 using System;
 using System.Runtime.InteropServices;

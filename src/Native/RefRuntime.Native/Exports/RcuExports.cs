@@ -1,4 +1,4 @@
-// C ABI of RCU: rr_rcu_* in include/refruntime.h. Spec §6. A domain handle is the domain's
+// C ABI of RCU: rr_rcu_* in include/refruntime.h. Spec: docs/rcu.md. A domain handle is the domain's
 // native state (rr_rcu_domain_t *), validated by magic; every body: validate, one call into
 // Core, map, catch-all.
 

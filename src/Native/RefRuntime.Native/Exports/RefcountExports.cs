@@ -1,5 +1,5 @@
 // C ABI of the saturating refcount: rr_refcount_* in include/refruntime.h.
-// Spec: shared/specs/primitives.md §1. Every body: validate, one call into Core, map, catch-all.
+// Spec: docs/refcount.md. Every body: validate, one call into Core, map, catch-all.
 //
 // A NULL or misaligned rr_refcount_t* is never dereferenced: the call records RR_EINVAL as the
 // thread's last error and returns the documented safe answer (never "you may free the object").

@@ -1,5 +1,5 @@
 // C ABI of revocation: rr_revocable_*, rr_gate_*, rr_devres_* in include/refruntime.h.
-// Spec §4. Every body: validate, one call into Core, map, catch-all.
+// Spec: docs/revocation.md. Every body: validate, one call into Core, map, catch-all.
 
 using System;
 using System.Runtime.InteropServices;

@@ -1,5 +1,5 @@
-// The PL061 driver: what Linux gpio-pl061.c does (spec devices.md §A.6), over the MMIO layer,
-// with the lifetimes of Wedson Almeida Filho's Rust port (§A.7):
+// The PL061 driver: what Linux gpio-pl061.c does (docs/pl061.md), over the MMIO layer,
+// with the lifetimes of Wedson Almeida Filho's Rust port (gpio_pl061_rust.rs):
 //   * calls go through a CallGate (removal stops new calls and waits for calls in flight) and
 //     reach the registers only through a Revocable (no MMIO after revocation); a call that finds
 //     either closed gets RrStatus.NoDevice;
@@ -7,7 +7,7 @@
 //     what was acquired, last first; removal releases the rest;
 //   * the driver object stays valid (answering NoDevice) until its last user lets go.
 //
-// Register protocol (byte accessors, A.6): get/set use the masked data alias base + (4 << n), so
+// Register protocol (byte accessors, as gpio-pl061.c): get/set use the masked data alias base + (4 << n), so
 // they need no lock; direction changes and irq_set_type are read-modify-write sequences under
 // the driver's lock; direction_output writes the value, sets DIR, and writes the value again
 // (the controller drops data writes to input lines). Interrupt dispatch reads GPIOMIS once and

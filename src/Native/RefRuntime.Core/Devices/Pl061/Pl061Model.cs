@@ -1,6 +1,6 @@
 // A register-accurate model of the ARM PrimeCell PL061 GPIO controller, served through an MMIO
-// device window (IDeviceModel). Spec: shared/specs/devices.md §A (register map A.1, GPIODATA
-// address masking A.2, interrupt detection A.3, AFSEL A.4; QEMU's model A.5 for what the manual
+// device window (IDeviceModel). Spec: docs/pl061.md (ARM DDI 0190: register map, GPIODATA
+// address masking, interrupt detection, AFSEL; QEMU hw/gpio/pl061.c for what the manual
 // leaves open).
 //
 // Registers are 8 bits wide at a 32-bit stride in a 4 KiB window, little endian: a read returns
@@ -13,8 +13,8 @@
 // and the latch stays until software writes 1 to GPIOIC. Level-sensitive lines (IS=1) follow the
 // hardware, not QEMU: RIS tracks the level (set while the line is at IEV's level, clear
 // otherwise), so a level interrupt goes away with the level and GPIOIC has no lasting effect on
-// it. QEMU instead keeps level bits latched until GPIOIC (A.5, "Divergence from hardware"); the
-// hardware policy is the one the Linux driver assumes (A.3). The interrupt line is
+// it. QEMU instead keeps level bits latched until GPIOIC (docs/pl061.md, "Differences"); the
+// hardware policy is the one the Linux driver assumes (gpio-pl061.c). The interrupt line is
 // (RIS & IE) != 0; every change is reported to the handler, outside the model's lock.
 //
 // Bad offsets (reserved space, the Stellaris-only registers, a read of write-only GPIOIC, a write
@@ -26,7 +26,7 @@ using RefRuntime.Core.Io;
 
 namespace RefRuntime.Core.Devices.Pl061;
 
-/// <summary>PL061 register offsets and identification (datasheet spelling). Spec A.1.</summary>
+/// <summary>PL061 register offsets and identification (datasheet spelling). Spec: docs/pl061.md.</summary>
 public static class Pl061Regs
 {
     /// <summary>Data: 0x000-0x3FC, bits [9:2] of the offset mask the access.</summary>
@@ -150,7 +150,7 @@ public sealed class Pl061Model : IDeviceModel
         Deliver(before, after);
     }
 
-    /// <summary>Returns every register to its reset value (A.5: all zero); the pins keep their external levels.</summary>
+    /// <summary>Returns every register to its reset value (all zero, as QEMU); the pins keep their external levels.</summary>
     public void Reset()
     {
         Snapshot before, after;
@@ -243,7 +243,7 @@ public sealed class Pl061Model : IDeviceModel
     {
         if (a <= 0x3FC)
         {
-            // Only lines that are both selected by the address mask and outputs change (A.2).
+            // Only lines that are both selected by the address mask and outputs change (docs/pl061.md).
             byte mask = (byte)((a >> 2) & _dir);
             _data = (byte)((_data & ~mask) | (v & mask));
             return true;

@@ -1,4 +1,4 @@
-// The virtio-gpio front-end driver (shared/specs/virtio-gpio.md §2, §5.3; the shape of Linux
+// The virtio-gpio front-end driver (docs/virtio-gpio.md; the shape of Linux
 // drivers/gpio/gpio-virtio.c): the IGpioChip interface served through the virtqueues, so consumer
 // code written against IGpioChip runs unchanged over the PL061 driver or over the ring.
 //
@@ -14,7 +14,7 @@
 // until it answers), but a device that stops, breaks its queue or needs a reset wakes every
 // waiter with NoDevice, and that line's buffers are never reused.
 //
-// Interrupts follow Linux's flag model (§2.4): SetIrqType stores the type; SetIrqHandler enables
+// Interrupts follow Linux's flag model (gpio-virtio.c): SetIrqType stores the type; SetIrqHandler enables
 // (SET_IRQ_TYPE, then queue the line's eventq buffer = unmask) or disables (SET_IRQ_TYPE NONE; the
 // device returns the buffer INVALID, which is dropped). A VALID buffer runs the handler on the
 // interrupt thread and is then queued again; an INVALID one while enabled is requeued; one with a

@@ -1,4 +1,4 @@
-// The virtio-gpio device backend (shared/specs/virtio-gpio.md §1, §5.1, §5.2; the shape of
+// The virtio-gpio device backend (docs/virtio-gpio.md, virtio 1.2 §5.18; the shape of
 // rust-vmm's vhost-device-gpio): it serves requestq messages and eventq interrupt buffers by
 // driving any IGpioChip — in the driver pair, the PL061 driver over MMIO over the device model.
 //
@@ -12,7 +12,7 @@
 // Rules. Every message is checked before anything runs (rule D1 framing, D3 response size, D6
 // line range, D7 full-width values), a malformed chain goes back with length 0 (D2), and an ERR
 // answer changes nothing (D19): the chip is called first, the line state updated only after it
-// succeeded. Interrupts follow the §1.9 state table: per line an enabled type, a held eventq
+// succeeded. Interrupts follow the eventq model of docs/virtio-gpio.md: per line an enabled type, a held eventq
 // buffer (unmasked) and a software edge latch; level interrupts are never latched. A chip that
 // answers NoDevice (the PL061 was removed) makes the device answer ERR and report NeedsReset,
 // which the front end turns into "no device".
@@ -599,7 +599,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             int n = request[0] | (request[1] << 8);
             if (n >= _ngpio || _lines[n].IrqType == VIRTIO_GPIO_IRQ_TYPE_NONE || _lines[n].HeldHead >= 0)
             {
-                // Rule D6, §1.9: a line out of range, not enabled, or already holding a buffer (D14).
+                // Rule D6, eventq model: a line out of range, not enabled, or already holding a buffer (D14).
                 q.Scatter([VIRTIO_GPIO_IRQ_STATUS_INVALID]);
                 q.AddUsed(chain.Head, IrqResponseSize);
                 continue;

@@ -1,5 +1,5 @@
-// The virtio-gpio wire protocol (virtio 1.2 "GPIO Device", device ID 41; shared/specs/virtio-gpio.md
-// §1): message codes, status and direction codes, interrupt types, the 8-byte configuration
+// The virtio-gpio wire protocol (virtio 1.2 §5.18 "GPIO Device", device ID 41; see
+// docs/virtio-gpio.md): message codes, status and direction codes, interrupt types, the 8-byte configuration
 // space, the request/response layouts, and the transport surface the front end talks to.
 // All multi-byte fields are little-endian.
 
@@ -9,7 +9,7 @@ using RefRuntime.Core.Virtio;
 
 namespace RefRuntime.Core.Devices.VirtioGpio;
 
-/// <summary>Constants of the virtio-gpio device (spec §1.3–§1.9).</summary>
+/// <summary>Constants of the virtio-gpio device (virtio 1.2 §5.18; docs/virtio-gpio.md).</summary>
 public static class VirtioGpioConst
 {
     /// <summary>Virtio device ID of a GPIO device.</summary>
