@@ -1,45 +1,78 @@
 #!/usr/bin/env bash
-# Builds everything and installs the C SDK into dist/:
-#   dist/lib/librefruntime.so, dist/include/refruntime.h, dist/lib/pkgconfig/refruntime.pc,
-#   dist/lib/cmake/RefRuntime/ (find_package(RefRuntime) with CMAKE_PREFIX_PATH=dist).
-# Usage: ./build.sh [--no-deps]   (--no-deps skips the apt-get check for the native toolchain)
+# Builds everything and installs the C SDK:
+#   PREFIX/lib/librefruntime.so.X.Y.Z (+ librefruntime.so.X -> SONAME, librefruntime.so -> dev link)
+#   PREFIX/include/refruntime.h
+#   PREFIX/lib/pkgconfig/refruntime.pc      (relocatable: paths relative to the .pc file)
+#   PREFIX/lib/cmake/RefRuntime/             (find_package(RefRuntime 0.1) -> RefRuntime::refruntime)
+# PREFIX is dist/ in the checkout unless --prefix says otherwise; DESTDIR is honoured for staged
+# installs (packaging). The version comes from one place: <Version> in Directory.Build.props.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
-dist="$root/dist"
-version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props)
 
-if [[ "${1:-}" != "--no-deps" ]]; then
+usage() {
+  cat <<'EOF'
+Usage: ./build.sh [--prefix DIR] [--no-deps] [--help]
+
+Builds the solution, publishes librefruntime.so with NativeAOT and installs the C SDK.
+
+  --prefix DIR   install into DIR (default: dist/ in this checkout). With a system prefix such as
+                 /usr/local, run ldconfig afterwards (done for you when root); with any other
+                 prefix, programs need -Wl,-rpath,DIR/lib or LD_LIBRARY_PATH (see README.md).
+  --no-deps      skip the check for the native toolchain packages (gcc, zlib headers)
+  --help         this text
+
+Environment: DESTDIR=/staging installs into /staging/DIR (for packagers; the .pc and CMake files
+are relocatable, so nothing records the staging path).
+EOF
+}
+
+prefix="$root/dist"
+deps=1
+while (($#)); do
+  case "$1" in
+    --prefix) [[ $# -ge 2 ]] || { echo "error: --prefix needs a directory" >&2; exit 2; }
+              prefix=$2; shift ;;
+    --prefix=*) prefix=${1#--prefix=} ;;
+    --no-deps) deps=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "error: unknown option '$1' (see ./build.sh --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ $prefix == /* ]] || prefix="$(pwd)/$prefix"
+
+version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props)
+if [[ ! $version =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)$ ]]; then
+  echo "error: <Version> in Directory.Build.props is '$version', not MAJOR.MINOR.PATCH" >&2
+  exit 1
+fi
+major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]} patch=${BASH_REMATCH[3]}
+
+if ((deps)); then
   "$root/scripts/ensure-deps.sh" build
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-echo "==> building the solution"
-dotnet build RefRuntime.sln -c Release -nologo -v q
+step() { printf '==> %s\n' "$*"; }
+verbosity=minimal # one line per project as it is built: progress, not a silent minute
 
-echo "==> publishing librefruntime.so (NativeAOT)"
+step "building the solution ($version; the first build restores NuGet packages, about a minute)"
+start=$SECONDS
+dotnet build RefRuntime.sln -c Release -nologo -v "$verbosity"
+step "built in $((SECONDS - start)) s"
+
+step "publishing librefruntime.so with NativeAOT (about a minute the first time)"
+start=$SECONDS
 pub="$root/build/native-publish"
 rm -rf "$pub"
-dotnet publish src/Native/RefRuntime.Native/RefRuntime.Native.csproj -c Release -nologo -v q -o "$pub"
+dotnet publish src/Native/RefRuntime.Native/RefRuntime.Native.csproj -c Release -nologo -v "$verbosity" -o "$pub"
+step "published in $((SECONDS - start)) s"
 
-echo "==> installing the SDK into dist/"
-rm -rf "$dist"
-mkdir -p "$dist/lib/pkgconfig" "$dist/include" "$dist/lib/cmake/RefRuntime"
-install -m 0755 "$pub/librefruntime.so" "$dist/lib/librefruntime.so"
-install -m 0644 src/Native/RefRuntime.Native/include/refruntime.h "$dist/include/refruntime.h"
-sed -e "s:@PREFIX@:$dist:" -e "s:@VERSION@:$version:" \
-  src/Native/RefRuntime.Native/pkg/refruntime.pc.in > "$dist/lib/pkgconfig/refruntime.pc"
-install -m 0644 src/Native/RefRuntime.Native/pkg/RefRuntimeConfig.cmake "$dist/lib/cmake/RefRuntime/"
-cat > "$dist/lib/cmake/RefRuntime/RefRuntimeConfigVersion.cmake" <<CMK
-set(PACKAGE_VERSION "$version")
-if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION)
-  set(PACKAGE_VERSION_COMPATIBLE FALSE)
-else()
-  set(PACKAGE_VERSION_COMPATIBLE TRUE)
-  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
-    set(PACKAGE_VERSION_EXACT TRUE)
-  endif()
-endif()
-CMK
-echo "==> dist/ ready: $(du -sh "$dist/lib/librefruntime.so" | cut -f1) librefruntime.so"
+"$root/scripts/install-sdk.sh" "$pub" "$prefix"
+
+if [[ -z ${DESTDIR:-} && $prefix != "$root/dist" && $(id -u) -eq 0 ]] && command -v ldconfig >/dev/null \
+   && ldconfig -v -N 2>/dev/null | grep -q "^$prefix/lib:"; then
+  ldconfig   # a directory the dynamic loader searches: refresh its cache
+fi

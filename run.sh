@@ -4,10 +4,15 @@
 # an interrupt received across the ring, hot-unplug, then a short table of the same operations
 # over the ring, the driver directly and a lock-based queue), then the C SDK in dist/ with the C
 # demo against it (exported calls and the RR_INLINE fast paths) and the C-host ring table.
-# Usage: ./run.sh
+# Usage: ./run.sh [--help]   (a first run builds everything: a few minutes, with progress shown)
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+  "") ;;
+  *) echo "error: unknown option '$1' (see ./run.sh --help)" >&2; exit 2 ;;
+esac
 scripts/ensure-deps.sh bench
 ./build.sh --no-deps
 

@@ -17,6 +17,13 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 memcheck=""
 torture=""
 case "${1:-}" in
+  -h|--help)
+    sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+    exit 0 ;;
+  ""|--stress|--minutes|--memcheck) ;;
+  *) echo "error: unknown option '$1' (see ./test.sh --help)" >&2; exit 2 ;;
+esac
+case "${1:-}" in
   --stress)
     export RR_STRESS_SECONDS=${2:-60}
     echo "==> stress mode: ${RR_STRESS_SECONDS}s per stress test" ;;

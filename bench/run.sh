@@ -6,19 +6,32 @@
 #            under 10 minutes on 2 cores; noisier than the standard job
 #   --aot    add a NativeAOT job beside the JIT job (summary.md then compares the two); the
 #            NativeAOT build of the benchmark project adds about 5 minutes
+#   other options go to BenchmarkDotNet as they are (e.g. --list flat, --iterationCount 5);
+#   --list only lists the benchmarks and writes nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-quick="" aot="" filter='*'
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+quick="" aot="" filter='*' list="" passthrough=()
 while (($#)); do
   case "$1" in
+    -h|--help) usage; exit 0 ;;
     --quick) quick=--quick ;;
     --aot) aot=--aot ;;
-    --filter) filter=$2; shift ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
+    --filter) [[ $# -ge 2 ]] || { echo "error: --filter needs a pattern" >&2; exit 2; }
+              filter=$2; shift ;;
+    --list) list=1; passthrough+=("$1")
+            if [[ $# -ge 2 && $2 != -* ]]; then passthrough+=("$2"); shift; fi ;;
+    *) passthrough+=("$1") ;;
   esac
   shift
 done
+if [[ -n $list ]]; then
+  set -f
+  # shellcheck disable=SC2086
+  (cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- --filter $filter "${passthrough[@]}")
+  exit
+fi
 scripts/ensure-deps.sh bench
 ./build.sh --no-deps
 
@@ -50,7 +63,7 @@ make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
 echo "==> BenchmarkDotNet ($filter)"
 set -f # the filter patterns go to BenchmarkDotNet, not to the shell
 # shellcheck disable=SC2086
-(cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- $quick $aot --filter $filter \
+(cd bench/RefRuntime.Benchmarks && dotnet run -c Release -- $quick $aot --filter $filter "${passthrough[@]}" \
   --artifacts "$root/$dir/bdn" --exporters csv markdown) | tee "$dir/bdn.log" | grep -E '^\|' || true
 set +f
 # The HTML reports repeat the CSV and markdown tables: keep one copy of each table.

@@ -14,10 +14,16 @@ case "$job" in
 esac
 for p in "${pkgs[@]}"; do have "$p" || need+=("$p"); done
 if ((${#need[@]})); then
-  echo "==> installing missing packages: ${need[*]}"
-  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  if [[ $(id -u) -ne 0 ]]; then
+    # Not root: never fight the apt lock or prompt for a password in the middle of a build.
+    echo "error: these Debian packages are needed for '$job' and missing: ${need[*]}" >&2
+    echo "       install them, then run again:  sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  echo "==> installing the missing Debian packages for '$job': ${need[*]} (apt-get, about a minute)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  echo "==> installed: ${need[*]}"
 fi
 if ! command -v dotnet >/dev/null; then
   echo "error: the .NET 10 SDK (dotnet) is required; see README.md" >&2

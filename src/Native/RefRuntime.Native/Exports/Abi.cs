@@ -85,5 +85,5 @@ internal static unsafe class Abi
     }
 
     [UnmanagedCallersOnly(EntryPoint = "rr_version")]
-    private static uint Version() => (0u << 16) | (1u << 8) | 0u;
+    private static uint Version() => (BuildVersion.Major << 16) | (BuildVersion.Minor << 8) | BuildVersion.Patch;
 }

@@ -1,11 +1,12 @@
-# CMake package for RefRuntime: find_package(RefRuntime) with CMAKE_PREFIX_PATH=<dist>.
-# Provides the imported target RefRuntime::refruntime (library + include directory).
+# CMake package for RefRuntime: find_package(RefRuntime 0.1) with CMAKE_PREFIX_PATH=<prefix>.
+# Provides the imported target RefRuntime::refruntime (library + include directory). Relocatable:
+# every path is relative to this file.
 get_filename_component(_rr_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
 if(NOT TARGET RefRuntime::refruntime)
   add_library(RefRuntime::refruntime SHARED IMPORTED)
   set_target_properties(RefRuntime::refruntime PROPERTIES
-    IMPORTED_LOCATION "${_rr_prefix}/lib/librefruntime.so"
-    IMPORTED_SONAME "librefruntime.so"
+    IMPORTED_LOCATION "${_rr_prefix}/lib/@SONAME@"
+    IMPORTED_SONAME "@SONAME@"
     INTERFACE_INCLUDE_DIRECTORIES "${_rr_prefix}/include")
   find_package(Threads REQUIRED)
   set_property(TARGET RefRuntime::refruntime APPEND PROPERTY INTERFACE_LINK_LIBRARIES Threads::Threads)
