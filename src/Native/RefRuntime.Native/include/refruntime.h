@@ -973,6 +973,8 @@ typedef struct rr_pl061_model rr_pl061_model_t;
 
 #define RR_GPIO_DIRECTION_OUT 0
 #define RR_GPIO_DIRECTION_IN 1
+/* NONE: the line's trigger registers back to 0 (as at reset); it does not mask the interrupt,
+ * which only rr_gpio_set_irq_handler(NULL) does. */
 #define RR_GPIO_IRQ_NONE 0
 #define RR_GPIO_IRQ_EDGE_RISING 1
 #define RR_GPIO_IRQ_EDGE_FALLING 2
@@ -1025,11 +1027,17 @@ int32_t rr_gpio_set_irq_type(rr_gpio_chip_t *chip, int32_t line, int32_t type);
 
 /**
  * rr_gpio_set_irq_handler() - call @fn(@ctx, line) when @line's interrupt fires (on the thread
- * that raised it) and unmask it; NULL masks it. Return: as above.
+ * that raised it) and unmask it; NULL masks it. An edge line is acked before @fn runs; a level
+ * line is masked and acked, @fn runs (it must quiet the source), then it is unmasked.
+ * Return: as above.
  */
 int32_t rr_gpio_set_irq_handler(rr_gpio_chip_t *chip, int32_t line, void (*fn)(void *ctx, int32_t line), void *ctx);
 
-/** rr_gpio_interrupt() - the chip's parent interrupt line changed (for chips probed with rr_pl061_probe_io). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+/**
+ * rr_gpio_interrupt() - the chip's parent interrupt line changed (for chips probed with
+ * rr_pl061_probe_io): call it on each change of the line's level, with the new level.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
 int32_t rr_gpio_interrupt(rr_gpio_chip_t *chip, bool asserted);
 
 /** rr_gpio_suspend() / rr_gpio_resume() - save and restore the registers. Return: as above. */
@@ -1159,8 +1167,10 @@ int32_t rr_guestmem_alloc(rr_guestmem_t *mem, uint64_t size, uint64_t align, uin
  * rr_vq_driver_create() - a driver-side queue of @size entries in @mem, ring carved from it.
  * @features: RR_VIRTIO_F_* bits negotiated with the device.
  * @indirect_max: 0, or (with RR_VIRTIO_F_INDIRECT_DESC) the entries of the indirect table kept
- *                per descriptor: chains of 2 .. @indirect_max buffers then use one descriptor.
- * Return: RR_OK; RR_EINVAL (size not a power of two up to 32768, bad @indirect_max); RR_ENOSPC
+ *                per descriptor, at most @size: chains of 2 .. @indirect_max buffers then use
+ *                one descriptor.
+ * Return: RR_OK; RR_EINVAL (size not a power of two up to 32768, @indirect_max above @size or
+ * given without RR_VIRTIO_F_INDIRECT_DESC); RR_ENOSPC
  * (region too small); RR_EBADHANDLE.
  */
 int32_t rr_vq_driver_create(rr_guestmem_t *mem, uint32_t size, uint64_t features, uint32_t indirect_max, rr_vq_driver_t **out);
