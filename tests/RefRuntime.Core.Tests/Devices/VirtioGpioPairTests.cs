@@ -363,6 +363,155 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         Assert.Equal(RrStatus.Ok, mem!.Destroy());
     }
 
+    // A device with both queues and any names blob, played step by step by the test.
+    private sealed unsafe class ScriptedIrqTransport(int ngpio, byte[] names) : IVirtioGpioTransport
+    {
+        private volatile VirtqDevice? _requestq;
+        private volatile VirtqDevice? _eventq;
+        private GuestMemory? _memory;
+        private VirtqRings _eventqRings;
+        private Doorbell? _call;
+
+        public ulong DeviceFeatures => VIRTIO_F_VERSION_1 | (ulong)VirtqFeatures.EventIdx | VIRTIO_GPIO_F_IRQ;
+
+        public bool NeedsReset => false;
+
+        public Doorbell Kick { get; } = new(10);
+
+        public VirtqDevice Requestq => Until(() => _requestq);
+
+        public VirtqDevice Eventq => Until(() => _eventq);
+
+        public uint ReadConfig(int offset, int width) => (offset, width) switch
+        {
+            (0, 2) => (uint)ngpio,
+            (4, 4) => (uint)names.Length,
+            _ => 0,
+        };
+
+        public RrStatus Start(ulong features, GuestMemory memory, VirtqRings requestq, VirtqRings? eventq, Doorbell call, out string? error)
+        {
+            Assert.NotNull(eventq);
+            _memory = memory;
+            _eventqRings = eventq!.Value;
+            _call = call;
+            Assert.Equal(RrStatus.Ok, VirtqDevice.Create(memory, eventq.Value, VirtqFeatures.EventIdx, MalformedChainPolicy.BreakQueue, out VirtqDevice? eq, out error));
+            _eventq = eq;
+            RrStatus s = VirtqDevice.Create(memory, requestq, VirtqFeatures.EventIdx, MalformedChainPolicy.BreakQueue, out VirtqDevice? rq, out error);
+            _requestq = rq;
+            return s;
+        }
+
+        public void Reset()
+        {
+            _requestq?.Destroy();
+            _eventq?.Destroy();
+        }
+
+        /// <summary>The driver's used_event on the eventq: how far it has collected when it last went idle.</summary>
+        public ushort EventqUsedEvent
+        {
+            get
+            {
+                Assert.True(_memory!.TryTranslate(_eventqRings.AvailGpa + (ulong)VirtqLayout.UsedEventOffset(_eventqRings.Size), 2, out byte* p));
+                return Volatile.Read(ref *(ushort*)p);
+            }
+        }
+
+        /// <summary>Waits (hang guard 10 s) for the next request and decodes it.</summary>
+        public (ushort Head, VirtioGpioRequest Request) TakeRequest()
+        {
+            VirtqChain c = Pop(Requestq);
+            Span<byte> b = stackalloc byte[RequestSize];
+            Assert.Equal(RequestSize, Requestq.Gather(b));
+            return (c.Head, VirtioGpioRequest.Read(b));
+        }
+
+        /// <summary>Answers a request taken with <see cref="TakeRequest"/> (it must be the last one taken).</summary>
+        public void Answer(ushort head, params byte[] response)
+        {
+            Assert.Equal(response.Length, Requestq.Scatter(response));
+            Assert.Equal(RrStatus.Ok, Requestq.AddUsed(head, (uint)response.Length));
+            Requestq.PublishUsed();
+            _call!.Ring();
+        }
+
+        /// <summary>Waits (hang guard 10 s) for the next eventq buffer; returns its head and line.</summary>
+        public (ushort Head, int Line) TakeEvent()
+        {
+            VirtqChain c = Pop(Eventq);
+            Assert.Equal((1, 1, 2u, 1u), (c.Readable, c.Writable, c.ReadableBytes, c.WritableBytes));
+            Span<byte> b = stackalloc byte[2];
+            Assert.Equal(2, Eventq.Gather(b));
+            return (c.Head, b[0] | (b[1] << 8));
+        }
+
+        /// <summary>Returns the eventq buffer taken last with <paramref name="status"/>.</summary>
+        public void ReturnEvent(ushort head, byte status)
+        {
+            Assert.Equal(1, Eventq.Scatter([status]));
+            Assert.Equal(RrStatus.Ok, Eventq.AddUsed(head, 1));
+            Eventq.PublishUsed();
+            _call!.Ring();
+        }
+
+        private static VirtqChain Pop(VirtqDevice q)
+        {
+            var sw = Stopwatch.StartNew();
+            RrStatus s;
+            VirtqChain c;
+            while ((s = q.TryPop(out c)) == RrStatus.NotFound && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Yield();
+            }
+
+            Assert.Equal(RrStatus.Ok, s);
+            return c;
+        }
+
+        private static T Until<T>(Func<T?> get)
+            where T : class
+        {
+            var sw = Stopwatch.StartNew();
+            T? v;
+            while ((v = get()) is null && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Yield();
+            }
+
+            return v ?? throw new TimeoutException("the front end did not start the device within 10 s");
+        }
+    }
+
+    // Line names parsed as Linux's virtio_gpio_get_names: the blob's last byte is taken as NUL
+    // whatever it is, and a walk that runs out before ngpio names leaves every line unnamed.
+    [Theory]
+    [InlineData(3, new byte[] { 0x61, 0x00, 0x62 }, new[] { "", "", "" })]               // "a", "", then nothing left: too short
+    [InlineData(1, new byte[] { 0x61, 0x62 }, new[] { "a" })]                            // last byte forced to NUL
+    [InlineData(2, new byte[] { 0x61, 0x62, 0x63 }, new[] { "", "" })]                   // "ab", then nothing left
+    [InlineData(3, new byte[] { 0x61, 0x00, 0x00, 0x62 }, new[] { "a", "", "" })]        // "a", "", "" (forced NUL)
+    [InlineData(2, new byte[] { 0x61, 0x00, 0x62, 0x00, 0x63, 0x00 }, new[] { "a", "b" })] // extra names ignored
+    [InlineData(2, new byte[] { 0x00, 0x62, 0x00 }, new[] { "", "b" })]
+    public void Probe_NamesParsedAsLinux(int ngpio, byte[] blob, string[] expected)
+    {
+        var t = new ScriptedIrqTransport(ngpio, blob);
+        Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
+        VirtioGpioChip? chip = null;
+        var probe = Background<RrStatus>.Run(() => VirtioGpioChip.Probe(t, mem!, out chip, out _));
+        (ushort head, VirtioGpioRequest req) = t.TakeRequest();
+        Assert.Equal(VIRTIO_GPIO_MSG_GET_NAMES, req.Type);
+        t.Answer(head, [VIRTIO_GPIO_STATUS_OK, .. blob]);
+        Assert.True(probe.Wait(TimeSpan.FromSeconds(10)), "probe hung");
+        Assert.Equal(RrStatus.Ok, probe.Result);
+        for (int line = 0; line < ngpio; line++)
+        {
+            Assert.Equal(expected[line] == "" ? null : expected[line], chip!.LineName(line));
+        }
+
+        chip!.Dispose();
+        Assert.Equal(RrStatus.Ok, mem!.Destroy());
+    }
+
     // Two consumers on their own lines and interrupts on a third, all at once, for a while.
     [Fact]
     [Trait("Category", "Stress")]

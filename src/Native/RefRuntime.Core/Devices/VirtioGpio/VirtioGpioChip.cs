@@ -739,21 +739,45 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
                 return; // names are optional: the chip works without them
             }
 
-            // Parse softly, as Linux: the blob is NUL-terminated strings in line order; a blob that
-            // runs out early leaves the remaining lines unnamed.
-            var blob = new ReadOnlySpan<byte>(slot.Response + 1, (int)_namesSize);
-            for (int line = 0; line < _ngpio && !blob.IsEmpty; line++)
-            {
-                int end = blob.IndexOf((byte)0);
-                if (end < 0)
-                {
-                    break;
-                }
-
-                _names[line] = end == 0 ? null : Encoding.ASCII.GetString(blob[..end]);
-                blob = blob[(end + 1)..];
-            }
+            // SAFETY: the slot's response buffer was carved with 1 + _namesSize bytes.
+            ParseNames(new Span<byte>(slot.Response + 1, (int)_namesSize), _names);
         }
+    }
+
+    /// <summary>
+    /// Splits a names blob as Linux's <c>virtio_gpio_get_names</c> (drivers/gpio/gpio-virtio.c)
+    /// does: the blob's last byte is taken as NUL whatever the device put there (no check, so
+    /// the walk always ends inside the blob), then one NUL-terminated string per line, in line
+    /// order; an empty string is an unnamed line. If the blob runs out before every line has its
+    /// string, the blob is "too short" and no line gets a name; bytes after the last line's
+    /// string are ignored. The chip works without names either way.
+    /// </summary>
+    /// <param name="blob">The names bytes of the GET_NAMES response (its last byte is overwritten).</param>
+    /// <param name="names">One entry per line; left all null when the blob is too short.</param>
+    private static void ParseNames(Span<byte> blob, string?[] names)
+    {
+        if (blob.IsEmpty)
+        {
+            return;
+        }
+
+        blob[^1] = 0;
+        var parsed = new string?[names.Length];
+        int at = 0;
+        for (int line = 0; line < names.Length; line++)
+        {
+            if (at >= blob.Length)
+            {
+                return; // too short: the walk ran out before this line
+            }
+
+            // A NUL is always found: the last byte is one.
+            int end = at + blob[at..].IndexOf((byte)0);
+            parsed[line] = end == at ? null : Encoding.ASCII.GetString(blob[at..end]);
+            at = end + 1;
+        }
+
+        parsed.CopyTo(names, 0);
     }
 
     // ---- interrupts ----------------------------------------------------------------------------
