@@ -30,6 +30,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         public readonly VirtioGpioDevice Device;
         public readonly GuestMemory Memory;
         public readonly VirtioGpioChip Chip;
+        private readonly WatchedTransport _transport;
 
         public Pair(bool irq = true)
         {
@@ -39,9 +40,20 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
             Device = dev!;
             Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
             Memory = mem!;
-            Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(Device, Memory, out VirtioGpioChip? chip, out string? error));
+            _transport = new WatchedTransport(Device);
+            Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(_transport, Memory, out VirtioGpioChip? chip, out string? error));
             Assert.Null(error);
             Chip = chip!;
+        }
+
+        /// <summary>The eventq's used index (every buffer the device has returned, VALID or INVALID).</summary>
+        public unsafe ushort EventqUsedIdx
+        {
+            get
+            {
+                Assert.True(Memory.TryTranslate(_transport.EventqRings!.Value.UsedGpa + 2, 2, out byte* p));
+                return Volatile.Read(ref *(ushort*)p);
+            }
         }
 
         public void Dispose()
@@ -363,6 +375,28 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         Assert.Equal(RrStatus.Ok, mem!.Destroy());
     }
 
+    // The real device seen through a transport that remembers where the eventq is.
+    private sealed class WatchedTransport(VirtioGpioDevice inner) : IVirtioGpioTransport
+    {
+        public VirtqRings? EventqRings;
+
+        public ulong DeviceFeatures => inner.DeviceFeatures;
+
+        public bool NeedsReset => inner.NeedsReset;
+
+        public Doorbell Kick => inner.Kick;
+
+        public uint ReadConfig(int offset, int width) => inner.ReadConfig(offset, width);
+
+        public RrStatus Start(ulong features, GuestMemory memory, VirtqRings requestq, VirtqRings? eventq, Doorbell call, out string? error)
+        {
+            EventqRings = eventq;
+            return inner.Start(features, memory, requestq, eventq, call, out error);
+        }
+
+        public void Reset() => inner.Reset();
+    }
+
     // A device with both queues and any names blob, played step by step by the test.
     private sealed unsafe class ScriptedIrqTransport(int ngpio, byte[] names) : IVirtioGpioTransport
     {
@@ -510,6 +544,126 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
 
         chip!.Dispose();
         Assert.Equal(RrStatus.Ok, mem!.Destroy());
+    }
+
+    // Changing the trigger of an enabled interrupt is NONE, then the new type. The device returns
+    // the line's buffer INVALID at the NONE step; the front end must not queue it again until the
+    // new type is acknowledged (virtio-gpio: enable before unmask), or the device, which has the
+    // line disabled, returns it INVALID at once, again and again.
+    [Fact]
+    public void Interrupt_ChangeTypeWhileEnabled_BufferQueuedOnlyAfterNewTypeAcked()
+    {
+        var t = new ScriptedIrqTransport(8, []);
+        Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
+        Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(t, mem!, out VirtioGpioChip? chip, out _));
+        Assert.Equal(RrStatus.Ok, chip!.SetIrqType(5, GpioIrqType.EdgeRising)); // stored: not enabled yet
+
+        // Enable: SET_IRQ_TYPE rising, acknowledged, then the eventq buffer.
+        var enable = Background<RrStatus>.Run(() => chip.SetIrqHandler(5, _ => { }));
+        (ushort head, VirtioGpioRequest req) = t.TakeRequest();
+        Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 5, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), req);
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        Assert.True(enable.Wait(TimeSpan.FromSeconds(10)));
+        Assert.Equal(RrStatus.Ok, enable.Result);
+        (ushort eventHead, int line) = t.TakeEvent();
+        Assert.Equal(5, line);
+
+        // Change to falling: NONE first; as the device, return the held buffer INVALID before
+        // answering (rule D13).
+        var change = Background<RrStatus>.Run(() => chip.SetIrqType(5, GpioIrqType.EdgeFalling));
+        (head, req) = t.TakeRequest();
+        Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 5, VIRTIO_GPIO_IRQ_TYPE_NONE), req);
+        t.ReturnEvent(eventHead, VIRTIO_GPIO_IRQ_STATUS_INVALID);
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        (head, req) = t.TakeRequest();
+        Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 5, VIRTIO_GPIO_IRQ_TYPE_EDGE_FALLING), req);
+
+        // The new type is not acknowledged yet. Once the front end has collected the INVALID
+        // buffer and gone idle (its used_event moves past it), the buffer must not be back.
+        var sw = Stopwatch.StartNew();
+        while (t.EventqUsedEvent != 1 && !t.Eventq.HasAvailable && sw.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Yield();
+        }
+
+        Assert.Equal(1, t.EventqUsedEvent);
+        Assert.False(t.Eventq.HasAvailable, "the eventq buffer was queued before the new type was acknowledged");
+
+        // Acknowledged: now the buffer comes back, once.
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        Assert.True(change.Wait(TimeSpan.FromSeconds(10)));
+        Assert.Equal(RrStatus.Ok, change.Result);
+        (_, line) = t.TakeEvent();
+        Assert.Equal(5, line);
+        Assert.False(t.Eventq.HasAvailable);
+        chip.Dispose();
+        Assert.Equal(RrStatus.Ok, mem!.Destroy());
+    }
+
+    // A device that refuses the new type leaves the line disabled (it answered NONE): the buffer
+    // stays with the front end instead of bouncing off the disabled line for ever, and setting the
+    // handler again re-enables the line with its old type.
+    [Fact]
+    public void Interrupt_ChangeTypeRefused_LineStaysDisabledUntilReenabled()
+    {
+        var t = new ScriptedIrqTransport(8, []);
+        Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
+        Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(t, mem!, out VirtioGpioChip? chip, out _));
+        Assert.Equal(RrStatus.Ok, chip!.SetIrqType(2, GpioIrqType.LevelHigh));
+        var call = Background<RrStatus>.Run(() => chip.SetIrqHandler(2, _ => { }));
+        (ushort head, _) = t.TakeRequest();
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        Assert.True(call.Wait(TimeSpan.FromSeconds(10)));
+        (ushort eventHead, _) = t.TakeEvent();
+
+        call = Background<RrStatus>.Run(() => chip.SetIrqType(2, GpioIrqType.EdgeBoth));
+        (head, VirtioGpioRequest req) = t.TakeRequest();
+        Assert.Equal(VIRTIO_GPIO_IRQ_TYPE_NONE, req.Value);
+        t.ReturnEvent(eventHead, VIRTIO_GPIO_IRQ_STATUS_INVALID);
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        (head, req) = t.TakeRequest();
+        Assert.Equal(VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH, req.Value);
+        t.Answer(head, VIRTIO_GPIO_STATUS_ERR, 0);
+        Assert.True(call.Wait(TimeSpan.FromSeconds(10)));
+        Assert.Equal(RrStatus.InvalidArgument, call.Result);
+
+        var sw = Stopwatch.StartNew();
+        while (t.EventqUsedEvent != 1 && !t.Eventq.HasAvailable && sw.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Yield();
+        }
+
+        Assert.Equal(1, t.EventqUsedEvent);
+        Assert.False(t.Eventq.HasAvailable, "the eventq buffer was queued for a line the device has disabled");
+
+        call = Background<RrStatus>.Run(() => chip.SetIrqHandler(2, _ => { }));
+        (head, req) = t.TakeRequest();
+        Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 2, VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH), req);
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        Assert.True(call.Wait(TimeSpan.FromSeconds(10)));
+        Assert.Equal(RrStatus.Ok, call.Result);
+        Assert.Equal(2, t.TakeEvent().Line);
+        chip.Dispose();
+        Assert.Equal(RrStatus.Ok, mem!.Destroy());
+    }
+
+    // The same through the real device: one type change moves the eventq used index by exactly 1
+    // (the INVALID return of the NONE step), and the first event of the new type by one more.
+    [Fact]
+    public void Interrupt_ChangeTypeWhileEnabled_UsedIndexMovesOnce()
+    {
+        using var pair = new Pair();
+        using var fired = new SemaphoreSlim(0);
+        Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(5));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, _ => fired.Release()));
+        ushort before = pair.EventqUsedIdx;
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeFalling));
+        Assert.Equal(1, (ushort)(pair.EventqUsedIdx - before));
+        pair.Model.SetInput(5, true);
+        pair.Model.SetInput(5, false);
+        Assert.True(fired.Wait(10_000), "no interrupt for the falling edge");
+        Assert.Equal(2, (ushort)(pair.EventqUsedIdx - before));
     }
 
     // Two consumers on their own lines and interrupts on a third, all at once, for a while.

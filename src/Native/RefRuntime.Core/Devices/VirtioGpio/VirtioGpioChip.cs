@@ -18,7 +18,12 @@
 // (SET_IRQ_TYPE, then queue the line's eventq buffer = unmask) or disables (SET_IRQ_TYPE NONE; the
 // device returns the buffer INVALID, which is dropped). A VALID buffer runs the handler on the
 // interrupt thread and is then queued again; an INVALID one while enabled is requeued; one with a
-// used length other than 1 is dropped.
+// used length other than 1 is dropped. Changing the type of an enabled line is NONE, then the new
+// type (virtio 1.2 "GPIO Device", Set IRQ Type: disable before changing). From the NONE request
+// until the new type is acknowledged the line is "updating" and nobody queues its buffer: the
+// device has the line disabled and would hand the buffer straight back INVALID, again and again
+// (the eventq driver rule "enable before unmask"; Linux irq_bus_sync_unlock likewise queues the
+// buffer only after SET_IRQ_TYPE returned).
 
 using System;
 using System.Buffers.Binary;
@@ -58,6 +63,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
         public Action<int>? Handler;
         public volatile bool Enabled;
         public bool Queued;
+        public bool Updating; // a type change is in flight: the buffer stays with us (under the queue lock)
         public ulong RequestGpa;
         public ulong ResponseGpa;
         public byte* Response;
@@ -312,31 +318,59 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
 
             if (l.Enabled)
             {
-                // Rule 9: NONE first, then the new type; the buffer comes back INVALID and is requeued.
-                RrStatus s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
-                if (s == RrStatus.Ok && type != GpioIrqType.None)
-                {
-                    s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, (uint)type, out _);
-                }
-
-                if (s != RrStatus.Ok)
-                {
-                    return s;
-                }
-
-                l.Type = type;
-                if (type == GpioIrqType.None)
-                {
-                    l.Enabled = false;
-                }
-
-                QueueEventBuffer(line);
-                return RrStatus.Ok;
+                return ChangeEnabledIrqType(line, l, type);
             }
 
             l.Type = type;
             return RrStatus.Ok;
         }
+    }
+
+    /// <summary>
+    /// Rule 9: NONE first, then the new type. The device returns the held buffer INVALID at the
+    /// NONE step; the buffer goes back to it only once the new type is acknowledged (enable before
+    /// unmask), so it does not bounce off a disabled line meanwhile. Caller holds the irq lock.
+    /// </summary>
+    private RrStatus ChangeEnabledIrqType(int line, IrqLine l, GpioIrqType type)
+    {
+        lock (_queueLock)
+        {
+            l.Updating = true;
+        }
+
+        RrStatus s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
+        if (s == RrStatus.Ok)
+        {
+            // The device has the line disabled now.
+            if (type == GpioIrqType.None)
+            {
+                l.Enabled = false;
+            }
+            else
+            {
+                s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, (uint)type, out _);
+                if (s != RrStatus.Ok)
+                {
+                    // The new type was refused: the line stays disabled (its buffer is not
+                    // queued); setting a handler again re-enables it with the old type.
+                    l.Enabled = false;
+                }
+            }
+
+            if (s == RrStatus.Ok)
+            {
+                l.Type = type;
+            }
+        }
+
+        // On a refused NONE (ERR changes nothing, rule D19) the old type is still enabled.
+        lock (_queueLock)
+        {
+            l.Updating = false;
+        }
+
+        QueueEventBuffer(line);
+        return s;
     }
 
     /// <inheritdoc/>
@@ -782,14 +816,18 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
 
     // ---- interrupts ----------------------------------------------------------------------------
 
-    /// <summary>Queues the line's eventq buffer (unmask). Caller holds the irq lock or runs on the interrupt thread.</summary>
+    /// <summary>
+    /// Queues the line's eventq buffer (unmask) unless it is already queued, the line is disabled,
+    /// or a type change is in flight (<see cref="ChangeEnabledIrqType"/> queues it afterwards).
+    /// Caller holds the irq lock or runs on the interrupt thread.
+    /// </summary>
     private void QueueEventBuffer(int line)
     {
         IrqLine l = _irq[line];
         bool kick = false;
         lock (_queueLock)
         {
-            if (l.Queued || !l.Enabled || _eventq is null || _eventq.IsBroken)
+            if (l.Queued || l.Updating || !l.Enabled || _eventq is null || _eventq.IsBroken)
             {
                 return;
             }
