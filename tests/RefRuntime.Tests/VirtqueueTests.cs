@@ -41,6 +41,28 @@ public sealed class VirtqueueTests
         Assert.False(dev.TryPop(out _));
     }
 
+    // After Complete the chain's buffers belong to the driver again: Read and Write refuse.
+    [Fact]
+    public void ReadWrite_AfterComplete_Throw()
+    {
+        using var mem = new GuestMemoryRegion(1 << 20);
+        using var drv = new VirtqueueDriver<Request>(mem, 8);
+        using var dev = new VirtqueueDevice(mem, drv.Rings);
+        ulong req = mem.Allocate(4), resp = mem.Allocate(4);
+        Assert.True(drv.TryAdd([new VirtqBuffer(req, 4)], [new VirtqBuffer(resp, 4)], new Request("first")));
+        drv.Publish();
+        Assert.True(dev.TryPop(out VirtqChain chain));
+        dev.Complete(chain, 0);
+        dev.Publish();
+        Assert.True(drv.TryGetUsed(out _, out _));
+        "mine"u8.CopyTo(mem.GetSpan(resp, 4)); // the driver reuses its buffer
+
+        var buf = new byte[4];
+        Assert.Throws<InvalidOperationException>(() => dev.Read(buf));
+        Assert.Throws<InvalidOperationException>(() => dev.Write("late"u8.ToArray()));
+        Assert.Equal("mine"u8.ToArray(), mem.GetSpan(resp, 4).ToArray());
+    }
+
     [Fact]
     public void TryAdd_Full_ReturnsFalse_BadBuffer_Throws()
     {

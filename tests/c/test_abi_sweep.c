@@ -334,6 +334,8 @@ static void queues_round_trip(struct queues *q)
     CHECK_EQ(rr_vq_device_pop(q->dev, &c), RR_OK);
     CHECK_EQ(rr_vq_device_write(q->dev, "pong", 4, &n), RR_OK);
     CHECK_EQ(rr_vq_device_add_used(q->dev, c.head, 4), RR_OK);
+    CHECK_EQ(rr_vq_device_write(q->dev, "late", 4, &n), RR_ENOENT); /* given back: the driver's again */
+    CHECK_EQ(n, 0);
     CHECK_EQ(rr_vq_device_publish(q->dev, &notify), RR_OK);
     CHECK_EQ(rr_vq_driver_get_used(q->drv, &token, &len), RR_OK);
     CHECK_EQ(token, 77);
@@ -412,6 +414,9 @@ static void virtio_ranges(void)
     bad.used = GPA + (1 << 16) - 8; /* runs off the region */
     CHECK_EQ(rr_vq_device_create(q.mem, &bad, 0, RR_VQ_MALFORMED_BREAK, &v), RR_EINVAL);
     CHECK_EQ(rr_vq_device_create(q.mem, &q.rings, 0, 7, &v), RR_EINVAL); /* no such policy */
+    bad = q.rings;
+    bad.reserved = 1; /* reserved: must be 0 */
+    CHECK_EQ(rr_vq_device_create(q.mem, &bad, 0, RR_VQ_MALFORMED_BREAK, &v), RR_EINVAL);
     CHECK(v == NULL);
 
     /* Driver side. */
@@ -425,6 +430,8 @@ static void virtio_ranges(void)
     CHECK_EQ(rr_vq_driver_add(q.drv, &outside, 1, 0, 1), RR_EINVAL);
     CHECK_EQ(rr_vq_driver_add(q.drv, &straddle, 1, 0, 1), RR_EINVAL);
     CHECK_EQ(rr_vq_driver_add(q.drv, &ok, UINT32_MAX, 1, 1), RR_EINVAL); /* count overflows */
+    rr_vq_buf_t reserved = {req, 8, 0x100};
+    CHECK_EQ(rr_vq_driver_add(q.drv, &reserved, 1, 0, 1), RR_EINVAL); /* reserved: must be 0 */
     rr_vq_buf_t many[9];
     for (int i = 0; i < 9; i++)
         many[i] = ok;

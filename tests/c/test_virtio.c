@@ -340,6 +340,82 @@ static void two_threads_with_doorbells(void)
     pair_close(&p);
 }
 
+/* Once a chain is returned with add_used its buffers belong to the driver again (it may already
+ * be reusing them): read and write on it are refused with RR_ENOENT and touch nothing. */
+static void read_write_after_add_used_refused(void)
+{
+    struct pair p;
+    pair_open(&p, 8, RR_VIRTIO_F_EVENT_IDX, 0, RR_VQ_MALFORMED_BREAK);
+    uint64_t req, resp;
+    CHECK_EQ(rr_guestmem_alloc(p.mem, 8, 8, &req), RR_OK);
+    CHECK_EQ(rr_guestmem_alloc(p.mem, 4, 4, &resp), RR_OK);
+    memcpy(host(&p, req, 8), "request!", 8);
+    rr_vq_buf_t bufs[2] = {{req, 8, 0}, {resp, 4, 0}};
+    CHECK_EQ(rr_vq_driver_add(p.drv, bufs, 1, 1, 1), RR_OK);
+    CHECK_EQ(rr_vq_driver_publish(p.drv, NULL), RR_OK);
+    rr_vq_chain_t c;
+    CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_OK);
+    uint32_t n = 0;
+    CHECK_EQ(rr_vq_device_write(p.dev, "done", 4, &n), RR_OK);
+    CHECK_EQ(n, 4);
+    CHECK_EQ(rr_vq_device_add_used(p.dev, c.head, 4), RR_OK);
+    CHECK_EQ(rr_vq_device_publish(p.dev, NULL), RR_OK);
+    uint64_t token = 0;
+    uint32_t len = 0;
+    CHECK_EQ(rr_vq_driver_get_used(p.drv, &token, &len), RR_OK);
+
+    /* The driver reuses its buffers at once. */
+    memcpy(host(&p, req, 8), "secret!!", 8);
+    memcpy(host(&p, resp, 4), "mine", 4);
+    char in[8] = {0};
+    n = 99;
+    CHECK_EQ(rr_vq_device_read(p.dev, in, sizeof in, &n), RR_ENOENT);
+    CHECK_EQ(n, 0);
+    CHECK(memcmp(in, "\0\0\0\0\0\0\0\0", 8) == 0);
+    n = 99;
+    CHECK_EQ(rr_vq_device_write(p.dev, "late", 4, &n), RR_ENOENT);
+    CHECK_EQ(n, 0);
+    CHECK(memcmp(host(&p, resp, 4), "mine", 4) == 0);
+
+    /* The next chain popped is served normally. */
+    CHECK_EQ(rr_vq_driver_add(p.drv, bufs, 1, 1, 2), RR_OK);
+    CHECK_EQ(rr_vq_driver_publish(p.drv, NULL), RR_OK);
+    CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_OK);
+    CHECK_EQ(rr_vq_device_read(p.dev, in, sizeof in, &n), RR_OK);
+    CHECK_EQ(n, 8);
+    CHECK(memcmp(in, "secret!!", 8) == 0);
+    CHECK_EQ(rr_vq_device_add_used(p.dev, c.head, 0), RR_OK);
+    pair_close(&p);
+}
+
+/* The reserved fields of rr_vq_buf_t and rr_vq_rings_t must be 0 (kept for later use). */
+static void reserved_fields_refused(void)
+{
+    struct pair p;
+    pair_open(&p, 8, RR_VIRTIO_F_EVENT_IDX, 0, RR_VQ_MALFORMED_BREAK);
+    uint64_t b;
+    CHECK_EQ(rr_guestmem_alloc(p.mem, 16, 8, &b), RR_OK);
+    rr_vq_buf_t bufs[2] = {{b, 8, 0}, {b + 8, 8, 1}};
+    CHECK_EQ(rr_vq_driver_add(p.drv, bufs, 1, 1, 1), RR_EINVAL);
+    uint32_t nr = 1, nw = 1, added = 99;
+    uint64_t token = 2;
+    CHECK_EQ(rr_vq_driver_add_chains(p.drv, bufs, &nr, &nw, &token, 1, &added), RR_EINVAL);
+    CHECK_EQ(added, 0);
+    CHECK_EQ(rr_vq_driver_publish(p.drv, NULL), RR_OK);
+    rr_vq_chain_t c;
+    CHECK_EQ(rr_vq_device_pop(p.dev, &c), RR_ENOENT); /* nothing was added */
+
+    rr_vq_rings_t rings = p.rings;
+    rings.reserved = 0x80000000u;
+    rr_vq_device_t *dev2 = (rr_vq_device_t *)&c;
+    CHECK_EQ(rr_vq_device_create(p.mem, &rings, RR_VIRTIO_F_EVENT_IDX, RR_VQ_MALFORMED_BREAK, &dev2), RR_EINVAL);
+    CHECK(dev2 == NULL);
+
+    bufs[1].reserved = 0;
+    CHECK_EQ(rr_vq_driver_add(p.drv, bufs, 1, 1, 3), RR_OK);
+    pair_close(&p);
+}
+
 int main(int argc, char **argv)
 {
     static const struct rr_test_case cases[] = {
@@ -350,6 +426,8 @@ int main(int argc, char **argv)
         {"bad_arguments", bad_arguments},
         {"two_threads_with_doorbells", two_threads_with_doorbells},
         {"batch_calls", batch_calls},
+        {"read_write_after_add_used_refused", read_write_after_add_used_refused},
+        {"reserved_fields_refused", reserved_fields_refused},
     };
     return rr_test_main("virtio." MODE, cases, sizeof cases / sizeof cases[0], argc, argv);
 }

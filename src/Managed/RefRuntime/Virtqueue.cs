@@ -313,13 +313,30 @@ public sealed class VirtqueueDevice : IDisposable
         }
     }
 
-    /// <summary>Copies the current chain's readable bytes into <paramref name="destination"/>.</summary>
-    public int Read(Span<byte> destination) => Vq.Gather(destination);
+    /// <summary>Copies the current chain's readable bytes (the chain the last <see cref="TryPop"/> took) into <paramref name="destination"/>.</summary>
+    /// <returns>Bytes copied (0 when no chain was popped).</returns>
+    /// <exception cref="InvalidOperationException">The chain was already completed: its buffers belong to the driver again.</exception>
+    public int Read(Span<byte> destination)
+    {
+        RrStatus s = Vq.TryGather(destination, out int copied);
+        ThrowIfCompleted(s);
+        return copied;
+    }
 
     /// <summary>Copies <paramref name="source"/> into the current chain's writable buffers.</summary>
-    public int Write(ReadOnlySpan<byte> source) => Vq.Scatter(source);
+    /// <returns>Bytes written (0 when no chain was popped).</returns>
+    /// <exception cref="InvalidOperationException">The chain was already completed: its buffers belong to the driver again.</exception>
+    public int Write(ReadOnlySpan<byte> source)
+    {
+        RrStatus s = Vq.TryScatter(source, out int written);
+        ThrowIfCompleted(s);
+        return written;
+    }
 
-    /// <summary>Returns <paramref name="chain"/> with <paramref name="length"/> bytes written.</summary>
+    /// <summary>
+    /// Returns <paramref name="chain"/> with <paramref name="length"/> bytes written. Its buffers
+    /// belong to the driver again: <see cref="Read"/> and <see cref="Write"/> throw until the next <see cref="TryPop"/>.
+    /// </summary>
     /// <exception cref="ArgumentException">Not a chain this device holds, or more bytes than it can take.</exception>
     public void Complete(in VirtqChain chain, int length)
     {
@@ -333,6 +350,14 @@ public sealed class VirtqueueDevice : IDisposable
         if (s != RrStatus.Ok)
         {
             throw new ArgumentException($"Chain {chain.Head} is not held by this device, or {length} exceeds its {chain.WritableBytes} writable bytes.", nameof(length));
+        }
+    }
+
+    private static void ThrowIfCompleted(RrStatus s)
+    {
+        if (s == RrStatus.NotFound)
+        {
+            throw new InvalidOperationException("The chain was already completed: its buffers belong to the driver again, which may be reusing them. Pop the next chain first.");
         }
     }
 

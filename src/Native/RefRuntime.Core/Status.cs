@@ -38,7 +38,10 @@ public enum RrStatus
     /// <summary><c>RR_ENODEV</c>: the resource was revoked or the device disconnected ("no device").</summary>
     NoDevice = 7,
 
-    /// <summary><c>RR_ENOENT</c>: no matching entry (a devres action or group that is not on the list).</summary>
+    /// <summary>
+    /// <c>RR_ENOENT</c>: no matching entry (a devres action or group that is not on the list); for a
+    /// virtqueue: nothing to take or collect, or no chain to read or write (already returned).
+    /// </summary>
     NotFound = 8,
 
     /// <summary>

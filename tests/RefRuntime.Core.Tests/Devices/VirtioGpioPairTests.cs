@@ -30,6 +30,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         public readonly VirtioGpioDevice Device;
         public readonly GuestMemory Memory;
         public readonly VirtioGpioChip Chip;
+        private readonly WatchedTransport _transport;
 
         public Pair(bool irq = true)
         {
@@ -39,9 +40,20 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
             Device = dev!;
             Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
             Memory = mem!;
-            Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(Device, Memory, out VirtioGpioChip? chip, out string? error));
+            _transport = new WatchedTransport(Device);
+            Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(_transport, Memory, out VirtioGpioChip? chip, out string? error));
             Assert.Null(error);
             Chip = chip!;
+        }
+
+        /// <summary>The eventq's used index (every buffer the device has returned, VALID or INVALID).</summary>
+        public unsafe ushort EventqUsedIdx
+        {
+            get
+            {
+                Assert.True(Memory.TryTranslate(_transport.EventqRings!.Value.UsedGpa + 2, 2, out byte* p));
+                return Volatile.Read(ref *(ushort*)p);
+            }
         }
 
         public void Dispose()
@@ -369,6 +381,297 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
 
         chip!.Dispose();
         Assert.Equal(RrStatus.Ok, mem!.Destroy());
+    }
+
+    // The real device seen through a transport that remembers where the eventq is.
+    private sealed class WatchedTransport(VirtioGpioDevice inner) : IVirtioGpioTransport
+    {
+        public VirtqRings? EventqRings;
+
+        public ulong DeviceFeatures => inner.DeviceFeatures;
+
+        public bool NeedsReset => inner.NeedsReset;
+
+        public Doorbell Kick => inner.Kick;
+
+        public uint ReadConfig(int offset, int width) => inner.ReadConfig(offset, width);
+
+        public RrStatus Start(ulong features, GuestMemory memory, VirtqRings requestq, VirtqRings? eventq, Doorbell call, out string? error)
+        {
+            EventqRings = eventq;
+            return inner.Start(features, memory, requestq, eventq, call, out error);
+        }
+
+        public void Reset() => inner.Reset();
+    }
+
+    // A device with both queues and any names blob, played step by step by the test.
+    private sealed unsafe class ScriptedIrqTransport(int ngpio, byte[] names) : IVirtioGpioTransport
+    {
+        private volatile VirtqDevice? _requestq;
+        private volatile VirtqDevice? _eventq;
+        private GuestMemory? _memory;
+        private VirtqRings _eventqRings;
+        private Doorbell? _call;
+
+        public ulong DeviceFeatures => VIRTIO_F_VERSION_1 | (ulong)VirtqFeatures.EventIdx | VIRTIO_GPIO_F_IRQ;
+
+        public bool NeedsReset => false;
+
+        public Doorbell Kick { get; } = new(10);
+
+        public VirtqDevice Requestq => Until(() => _requestq);
+
+        public VirtqDevice Eventq => Until(() => _eventq);
+
+        public uint ReadConfig(int offset, int width) => (offset, width) switch
+        {
+            (0, 2) => (uint)ngpio,
+            (4, 4) => (uint)names.Length,
+            _ => 0,
+        };
+
+        public RrStatus Start(ulong features, GuestMemory memory, VirtqRings requestq, VirtqRings? eventq, Doorbell call, out string? error)
+        {
+            Assert.NotNull(eventq);
+            _memory = memory;
+            _eventqRings = eventq!.Value;
+            _call = call;
+            Assert.Equal(RrStatus.Ok, VirtqDevice.Create(memory, eventq.Value, VirtqFeatures.EventIdx, MalformedChainPolicy.BreakQueue, out VirtqDevice? eq, out error));
+            _eventq = eq;
+            RrStatus s = VirtqDevice.Create(memory, requestq, VirtqFeatures.EventIdx, MalformedChainPolicy.BreakQueue, out VirtqDevice? rq, out error);
+            _requestq = rq;
+            return s;
+        }
+
+        public void Reset()
+        {
+            _requestq?.Destroy();
+            _eventq?.Destroy();
+        }
+
+        /// <summary>The driver's used_event on the eventq: how far it has collected when it last went idle.</summary>
+        public ushort EventqUsedEvent
+        {
+            get
+            {
+                Assert.True(_memory!.TryTranslate(_eventqRings.AvailGpa + (ulong)VirtqLayout.UsedEventOffset(_eventqRings.Size), 2, out byte* p));
+                return Volatile.Read(ref *(ushort*)p);
+            }
+        }
+
+        /// <summary>Waits (hang guard 10 s) for the next request and decodes it.</summary>
+        public (ushort Head, VirtioGpioRequest Request) TakeRequest()
+        {
+            VirtqChain c = Pop(Requestq);
+            Span<byte> b = stackalloc byte[RequestSize];
+            Assert.Equal(RequestSize, Requestq.Gather(b));
+            return (c.Head, VirtioGpioRequest.Read(b));
+        }
+
+        /// <summary>Answers a request taken with <see cref="TakeRequest"/> (it must be the last one taken).</summary>
+        public void Answer(ushort head, params byte[] response)
+        {
+            Assert.Equal(response.Length, Requestq.Scatter(response));
+            Assert.Equal(RrStatus.Ok, Requestq.AddUsed(head, (uint)response.Length));
+            Requestq.PublishUsed();
+            _call!.Ring();
+        }
+
+        /// <summary>Waits (hang guard 10 s) for the next eventq buffer; returns its head and line.</summary>
+        public (ushort Head, int Line) TakeEvent()
+        {
+            VirtqChain c = Pop(Eventq);
+            Assert.Equal((1, 1, 2u, 1u), (c.Readable, c.Writable, c.ReadableBytes, c.WritableBytes));
+            Span<byte> b = stackalloc byte[2];
+            Assert.Equal(2, Eventq.Gather(b));
+            return (c.Head, b[0] | (b[1] << 8));
+        }
+
+        /// <summary>Returns the eventq buffer taken last with <paramref name="status"/>.</summary>
+        public void ReturnEvent(ushort head, byte status)
+        {
+            Assert.Equal(1, Eventq.Scatter([status]));
+            Assert.Equal(RrStatus.Ok, Eventq.AddUsed(head, 1));
+            Eventq.PublishUsed();
+            _call!.Ring();
+        }
+
+        private static VirtqChain Pop(VirtqDevice q)
+        {
+            var sw = Stopwatch.StartNew();
+            RrStatus s;
+            VirtqChain c;
+            while ((s = q.TryPop(out c)) == RrStatus.NotFound && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Yield();
+            }
+
+            Assert.Equal(RrStatus.Ok, s);
+            return c;
+        }
+
+        private static T Until<T>(Func<T?> get)
+            where T : class
+        {
+            var sw = Stopwatch.StartNew();
+            T? v;
+            while ((v = get()) is null && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Yield();
+            }
+
+            return v ?? throw new TimeoutException("the front end did not start the device within 10 s");
+        }
+    }
+
+    // Line names parsed as Linux's virtio_gpio_get_names: the blob's last byte is taken as NUL
+    // whatever it is, and a walk that runs out before ngpio names leaves every line unnamed.
+    [Theory]
+    [InlineData(3, new byte[] { 0x61, 0x00, 0x62 }, new[] { "", "", "" })]               // "a", "", then nothing left: too short
+    [InlineData(1, new byte[] { 0x61, 0x62 }, new[] { "a" })]                            // last byte forced to NUL
+    [InlineData(2, new byte[] { 0x61, 0x62, 0x63 }, new[] { "", "" })]                   // "ab", then nothing left
+    [InlineData(3, new byte[] { 0x61, 0x00, 0x00, 0x62 }, new[] { "a", "", "" })]        // "a", "", "" (forced NUL)
+    [InlineData(2, new byte[] { 0x61, 0x00, 0x62, 0x00, 0x63, 0x00 }, new[] { "a", "b" })] // extra names ignored
+    [InlineData(2, new byte[] { 0x00, 0x62, 0x00 }, new[] { "", "b" })]
+    public void Probe_NamesParsedAsLinux(int ngpio, byte[] blob, string[] expected)
+    {
+        var t = new ScriptedIrqTransport(ngpio, blob);
+        Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
+        VirtioGpioChip? chip = null;
+        var probe = Background<RrStatus>.Run(() => VirtioGpioChip.Probe(t, mem!, out chip, out _));
+        (ushort head, VirtioGpioRequest req) = t.TakeRequest();
+        Assert.Equal(VIRTIO_GPIO_MSG_GET_NAMES, req.Type);
+        t.Answer(head, [VIRTIO_GPIO_STATUS_OK, .. blob]);
+        Assert.True(probe.Wait(TimeSpan.FromSeconds(10)), "probe hung");
+        Assert.Equal(RrStatus.Ok, probe.Result);
+        for (int line = 0; line < ngpio; line++)
+        {
+            Assert.Equal(expected[line] == "" ? null : expected[line], chip!.LineName(line));
+        }
+
+        chip!.Dispose();
+        Assert.Equal(RrStatus.Ok, mem!.Destroy());
+    }
+
+    // Changing the trigger of an enabled interrupt is NONE, then the new type. The device returns
+    // the line's buffer INVALID at the NONE step; the front end must not queue it again until the
+    // new type is acknowledged (virtio-gpio: enable before unmask), or the device, which has the
+    // line disabled, returns it INVALID at once, again and again.
+    [Fact]
+    public void Interrupt_ChangeTypeWhileEnabled_BufferQueuedOnlyAfterNewTypeAcked()
+    {
+        var t = new ScriptedIrqTransport(8, []);
+        Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
+        Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(t, mem!, out VirtioGpioChip? chip, out _));
+        Assert.Equal(RrStatus.Ok, chip!.SetIrqType(5, GpioIrqType.EdgeRising)); // stored: not enabled yet
+
+        // Enable: SET_IRQ_TYPE rising, acknowledged, then the eventq buffer.
+        var enable = Background<RrStatus>.Run(() => chip.SetIrqHandler(5, _ => { }));
+        (ushort head, VirtioGpioRequest req) = t.TakeRequest();
+        Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 5, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), req);
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        Assert.True(enable.Wait(TimeSpan.FromSeconds(10)));
+        Assert.Equal(RrStatus.Ok, enable.Result);
+        (ushort eventHead, int line) = t.TakeEvent();
+        Assert.Equal(5, line);
+
+        // Change to falling: NONE first; as the device, return the held buffer INVALID before
+        // answering (rule D13).
+        var change = Background<RrStatus>.Run(() => chip.SetIrqType(5, GpioIrqType.EdgeFalling));
+        (head, req) = t.TakeRequest();
+        Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 5, VIRTIO_GPIO_IRQ_TYPE_NONE), req);
+        t.ReturnEvent(eventHead, VIRTIO_GPIO_IRQ_STATUS_INVALID);
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        (head, req) = t.TakeRequest();
+        Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 5, VIRTIO_GPIO_IRQ_TYPE_EDGE_FALLING), req);
+
+        // The new type is not acknowledged yet. Once the front end has collected the INVALID
+        // buffer and gone idle (its used_event moves past it), the buffer must not be back.
+        var sw = Stopwatch.StartNew();
+        while (t.EventqUsedEvent != 1 && !t.Eventq.HasAvailable && sw.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Yield();
+        }
+
+        Assert.Equal(1, t.EventqUsedEvent);
+        Assert.False(t.Eventq.HasAvailable, "the eventq buffer was queued before the new type was acknowledged");
+
+        // Acknowledged: now the buffer comes back, once.
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        Assert.True(change.Wait(TimeSpan.FromSeconds(10)));
+        Assert.Equal(RrStatus.Ok, change.Result);
+        (_, line) = t.TakeEvent();
+        Assert.Equal(5, line);
+        Assert.False(t.Eventq.HasAvailable);
+        chip.Dispose();
+        Assert.Equal(RrStatus.Ok, mem!.Destroy());
+    }
+
+    // A device that refuses the new type leaves the line disabled (it answered NONE): the buffer
+    // stays with the front end instead of bouncing off the disabled line for ever, and setting the
+    // handler again re-enables the line with its old type.
+    [Fact]
+    public void Interrupt_ChangeTypeRefused_LineStaysDisabledUntilReenabled()
+    {
+        var t = new ScriptedIrqTransport(8, []);
+        Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
+        Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(t, mem!, out VirtioGpioChip? chip, out _));
+        Assert.Equal(RrStatus.Ok, chip!.SetIrqType(2, GpioIrqType.LevelHigh));
+        var call = Background<RrStatus>.Run(() => chip.SetIrqHandler(2, _ => { }));
+        (ushort head, _) = t.TakeRequest();
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        Assert.True(call.Wait(TimeSpan.FromSeconds(10)));
+        (ushort eventHead, _) = t.TakeEvent();
+
+        call = Background<RrStatus>.Run(() => chip.SetIrqType(2, GpioIrqType.EdgeBoth));
+        (head, VirtioGpioRequest req) = t.TakeRequest();
+        Assert.Equal(VIRTIO_GPIO_IRQ_TYPE_NONE, req.Value);
+        t.ReturnEvent(eventHead, VIRTIO_GPIO_IRQ_STATUS_INVALID);
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        (head, req) = t.TakeRequest();
+        Assert.Equal(VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH, req.Value);
+        t.Answer(head, VIRTIO_GPIO_STATUS_ERR, 0);
+        Assert.True(call.Wait(TimeSpan.FromSeconds(10)));
+        Assert.Equal(RrStatus.InvalidArgument, call.Result);
+
+        var sw = Stopwatch.StartNew();
+        while (t.EventqUsedEvent != 1 && !t.Eventq.HasAvailable && sw.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Yield();
+        }
+
+        Assert.Equal(1, t.EventqUsedEvent);
+        Assert.False(t.Eventq.HasAvailable, "the eventq buffer was queued for a line the device has disabled");
+
+        call = Background<RrStatus>.Run(() => chip.SetIrqHandler(2, _ => { }));
+        (head, req) = t.TakeRequest();
+        Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 2, VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH), req);
+        t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
+        Assert.True(call.Wait(TimeSpan.FromSeconds(10)));
+        Assert.Equal(RrStatus.Ok, call.Result);
+        Assert.Equal(2, t.TakeEvent().Line);
+        chip.Dispose();
+        Assert.Equal(RrStatus.Ok, mem!.Destroy());
+    }
+
+    // The same through the real device: one type change moves the eventq used index by exactly 1
+    // (the INVALID return of the NONE step), and the first event of the new type by one more.
+    [Fact]
+    public void Interrupt_ChangeTypeWhileEnabled_UsedIndexMovesOnce()
+    {
+        using var pair = new Pair();
+        using var fired = new SemaphoreSlim(0);
+        Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(5));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, _ => fired.Release()));
+        ushort before = pair.EventqUsedIdx;
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeFalling));
+        Assert.Equal(1, (ushort)(pair.EventqUsedIdx - before));
+        pair.Model.SetInput(5, true);
+        pair.Model.SetInput(5, false);
+        Assert.True(fired.Wait(10_000), "no interrupt for the falling edge");
+        Assert.Equal(2, (ushort)(pair.EventqUsedIdx - before));
     }
 
     // Two consumers on their own lines and interrupts on a third, all at once, for a while.

@@ -165,6 +165,42 @@ public sealed class VirtqueueTests
         Assert.Equal(0, f.Driver.InFlight);
     }
 
+    // A chain returned with AddUsed belongs to the driver again, which may already reuse its
+    // buffers: the device can no longer read, write or see its segments.
+    [Fact]
+    public void GatherScatter_AfterAddUsed_TouchNothing()
+    {
+        using var f = new VirtqFixture(8);
+        ulong r = f.Buffer(8), w = f.Buffer(4);
+        "request!"u8.CopyTo(f.Bytes(r, 8));
+        Assert.Equal(RrStatus.Ok, f.Driver.TryAdd([new(r, 8), new(w, 4)], 1, 1));
+        f.Driver.Publish();
+        Assert.Equal(RrStatus.Ok, f.Device.TryPop(out VirtqChain c));
+        Assert.Equal(4, f.Device.Scatter("done"u8));
+        Assert.Equal(RrStatus.Ok, f.Device.AddUsed(c.Head, 4));
+        f.Device.PublishUsed();
+        Assert.Equal(RrStatus.Ok, f.Driver.TryGetUsed(out _, out _));
+
+        // The driver reuses the buffers at once.
+        "secret!!"u8.CopyTo(f.Bytes(r, 8));
+        "mine"u8.CopyTo(f.Bytes(w, 4));
+        Span<byte> got = stackalloc byte[8];
+        got.Clear();
+        Assert.Equal(0, f.Device.Gather(got));
+        Assert.Equal(new byte[8], got.ToArray());
+        Assert.Equal(0, f.Device.Scatter("late"u8));
+        Assert.Equal("mine"u8.ToArray(), f.Bytes(w, 4).ToArray());
+        Assert.True(f.Device.Segments.IsEmpty);
+
+        // The next chain is served normally.
+        Assert.Equal(RrStatus.Ok, f.Driver.TryAdd([new(r, 8), new(w, 4)], 1, 2));
+        f.Driver.Publish();
+        Assert.Equal(RrStatus.Ok, f.Device.TryPop(out c));
+        Assert.Equal(8, f.Device.Gather(got));
+        Assert.Equal("secret!!"u8.ToArray(), got.ToArray());
+        Assert.Equal(2, f.Device.Segments.Length);
+    }
+
     [Fact]
     public void TryAdd_FullRing_NoSpaceThenRecovers()
     {

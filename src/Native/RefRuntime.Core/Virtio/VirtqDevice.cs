@@ -17,7 +17,10 @@
 // the head, which the caller returns with a used length of 0 (virtio-gpio rule D2).
 //
 // The walked chain is kept as translated segments (host pointer, length, writable) until the next
-// TryPop; Gather/Scatter copy bytes across them. Not thread-safe: one thread serves a queue.
+// TryPop, or until AddUsed returns it: from then on its buffers belong to the driver again, which
+// may already be reusing them (virtio 1.x §2.7.8: the used ring gives the buffers back), so
+// TryGather/TryScatter refuse it with RrStatus.NotFound and Segments is empty. Not thread-safe:
+// one thread serves a queue.
 
 using System;
 using System.Diagnostics;
@@ -79,7 +82,11 @@ public sealed unsafe class VirtqDevice : VirtqSide
         [FieldOffset(80)] public long Notifications;
         [FieldOffset(88)] public long NotificationsSuppressed;
         [FieldOffset(96)] public long Malformed;
+        [FieldOffset(104)] public int CurrentHead;     // the current chain's head, or NoChain / ChainReturned
     }
+
+    private const int NoChain = -1;       // nothing popped since the last TryPop or Reset: Gather/Scatter move 0 bytes
+    private const int ChainReturned = -2; // the current chain went back with AddUsed: Gather/Scatter are refused
 
     private struct HeadState
     {
@@ -122,6 +129,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
         _segments = new VirtqSegment[n];
         _heads = new HeadState[n];
         _range = new GuestRange(mem);
+        _hot.CurrentHead = NoChain;
     }
 
     /// <summary>Queue size (N).</summary>
@@ -142,7 +150,10 @@ public sealed unsafe class VirtqDevice : VirtqSide
     /// <summary>Notifications <see cref="NotifyPrepare"/> suppressed.</summary>
     public long NotificationsSuppressed => _hot.NotificationsSuppressed;
 
-    /// <summary>Segments of the chain returned by the last successful <see cref="TryPop"/> (valid until the next).</summary>
+    /// <summary>
+    /// Segments of the chain returned by the last successful <see cref="TryPop"/>: valid until the
+    /// next, and empty once <see cref="AddUsed"/> has returned that chain.
+    /// </summary>
     public ReadOnlySpan<VirtqSegment> Segments => new(_segments, 0, _hot.SegmentCount);
 
     /// <summary>
@@ -207,6 +218,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
         chain = default;
         _hot.SegmentCount = 0;
         _hot.CurrentReadable = 0;
+        _hot.CurrentHead = NoChain;
         if (_brokenReason is not null)
         {
             return RrStatus.Broken;
@@ -265,6 +277,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
                 hs.Held = true;
                 hs.Writable = w ? len : 0;
                 _hot.CurrentReadable = w ? 0 : 1;
+                _hot.CurrentHead = (int)head;
                 chain = w ? new VirtqChain((ushort)head, 0, 1, 0, len) : new VirtqChain((ushort)head, 1, 0, len, 0);
                 return RrStatus.Ok;
             }
@@ -276,6 +289,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
             hs.Held = true;
             hs.Writable = chain.WritableBytes;
             _hot.CurrentReadable = chain.Readable;
+            _hot.CurrentHead = (int)head;
             return RrStatus.Ok;
         }
 
@@ -300,6 +314,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
         hs.Writable = 0;
         chain = new VirtqChain((ushort)head, 0, 0, 0, 0);
         _hot.CurrentReadable = 0;
+        _hot.CurrentHead = head;
         return RrStatus.Malformed;
     }
 
@@ -327,10 +342,37 @@ public sealed unsafe class VirtqDevice : VirtqSide
     }
 
     /// <summary>Copies the current chain's readable bytes into <paramref name="destination"/> (as many as fit).</summary>
-    /// <returns>Bytes copied.</returns>
+    /// <returns>Bytes copied: 0 when no chain is popped, or when it was already returned (see <see cref="TryGather"/>).</returns>
     public int Gather(Span<byte> destination)
     {
-        int copied = 0;
+        TryGather(destination, out int copied);
+        return copied;
+    }
+
+    /// <summary>Copies <paramref name="source"/> into the current chain's writable segments (as much as fits).</summary>
+    /// <returns>Bytes written: 0 when no chain is popped, or when it was already returned (see <see cref="TryScatter"/>).</returns>
+    public int Scatter(ReadOnlySpan<byte> source)
+    {
+        TryScatter(source, out int written);
+        return written;
+    }
+
+    /// <summary>
+    /// Copies the current chain's readable bytes (the chain the last <see cref="TryPop"/> took)
+    /// into <paramref name="destination"/>, as many as fit.
+    /// </summary>
+    /// <param name="destination">Where the bytes go.</param>
+    /// <param name="copied">Bytes copied (0 when no chain is popped).</param>
+    /// <returns><see cref="RrStatus.Ok"/>; <see cref="RrStatus.NotFound"/> when <see cref="AddUsed"/>
+    /// already returned the chain: its buffers belong to the driver again, nothing is read.</returns>
+    public RrStatus TryGather(Span<byte> destination, out int copied)
+    {
+        copied = 0;
+        if (_hot.CurrentHead == ChainReturned)
+        {
+            return RrStatus.NotFound;
+        }
+
         for (int k = 0; k < _hot.CurrentReadable && k < _hot.SegmentCount && copied < destination.Length; k++)
         {
             VirtqSegment s = _segments[k];
@@ -340,14 +382,22 @@ public sealed unsafe class VirtqDevice : VirtqSide
             copied += take;
         }
 
-        return copied;
+        return RrStatus.Ok;
     }
 
-    /// <summary>Copies <paramref name="source"/> into the current chain's writable segments (as much as fits).</summary>
-    /// <returns>Bytes written.</returns>
-    public int Scatter(ReadOnlySpan<byte> source)
+    /// <summary>Copies <paramref name="source"/> into the current chain's writable segments, as much as fits.</summary>
+    /// <param name="source">The bytes to write.</param>
+    /// <param name="written">Bytes written (0 when no chain is popped).</param>
+    /// <returns><see cref="RrStatus.Ok"/>; <see cref="RrStatus.NotFound"/> when <see cref="AddUsed"/>
+    /// already returned the chain: its buffers belong to the driver again, nothing is written.</returns>
+    public RrStatus TryScatter(ReadOnlySpan<byte> source, out int written)
     {
-        int written = 0;
+        written = 0;
+        if (_hot.CurrentHead == ChainReturned)
+        {
+            return RrStatus.NotFound;
+        }
+
         for (int k = _hot.CurrentReadable; k < _hot.SegmentCount && written < source.Length; k++)
         {
             VirtqSegment s = _segments[k];
@@ -357,7 +407,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
             written += take;
         }
 
-        return written;
+        return RrStatus.Ok;
     }
 
     /// <summary>
@@ -391,7 +441,20 @@ public sealed unsafe class VirtqDevice : VirtqSide
         Le.Write32(elem + 4, length);
         hs.Held = false;
         _hot.NextUsed++;
+        if (head == _hot.CurrentHead)
+        {
+            // The driver owns these buffers again: forget their host addresses.
+            ReturnCurrent();
+        }
+
         return RrStatus.Ok;
+    }
+
+    private void ReturnCurrent()
+    {
+        _hot.SegmentCount = 0;
+        _hot.CurrentReadable = 0;
+        _hot.CurrentHead = ChainReturned;
     }
 
     /// <summary>Makes the used entries written so far visible (one release store of used.idx); no notification decision.</summary>
@@ -481,6 +544,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
         Array.Clear(_heads);
         _hot.SegmentCount = 0;
         _hot.CurrentReadable = 0;
+        _hot.CurrentHead = NoChain;
         _hot.LastAvail = 0;
         _hot.AvailIdxSeen = 0;
         _hot.NextUsed = 0;

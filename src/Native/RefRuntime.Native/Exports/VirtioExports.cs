@@ -256,7 +256,11 @@ internal static unsafe class VirtioExports
 
             Span<VirtqBuffer> span = count <= MaxStackBuffers ? stackalloc VirtqBuffer[(int)count] : new VirtqBuffer[count];
             // SAFETY: the caller's contract: bufs holds n_readable + n_writable entries.
-            CopyChain(bufs, span);
+            if (!CopyChain(bufs, span))
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
             return (int)d.TryAdd(span, (int)nReadable, token);
         }
         catch (Exception e)
@@ -306,7 +310,10 @@ internal static unsafe class VirtioExports
                 }
 
                 Span<VirtqBuffer> chain = count <= MaxStackBuffers ? span[..(int)count] : new VirtqBuffer[count];
-                CopyChain(bufs + offset, chain);
+                if (!CopyChain(bufs + offset, chain))
+                {
+                    return (int)RrStatus.InvalidArgument;
+                }
 
                 s = d.TryAdd(chain, (int)nReadable[c], tokens[c]);
                 if (s != RrStatus.Ok)
@@ -553,7 +560,7 @@ internal static unsafe class VirtioExports
 
             // SAFETY: non-NULL (checked); one read of the caller's struct.
             Rings r = *rings;
-            if (r.Size > VirtqLayout.MaxSize || policy > (uint)MalformedChainPolicy.ReturnEmpty)
+            if (r.Size > VirtqLayout.MaxSize || r.Reserved != 0 || policy > (uint)MalformedChainPolicy.ReturnEmpty)
             {
                 return (int)RrStatus.InvalidArgument;
             }
@@ -636,8 +643,15 @@ internal static unsafe class VirtioExports
             }
 
             RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
-            // SAFETY: the caller's contract: dst holds capacity bytes; out pointer checked.
-            *outLen = s == RrStatus.Ok ? (uint)v!.Gather(new Span<byte>(dst, (int)Math.Min(capacity, int.MaxValue))) : 0;
+            int copied = 0;
+            if (s == RrStatus.Ok)
+            {
+                // SAFETY: the caller's contract: dst holds capacity bytes.
+                s = v!.TryGather(new Span<byte>(dst, (int)Math.Min(capacity, int.MaxValue)), out copied);
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *outLen = (uint)copied;
             return (int)s;
         }
         catch (Exception e)
@@ -657,8 +671,15 @@ internal static unsafe class VirtioExports
             }
 
             RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
-            // SAFETY: the caller's contract: src holds length bytes; out pointer checked.
-            *outWritten = s == RrStatus.Ok ? (uint)v!.Scatter(new ReadOnlySpan<byte>(src, (int)Math.Min(length, int.MaxValue))) : 0;
+            int written = 0;
+            if (s == RrStatus.Ok)
+            {
+                // SAFETY: the caller's contract: src holds length bytes.
+                s = v!.TryScatter(new ReadOnlySpan<byte>(src, (int)Math.Min(length, int.MaxValue)), out written);
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *outWritten = (uint)written;
             return (int)s;
         }
         catch (Exception e)
@@ -911,13 +932,22 @@ internal static unsafe class VirtioExports
 
     /// <summary>Copies <c>dst.Length</c> C buffers (rr_vq_buf_t) into Core's form.</summary>
     /// <remarks><b>Safety:</b> <paramref name="src"/> holds at least <c>dst.Length</c> entries.</remarks>
-    private static void CopyChain(Buf* src, Span<VirtqBuffer> dst)
+    /// <returns>False when a buffer's reserved field is not 0 (kept for later use, so refused now).</returns>
+    private static bool CopyChain(Buf* src, Span<VirtqBuffer> dst)
     {
         for (int k = 0; k < dst.Length; k++)
         {
-            // SAFETY: the caller's contract.
-            dst[k] = new VirtqBuffer(src[k].Gpa, src[k].Len);
+            // SAFETY: the caller's contract; one read of each entry.
+            Buf b = src[k];
+            if (b.Reserved != 0)
+            {
+                return false;
+            }
+
+            dst[k] = new VirtqBuffer(b.Gpa, b.Len);
         }
+
+        return true;
     }
 
     private static RrStatus CopyReason(string? reason, byte* buf, uint capacity)

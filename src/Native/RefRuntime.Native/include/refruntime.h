@@ -94,7 +94,8 @@ uint32_t rr_version(void);
  *                was done.
  * @RR_ENODEV:    no device: the resource was revoked, or the gate disconnected.
  * @RR_ENOENT:    no matching entry (a devres action or group not on the list); for queues:
- *                nothing to collect; for a doorbell wait: timed out.
+ *                nothing to collect, or (device read/write) the chain was already returned;
+ *                for a doorbell wait: timed out.
  * @RR_EIO:       the virtqueue is broken: its peer broke the protocol (see rr_vq_*_error() for
  *                what); every later call on it answers RR_EIO until it is reset.
  * @RR_ENOSPC:    no room (too few free descriptors, region full); nothing was changed.
@@ -999,6 +1000,8 @@ typedef struct rr_pl061_model rr_pl061_model_t;
 
 #define RR_GPIO_DIRECTION_OUT 0
 #define RR_GPIO_DIRECTION_IN 1
+/* NONE: the line's trigger registers back to 0 (as at reset); it does not mask the interrupt,
+ * which only rr_gpio_set_irq_handler(NULL) does. */
 #define RR_GPIO_IRQ_NONE 0
 #define RR_GPIO_IRQ_EDGE_RISING 1
 #define RR_GPIO_IRQ_EDGE_FALLING 2
@@ -1051,11 +1054,17 @@ int32_t rr_gpio_set_irq_type(rr_gpio_chip_t *chip, int32_t line, int32_t type);
 
 /**
  * rr_gpio_set_irq_handler() - call @fn(@ctx, line) when @line's interrupt fires (on the thread
- * that raised it) and unmask it; NULL masks it. Return: as above.
+ * that raised it) and unmask it; NULL masks it. An edge line is acked before @fn runs; a level
+ * line is masked and acked, @fn runs (it must quiet the source), then it is unmasked.
+ * Return: as above.
  */
 int32_t rr_gpio_set_irq_handler(rr_gpio_chip_t *chip, int32_t line, void (*fn)(void *ctx, int32_t line), void *ctx);
 
-/** rr_gpio_interrupt() - the chip's parent interrupt line changed (for chips probed with rr_pl061_probe_io). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+/**
+ * rr_gpio_interrupt() - the chip's parent interrupt line changed (for chips probed with
+ * rr_pl061_probe_io): call it on each change of the line's level, with the new level.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
 int32_t rr_gpio_interrupt(rr_gpio_chip_t *chip, bool asserted);
 
 /** rr_gpio_suspend() / rr_gpio_resume() - save and restore the registers. Return: as above. */
@@ -1136,13 +1145,13 @@ typedef struct rr_doorbell rr_doorbell_t;
 typedef struct rr_vq_buf {
     uint64_t gpa;
     uint32_t len;
-    uint32_t reserved; /* 0 */
+    uint32_t reserved; /* must be 0: anything else is refused with RR_EINVAL (kept for later use) */
 } rr_vq_buf_t;
 
 /** rr_vq_rings_t - where a queue's parts are (guest-physical), as the driver tells the device. */
 typedef struct rr_vq_rings {
     uint32_t size;     /* N, a power of two up to 32768 */
-    uint32_t reserved;
+    uint32_t reserved; /* must be 0: anything else is refused with RR_EINVAL (kept for later use) */
     uint64_t desc;     /* descriptor table, 16-byte aligned */
     uint64_t avail;    /* available ring, 2-byte aligned */
     uint64_t used;     /* used ring, 4-byte aligned */
@@ -1185,8 +1194,10 @@ int32_t rr_guestmem_alloc(rr_guestmem_t *mem, uint64_t size, uint64_t align, uin
  * rr_vq_driver_create() - a driver-side queue of @size entries in @mem, ring carved from it.
  * @features: RR_VIRTIO_F_* bits negotiated with the device.
  * @indirect_max: 0, or (with RR_VIRTIO_F_INDIRECT_DESC) the entries of the indirect table kept
- *                per descriptor: chains of 2 .. @indirect_max buffers then use one descriptor.
- * Return: RR_OK; RR_EINVAL (size not a power of two up to 32768, bad @indirect_max); RR_ENOSPC
+ *                per descriptor, at most @size: chains of 2 .. @indirect_max buffers then use
+ *                one descriptor.
+ * Return: RR_OK; RR_EINVAL (size not a power of two up to 32768, @indirect_max above @size or
+ * given without RR_VIRTIO_F_INDIRECT_DESC); RR_ENOSPC
  * (region too small); RR_EBADHANDLE.
  */
 int32_t rr_vq_driver_create(rr_guestmem_t *mem, uint32_t size, uint64_t features, uint32_t indirect_max, rr_vq_driver_t **out);
@@ -1202,7 +1213,8 @@ int32_t rr_vq_driver_rings(rr_vq_driver_t *vq, rr_vq_rings_t *out);
  * device-writable buffers, each inside the region, 2^32 - 1 bytes in all at most. @token comes
  * back from rr_vq_driver_get_used(). The device sees it after rr_vq_driver_publish().
  * Return: RR_OK; RR_ENOSPC (too few free descriptors: collect used chains first); RR_EINVAL
- * (no buffers, more than N, a buffer outside the region); RR_EIO; RR_EBADHANDLE.
+ * (no buffers, more than N, a buffer outside the region, a reserved field not 0); RR_EIO;
+ * RR_EBADHANDLE.
  */
 int32_t rr_vq_driver_add(rr_vq_driver_t *vq, const rr_vq_buf_t *bufs, uint32_t n_readable, uint32_t n_writable, uint64_t token);
 
@@ -1261,7 +1273,8 @@ int32_t rr_vq_driver_error(rr_vq_driver_t *vq, char *buf, uint32_t cap);
 
 /**
  * rr_vq_device_create() - the device side over the rings at @rings in @mem (each part checked:
- * aligned, inside the region). @policy: RR_VQ_MALFORMED_BREAK or RR_VQ_MALFORMED_RETURN_EMPTY.
+ * aligned, inside the region; @rings->reserved 0). @policy: RR_VQ_MALFORMED_BREAK or
+ * RR_VQ_MALFORMED_RETURN_EMPTY.
  * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
  */
 int32_t rr_vq_device_create(rr_guestmem_t *mem, const rr_vq_rings_t *rings, uint64_t features, uint32_t policy, rr_vq_device_t **out);
@@ -1278,10 +1291,21 @@ int32_t rr_vq_device_destroy(rr_vq_device_t *vq);
  */
 int32_t rr_vq_device_pop(rr_vq_device_t *vq, rr_vq_chain_t *out);
 
-/** rr_vq_device_read() - copy the last popped chain's readable bytes into @dst (at most @cap); *@out_len = bytes copied (0 when no chain is popped). */
+/**
+ * rr_vq_device_read() - copy the last popped chain's readable bytes into @dst (at most @cap);
+ * *@out_len = bytes copied (0 when no chain is popped). Once that chain is given back with
+ * rr_vq_device_add_used() its buffers belong to the driver again (it may already reuse them).
+ * Return: RR_OK; RR_ENOENT (the chain was already given back: nothing read, *@out_len = 0);
+ * RR_EINVAL; RR_EBADHANDLE.
+ */
 int32_t rr_vq_device_read(rr_vq_device_t *vq, void *dst, uint32_t cap, uint32_t *out_len);
 
-/** rr_vq_device_write() - copy @len bytes into the last popped chain's writable buffers (as many as fit); *@out_written = bytes written (0 when no chain is popped). */
+/**
+ * rr_vq_device_write() - copy @len bytes into the last popped chain's writable buffers (as many
+ * as fit); *@out_written = bytes written (0 when no chain is popped).
+ * Return: RR_OK; RR_ENOENT (the chain was already given back with rr_vq_device_add_used():
+ * nothing written, *@out_written = 0); RR_EINVAL; RR_EBADHANDLE.
+ */
 int32_t rr_vq_device_write(rr_vq_device_t *vq, const void *src, uint32_t len, uint32_t *out_written);
 
 /**

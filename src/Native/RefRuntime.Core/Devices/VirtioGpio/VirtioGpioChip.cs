@@ -18,7 +18,12 @@
 // (SET_IRQ_TYPE, then queue the line's eventq buffer = unmask) or disables (SET_IRQ_TYPE NONE; the
 // device returns the buffer INVALID, which is dropped). A VALID buffer runs the handler on the
 // interrupt thread and is then queued again; an INVALID one while enabled is requeued; one with a
-// used length other than 1 is dropped.
+// used length other than 1 is dropped. Changing the type of an enabled line is NONE, then the new
+// type (virtio 1.2 "GPIO Device", Set IRQ Type: disable before changing). From the NONE request
+// until the new type is acknowledged the line is "updating" and nobody queues its buffer: the
+// device has the line disabled and would hand the buffer straight back INVALID, again and again
+// (the eventq driver rule "enable before unmask"; Linux irq_bus_sync_unlock likewise queues the
+// buffer only after SET_IRQ_TYPE returned).
 
 using System;
 using System.Buffers.Binary;
@@ -58,6 +63,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
         public Action<int>? Handler;
         public volatile bool Enabled;
         public bool Queued;
+        public bool Updating; // a type change is in flight: the buffer stays with us (under the queue lock)
         public ulong RequestGpa;
         public ulong ResponseGpa;
         public byte* Response;
@@ -312,31 +318,59 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
 
             if (l.Enabled)
             {
-                // Rule 9: NONE first, then the new type; the buffer comes back INVALID and is requeued.
-                RrStatus s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
-                if (s == RrStatus.Ok && type != GpioIrqType.None)
-                {
-                    s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, (uint)type, out _);
-                }
-
-                if (s != RrStatus.Ok)
-                {
-                    return s;
-                }
-
-                l.Type = type;
-                if (type == GpioIrqType.None)
-                {
-                    l.Enabled = false;
-                }
-
-                QueueEventBuffer(line);
-                return RrStatus.Ok;
+                return ChangeEnabledIrqType(line, l, type);
             }
 
             l.Type = type;
             return RrStatus.Ok;
         }
+    }
+
+    /// <summary>
+    /// Rule 9: NONE first, then the new type. The device returns the held buffer INVALID at the
+    /// NONE step; the buffer goes back to it only once the new type is acknowledged (enable before
+    /// unmask), so it does not bounce off a disabled line meanwhile. Caller holds the irq lock.
+    /// </summary>
+    private RrStatus ChangeEnabledIrqType(int line, IrqLine l, GpioIrqType type)
+    {
+        lock (_queueLock)
+        {
+            l.Updating = true;
+        }
+
+        RrStatus s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
+        if (s == RrStatus.Ok)
+        {
+            // The device has the line disabled now.
+            if (type == GpioIrqType.None)
+            {
+                l.Enabled = false;
+            }
+            else
+            {
+                s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, (uint)type, out _);
+                if (s != RrStatus.Ok)
+                {
+                    // The new type was refused: the line stays disabled (its buffer is not
+                    // queued); setting a handler again re-enables it with the old type.
+                    l.Enabled = false;
+                }
+            }
+
+            if (s == RrStatus.Ok)
+            {
+                l.Type = type;
+            }
+        }
+
+        // On a refused NONE (ERR changes nothing, rule D19) the old type is still enabled.
+        lock (_queueLock)
+        {
+            l.Updating = false;
+        }
+
+        QueueEventBuffer(line);
+        return s;
     }
 
     /// <inheritdoc/>
@@ -739,33 +773,61 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
                 return; // names are optional: the chip works without them
             }
 
-            // Parse softly, as Linux: the blob is NUL-terminated strings in line order; a blob that
-            // runs out early leaves the remaining lines unnamed.
-            var blob = new ReadOnlySpan<byte>(slot.Response + 1, (int)_namesSize);
-            for (int line = 0; line < _ngpio && !blob.IsEmpty; line++)
-            {
-                int end = blob.IndexOf((byte)0);
-                if (end < 0)
-                {
-                    break;
-                }
-
-                _names[line] = end == 0 ? null : Encoding.ASCII.GetString(blob[..end]);
-                blob = blob[(end + 1)..];
-            }
+            // SAFETY: the slot's response buffer was carved with 1 + _namesSize bytes.
+            ParseNames(new Span<byte>(slot.Response + 1, (int)_namesSize), _names);
         }
+    }
+
+    /// <summary>
+    /// Splits a names blob as Linux's <c>virtio_gpio_get_names</c> (drivers/gpio/gpio-virtio.c)
+    /// does: the blob's last byte is taken as NUL whatever the device put there (no check, so
+    /// the walk always ends inside the blob), then one NUL-terminated string per line, in line
+    /// order; an empty string is an unnamed line. If the blob runs out before every line has its
+    /// string, the blob is "too short" and no line gets a name; bytes after the last line's
+    /// string are ignored. The chip works without names either way.
+    /// </summary>
+    /// <param name="blob">The names bytes of the GET_NAMES response (its last byte is overwritten).</param>
+    /// <param name="names">One entry per line; left all null when the blob is too short.</param>
+    private static void ParseNames(Span<byte> blob, string?[] names)
+    {
+        if (blob.IsEmpty)
+        {
+            return;
+        }
+
+        blob[^1] = 0;
+        var parsed = new string?[names.Length];
+        int at = 0;
+        for (int line = 0; line < names.Length; line++)
+        {
+            if (at >= blob.Length)
+            {
+                return; // too short: the walk ran out before this line
+            }
+
+            // A NUL is always found: the last byte is one.
+            int end = at + blob[at..].IndexOf((byte)0);
+            parsed[line] = end == at ? null : Encoding.ASCII.GetString(blob[at..end]);
+            at = end + 1;
+        }
+
+        parsed.CopyTo(names, 0);
     }
 
     // ---- interrupts ----------------------------------------------------------------------------
 
-    /// <summary>Queues the line's eventq buffer (unmask). Caller holds the irq lock or runs on the interrupt thread.</summary>
+    /// <summary>
+    /// Queues the line's eventq buffer (unmask) unless it is already queued, the line is disabled,
+    /// or a type change is in flight (<see cref="ChangeEnabledIrqType"/> queues it afterwards).
+    /// Caller holds the irq lock or runs on the interrupt thread.
+    /// </summary>
     private void QueueEventBuffer(int line)
     {
         IrqLine l = _irq[line];
         bool kick = false;
         lock (_queueLock)
         {
-            if (l.Queued || !l.Enabled || _eventq is null || _eventq.IsBroken)
+            if (l.Queued || l.Updating || !l.Enabled || _eventq is null || _eventq.IsBroken)
             {
                 return;
             }
