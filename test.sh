@@ -104,6 +104,15 @@ else
   failed=$((failed + 1))
 fi
 
+# --- the NuGet package as a user meets it -------------------------------------------------------
+echo "==> NuGet package: pack, dotnet add package into a fresh console project, build, run"
+if tests/nuget/consumer.sh "$root/build/nuget-consumer" >"$logs/nuget.log" 2>&1; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+grep -E '^(PASS|FAIL) ' "$logs/nuget.log" | sed 's/^/   /' || echo "   no result; see $logs/nuget.log"
+
 # --- valgrind memcheck (opt-in) ---------------------------------------------------------------
 if [[ -n "$memcheck" ]]; then
   command -v valgrind >/dev/null || { sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo; $sudo apt-get install -y -qq valgrind >/dev/null; }
