@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every RefRuntime test on this machine, installing what a fresh Debian machine lacks:
-#   the xunit projects (tests/*), and the C/C++ tests (tests/c) built with CMake against dist/.
+#   the xunit projects (tests/*), the C/C++ tests (tests/c) built with CMake against dist/ (and an
+#   install into a relocated prefix), and the NuGet package restored into a fresh console project.
 # Ends with one line: "N passed, N failed".
 #
 # Usage: ./test.sh              normal suite (stress tests run for a short slice)
