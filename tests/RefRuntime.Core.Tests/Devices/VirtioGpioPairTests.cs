@@ -415,4 +415,27 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         Assert.True(irqs > 0, "no interrupt delivered");
         Assert.Equal(0, pair.Device.Malformed);
     }
+
+    // A level handler that never quietens its source: the front end disables the line (no more
+    // eventq buffer for it) instead of storming through the ring forever.
+    [Fact]
+    public void FrontEnd_StuckLevel_Disabled()
+    {
+        using var pair = new Pair();
+        int calls = 0;
+        Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(3));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(3, GpioIrqType.LevelHigh));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(3, _ => Interlocked.Increment(ref calls)));
+        pair.Model.SetInput(3, true);
+        var sw = Stopwatch.StartNew();
+        while (Volatile.Read(ref calls) < 64 && sw.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            Thread.Sleep(1);
+        }
+
+        Thread.Sleep(300);
+        int settled = Volatile.Read(ref calls);
+        Thread.Sleep(300);
+        Assert.Equal(settled, Volatile.Read(ref calls));
+    }
 }
