@@ -244,4 +244,23 @@ public sealed class GpioChipTests
         Assert.Equal(1, System.Threading.Volatile.Read(ref exited));
         Assert.True(raiser.Join(TimeSpan.FromSeconds(30)));
     }
+
+    // The counters through the safe layer: an interrupt on a line without a trigger calls no
+    // handler and counts as spurious; bad lines throw; readable after removal.
+    [Fact]
+    public void GetIrqStats_TriggerNoneCountsSpurious()
+    {
+        var model = new Pl061Model();
+        using GpioChip chip = GpioChip.ProbePl061(model);
+        int fired = 0;
+        model.SetInput(2, true);
+        chip.SetIrqHandler(2, _ => fired++); // no trigger: NONE
+        model.SetInput(2, false);
+        Assert.Equal(0, fired);
+        GpioIrqStats st = chip.GetIrqStats(2);
+        Assert.Equal((0UL, 1UL, 0UL, false), (st.Handled, st.Spurious, st.StuckDisables, st.IsDisabled));
+        Assert.Throws<ArgumentOutOfRangeException>(() => chip.GetIrqStats(8));
+        chip.Remove();
+        Assert.Equal(1UL, chip.GetIrqStats(2).Spurious);
+    }
 }
