@@ -628,6 +628,45 @@ public sealed class Pl061DriverTests : IDisposable
         Assert.Equal(2, seen.Count);
     }
 
+    /// <summary>A broken PL061: GPIOMIS always shows line 0, whatever is acked or masked.</summary>
+    private sealed class StuckMis(Pl061Model model) : IDeviceModel
+    {
+        public ulong Read(nuint offset, int width) => offset == GPIOMIS ? 0x01 : model.Read(offset, width);
+
+        public void Write(nuint offset, int width, ulong value) => model.Write(offset, width, value);
+    }
+
+    // A device whose interrupt status never clears: after StormBound rounds the line is disabled
+    // and reported once, and every raise returns (bounded work) instead of dispatching forever.
+    [Fact]
+    public void Storm_StatusNeverClears_LineDisabled_DispatchReturns()
+    {
+        var io = new Io<DeviceBackend>(new DeviceBackend(new StuckMis(new Pl061Model()), WindowSize));
+        Assert.Equal(RrStatus.Ok, Driver.Probe(io, _domain, null, out Driver? d, out _));
+        int calls = 0;
+        Assert.Equal(RrStatus.Ok, d!.SetIrqType(0, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, d.SetIrqHandler(0, _ => calls++));
+        var stderr = new System.IO.StringWriter();
+        System.IO.TextWriter previous = Console.Error;
+        Console.SetError(stderr);
+        try
+        {
+            d.Interrupt(true); // the host's parent line
+            Assert.Equal(Driver.StormBound, calls);
+            d.Interrupt(true); // still "pending": the disabled line is left alone, the raise returns
+            Assert.Equal(Driver.StormBound, calls);
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+
+        Assert.Equal(RrStatus.Ok, d.GetIrqStats(0, out GpioIrqStats st));
+        Assert.Equal((1UL, true), (st.StuckDisables, st.IsDisabled));
+        Assert.Single(stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(RrStatus.Ok, d.Destroy());
+    }
+
     // rr_gpio_irq_stats_t and GpioIrqStats agree (the header pins the same with _Static_assert).
     [Fact]
     public void GpioIrqStats_LayoutMatchesHeader()

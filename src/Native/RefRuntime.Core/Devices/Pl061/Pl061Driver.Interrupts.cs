@@ -29,9 +29,11 @@
 // is one that finds no handler installed. A level line whose handler returns with the level still
 // asserted StuckBound times in a row is disabled - left masked - counted and reported once on
 // stderr, like note_interrupt's "nobody cared", until SetIrqHandler or SetIrqType re-arms it. A
-// chip whose GPIOMIS has not read 0 for StormBound rounds in a row (acks that do not clear, a
-// handler that re-raises its own edge) has the lines still pending disabled the same way, so a
-// dispatcher always comes back.
+// masked line (disabled, or DisableIrqNoSync) that GPIOMIS still shows - it was pending when the
+// round read GPIOMIS - is left alone, unacked, so it is seen again once re-armed. After StormBound
+// rounds in a row that found GPIOMIS non-zero (acks that do not clear, a device that ignores
+// GPIOIE, a handler that re-raises its own edge), the lines still pending are disabled the same
+// way and the dispatcher returns: a raise never costs more than StormBound + 1 rounds.
 
 using System;
 using System.Threading;
@@ -244,10 +246,11 @@ public sealed unsafe partial class Pl061Driver<TBackend>
         {
             // Cleared before GPIOMIS is read: an interrupt raised after the read marks it again.
             Interlocked.Exchange(ref _pending, 0);
-            int found = DispatchRound(storm: busy >= StormBound);
-            if (found < 0)
+            bool storm = busy >= StormBound;
+            int found = DispatchRound(storm);
+            if (found < 0 || storm)
             {
-                return; // removed: no round, so no handler, starts any more
+                return; // removed (no round, so no handler, starts any more), or gave up on a storm
             }
 
             if (found == 0)
@@ -261,7 +264,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
                 continue;
             }
 
-            busy = busy >= StormBound ? 0 : busy + 1;
+            busy++;
         }
     }
 
@@ -318,6 +321,11 @@ public sealed unsafe partial class Pl061Driver<TBackend>
         lock (_lock)
         {
             ref LineIrq irq = ref _irq[n];
+            if (irq.Stuck || irq.NoSyncMasked)
+            {
+                return; // masked after this round read GPIOMIS: left latched for the re-arm
+            }
+
             level = IsLevel(irq.Trigger);
             if (level)
             {
@@ -390,6 +398,11 @@ public sealed unsafe partial class Pl061Driver<TBackend>
             ref LineIrq irq = ref _irq[n];
             regs.Write(Ie, (byte)(regs.Read(Ie) & ~bit));
             regs.Write(Ic, bit);
+            if (irq.Stuck)
+            {
+                return; // disabled already: a device that ignores GPIOIE; counted and reported once
+            }
+
             // INVARIANT: as in EndLevel.
             irq.Stuck = true;
             irq.Unhandled = 0;

@@ -648,7 +648,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
 
     // ---- interrupts --------------------------------------------------------------------------
 
-    /// <summary>The top half: runs on the thread that raised the chip's interrupt.</summary>
+    /// <summary>The top half: the chip's handler, run on the thread dispatching the chip's interrupts.</summary>
     private void OnLineIrq(int n)
     {
         if ((uint)n >= (uint)_ngpio)
