@@ -83,4 +83,184 @@ public sealed class GpioChipTests
         var e = Assert.Throws<ArgumentException>(() => GpioChip.ProbeVirtioPair(new Pl061Model(), ["a", "a", null, null, null, null, null, null]));
         Assert.Contains("not unique", e.Message);
     }
+
+    // ---- interrupt handler lifetimes ----------------------------------------------------------
+
+    /// <summary>The two chips the safe layer offers, over a fresh model each.</summary>
+    public static TheoryData<bool> BothPaths => new() { false, true };
+
+    private static GpioChip Open(Pl061Model model, bool viaRing) =>
+        viaRing ? GpioChip.ProbeVirtioPair(model) : GpioChip.ProbePl061(model);
+
+    // Remove from inside a handler cannot wait for itself: InvalidOperationException, and the chip
+    // keeps working (the handler stays installed); Remove from outside then works.
+    [Theory]
+    [MemberData(nameof(BothPaths))]
+    public void Remove_FromInsideHandler_InvalidOperation_ChipStillWorks(bool viaRing)
+    {
+        var model = new Pl061Model();
+        using GpioChip chip = Open(model, viaRing);
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var fired = new System.Threading.SemaphoreSlim(0);
+        chip.DirectionInput(4);
+        chip.SetIrqType(4, GpioIrqType.EdgeRising);
+        chip.SetIrqHandler(4, _ =>
+        {
+            try
+            {
+                chip.Remove();
+                seen.Enqueue("removed");
+            }
+            catch (InvalidOperationException)
+            {
+                seen.Enqueue("refused");
+            }
+
+            fired.Release();
+        });
+        model.SetInput(4, true);
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)));
+        Assert.Equal(new[] { "refused" }, seen);
+        chip.DirectionOutput(0, true); // still there
+        Assert.Equal(1, model.Outputs & 1);
+        model.SetInput(4, false);
+        model.SetInput(4, true);
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)), "the handler was lost");
+        chip.Remove();
+        Assert.Throws<NoDeviceException>(() => chip.Get(4));
+    }
+
+    // Clearing or replacing the running handler from inside it: InvalidOperationException, nothing changed.
+    [Theory]
+    [MemberData(nameof(BothPaths))]
+    public void SetIrqHandler_ClearFromInsideHandler_InvalidOperation(bool viaRing)
+    {
+        var model = new Pl061Model();
+        using GpioChip chip = Open(model, viaRing);
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var fired = new System.Threading.SemaphoreSlim(0);
+        chip.DirectionInput(4);
+        chip.SetIrqType(4, GpioIrqType.EdgeRising);
+        chip.SetIrqHandler(4, _ =>
+        {
+            try
+            {
+                chip.SetIrqHandler(4, null);
+                seen.Enqueue("cleared");
+            }
+            catch (InvalidOperationException)
+            {
+                seen.Enqueue("refused");
+            }
+
+            fired.Release();
+        });
+        model.SetInput(4, true);
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)));
+        model.SetInput(4, false);
+        model.SetInput(4, true);
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)), "the handler was cleared");
+        Assert.Equal(new[] { "refused", "refused" }, seen);
+    }
+
+    // Dispose from inside a handler cannot wait for itself either: InvalidOperationException.
+    [Theory]
+    [MemberData(nameof(BothPaths))]
+    public void Dispose_FromInsideHandler_InvalidOperation(bool viaRing)
+    {
+        var model = new Pl061Model();
+        GpioChip chip = Open(model, viaRing);
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var fired = new System.Threading.SemaphoreSlim(0);
+        chip.DirectionInput(4);
+        chip.SetIrqType(4, GpioIrqType.EdgeRising);
+        chip.SetIrqHandler(4, _ =>
+        {
+            try
+            {
+                chip.Dispose();
+                seen.Enqueue("disposed");
+            }
+            catch (InvalidOperationException)
+            {
+                seen.Enqueue("refused");
+            }
+
+            fired.Release();
+        });
+        model.SetInput(4, true);
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)), "the handler did not finish");
+        Assert.Equal(new[] { "refused" }, seen);
+        chip.DirectionOutput(0, true); // still there
+        chip.Dispose();
+    }
+
+    // A handler that sleeps while another thread removes the chip: Remove returns after it.
+    [Theory]
+    [MemberData(nameof(BothPaths))]
+    public void Remove_WhileHandlerSleeps_ReturnsAfterIt(bool viaRing)
+    {
+        var model = new Pl061Model();
+        using GpioChip chip = Open(model, viaRing);
+        using var entered = new System.Threading.ManualResetEventSlim();
+        int exited = 0;
+        chip.DirectionInput(4);
+        chip.SetIrqType(4, GpioIrqType.EdgeRising);
+        chip.SetIrqHandler(4, _ =>
+        {
+            entered.Set();
+            System.Threading.Thread.Sleep(50);
+            System.Threading.Volatile.Write(ref exited, 1);
+        });
+        var raiser = new System.Threading.Thread(() => model.SetInput(4, true)) { IsBackground = true };
+        raiser.Start();
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(30)), "the handler never ran");
+        chip.Remove();
+        Assert.Equal(1, System.Threading.Volatile.Read(ref exited));
+        Assert.True(raiser.Join(TimeSpan.FromSeconds(30)));
+    }
+
+    // Clearing a handler waits for a running one.
+    [Theory]
+    [MemberData(nameof(BothPaths))]
+    public void SetIrqHandlerNull_WhileHandlerSleeps_ReturnsAfterIt(bool viaRing)
+    {
+        var model = new Pl061Model();
+        using GpioChip chip = Open(model, viaRing);
+        using var entered = new System.Threading.ManualResetEventSlim();
+        int exited = 0;
+        chip.DirectionInput(4);
+        chip.SetIrqType(4, GpioIrqType.EdgeRising);
+        chip.SetIrqHandler(4, _ =>
+        {
+            entered.Set();
+            System.Threading.Thread.Sleep(50);
+            System.Threading.Volatile.Write(ref exited, 1);
+        });
+        var raiser = new System.Threading.Thread(() => model.SetInput(4, true)) { IsBackground = true };
+        raiser.Start();
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(30)), "the handler never ran");
+        chip.SetIrqHandler(4, null);
+        Assert.Equal(1, System.Threading.Volatile.Read(ref exited));
+        Assert.True(raiser.Join(TimeSpan.FromSeconds(30)));
+    }
+
+    // The counters through the safe layer: an interrupt on a line without a trigger calls no
+    // handler and counts as spurious; bad lines throw; readable after removal.
+    [Fact]
+    public void GetIrqStats_TriggerNoneCountsSpurious()
+    {
+        var model = new Pl061Model();
+        using GpioChip chip = GpioChip.ProbePl061(model);
+        int fired = 0;
+        model.SetInput(2, true);
+        chip.SetIrqHandler(2, _ => fired++); // no trigger: NONE
+        model.SetInput(2, false);
+        Assert.Equal(0, fired);
+        GpioIrqStats st = chip.GetIrqStats(2);
+        Assert.Equal((0UL, 1UL, 0UL, false), (st.Handled, st.Spurious, st.StuckDisables, st.IsDisabled));
+        Assert.Throws<ArgumentOutOfRangeException>(() => chip.GetIrqStats(8));
+        chip.Remove();
+        Assert.Equal(1UL, chip.GetIrqStats(2).Spurious);
+    }
 }

@@ -2,6 +2,9 @@ using System;
 using System.Collections.Generic;
 using System.Runtime.InteropServices;
 using System.Threading;
+using RefRuntime.Core.Devices.Gpio;
+using RefRuntime.Core.Devices.Pl061;
+using RefRuntime.Core.Tests.Support;
 using Xunit;
 
 namespace RefRuntime.Tests;
@@ -234,5 +237,86 @@ public sealed unsafe class HotUnplugTests
         DevresScope s = res.BeginScope();
         s.Commit();
         Assert.Throws<InvalidOperationException>(() => s.Commit());
+    }
+
+    // A GPIO chip unplugged while interrupts are raised from several threads and its handlers
+    // sleep: when Remove returns no handler is running and none starts afterwards, so what the
+    // handlers use can be released right then; the chip's handlers never overlap. Both chips the
+    // safe layer offers: the PL061 driver (handlers on the raising threads) and the driver pair
+    // (handlers on the front end's interrupt thread).
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    [Trait("Category", "Stress")]
+    public void GpioRemove_WhileInterruptsRaisedFromThreads_NoHandlerRunningOrStartingAfter(bool viaRing)
+    {
+        TimeSpan budget = StressConfig.Extended;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int rounds = 0;
+        for (; rounds < 4 || clock.Elapsed < budget; rounds++)
+        {
+            var model = new Pl061Model();
+            GpioChip chip = viaRing ? GpioChip.ProbeVirtioPair(model) : GpioChip.ProbePl061(model);
+            const int lines = 3;
+            int inHandler = 0, overlap = 0, afterRemove = 0, removed = 0, stop = 0;
+            long calls = 0;
+            for (int l = 0; l < lines; l++)
+            {
+                chip.DirectionInput(l);
+                chip.SetIrqType(l, GpioIrqType.EdgeBoth);
+                chip.SetIrqHandler(l, _ =>
+                {
+                    if (Interlocked.Increment(ref inHandler) > 1)
+                    {
+                        Interlocked.Increment(ref overlap);
+                    }
+
+                    if (Volatile.Read(ref removed) != 0)
+                    {
+                        Interlocked.Increment(ref afterRemove);
+                    }
+
+                    if ((Interlocked.Increment(ref calls) & 7) == 0)
+                    {
+                        Thread.Sleep(2); // a handler that sleeps
+                    }
+
+                    Interlocked.Decrement(ref inHandler);
+                });
+            }
+
+            var raisers = new Thread[lines];
+            for (int l = 0; l < lines; l++)
+            {
+                int line = l;
+                raisers[l] = new Thread(() =>
+                {
+                    bool level = false;
+                    while (Volatile.Read(ref stop) == 0)
+                    {
+                        level = !level;
+                        model.SetInput(line, level);
+                        Thread.Yield();
+                    }
+                });
+                raisers[l].Start();
+            }
+
+            Thread.Sleep(10 + rounds % 5);
+            chip.Remove();
+            Assert.Equal(0, Volatile.Read(ref inHandler));
+            Volatile.Write(ref removed, 1);
+            Thread.Sleep(5);
+            Volatile.Write(ref stop, 1);
+            foreach (Thread t in raisers)
+            {
+                Assert.True(t.Join(TimeSpan.FromSeconds(30)), "a raiser hung");
+            }
+
+            Assert.Equal(0, afterRemove);
+            Assert.Equal(0, overlap);
+            Assert.Throws<NoDeviceException>(() => chip.Get(0));
+            chip.Dispose();
+        }
     }
 }

@@ -155,6 +155,11 @@ static void chip_calls(void *h, int32_t st)
     rr_gpio_chip_t *c = h;
     int32_t dir = 0;
     bool v = false;
+    rr_gpio_irq_stats_t stats;
+    memset(&stats, 0xEE, sizeof stats);
+    CHECK_EQ(rr_gpio_irq_stats(c, 0, &stats), st);
+    CHECK_EQ(stats.handled, 0); /* zeroed on refusal too */
+    CHECK_EQ(stats.disabled, 0);
     CHECK_EQ(rr_gpio_get_direction(c, 0, &dir), st);
     CHECK_EQ(rr_gpio_direction_input(c, 0), st);
     CHECK_EQ(rr_gpio_direction_output(c, 0, true), st);
@@ -203,7 +208,10 @@ static void gpio_handles(void)
         CHECK_EQ(rr_gpio_set(chip, l, true), RR_EINVAL);
         CHECK_EQ(rr_gpio_set_irq_type(chip, l, RR_GPIO_IRQ_EDGE_RISING), RR_EINVAL);
         CHECK_EQ(rr_gpio_set_irq_handler(chip, l, irq_fn, NULL), RR_EINVAL);
+        rr_gpio_irq_stats_t stats;
+        CHECK_EQ(rr_gpio_irq_stats(chip, l, &stats), RR_EINVAL);
     }
+    CHECK_EQ(rr_gpio_irq_stats(chip, 0, NULL), RR_EINVAL);
     CHECK_EQ(rr_gpio_set_irq_type(chip, 0, 0x7F), RR_EINVAL);
     CHECK_EQ(rr_gpio_set_irq_type(chip, 0, -1), RR_EINVAL);
     CHECK_EQ(rr_gpio_get_direction(chip, 0, NULL), RR_EINVAL);

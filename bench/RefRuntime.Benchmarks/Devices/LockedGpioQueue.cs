@@ -90,6 +90,12 @@ public sealed class LockedGpioQueue : IGpioChip, IDisposable
     /// <inheritdoc/>
     public RrStatus SetIrqHandler(int line, Action<int>? handler) => _chip.SetIrqHandler(line, handler);
 
+    /// <inheritdoc/>
+    public RrStatus DisableIrqNoSync(int line) => _chip.DisableIrqNoSync(line);
+
+    /// <inheritdoc/>
+    public RrStatus GetIrqStats(int line, out GpioIrqStats stats) => _chip.GetIrqStats(line, out stats);
+
     /// <summary>Reads several lines with all requests queued before waiting (pipelined).</summary>
     public RrStatus GetMultiple(ReadOnlySpan<int> lines, Span<bool> values)
     {

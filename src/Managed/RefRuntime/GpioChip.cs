@@ -17,6 +17,16 @@ namespace RefRuntime;
 /// was removed throw <see cref="NoDeviceException"/>. Dispose removes the device (if still there)
 /// and frees the chip.
 /// </summary>
+/// <remarks>
+/// Interrupt handlers run one at a time per chip (on the thread that raised the interrupt, or
+/// the chip's interrupt thread over the driver pair). When <see cref="Remove"/>, <see cref="Dispose"/>,
+/// or a <see cref="SetIrqHandler"/> that clears or replaces a handler returns, the old handler
+/// is not running and will not start again, so whatever it uses may be released. Those calls
+/// would wait for themselves from inside one of the chip's handlers: there they throw
+/// <see cref="InvalidOperationException"/> and change nothing. A level line whose handler keeps
+/// returning with the level asserted is disabled (reported once on stderr) until its handler or
+/// trigger is set again; see <see cref="GetIrqStats"/>.
+/// </remarks>
 public sealed class GpioChip : IDisposable
 {
     private readonly IGpioDevice _device;
@@ -98,8 +108,20 @@ public sealed class GpioChip : IDisposable
         Check(s, line);
     }
 
-    /// <summary>Routes a line's interrupt to <paramref name="handler"/> (null masks it).</summary>
+    /// <summary>
+    /// Routes a line's interrupt to <paramref name="handler"/> (null masks it); also re-arms a
+    /// line disabled as stuck. Clearing or replacing a handler waits for a running call of the
+    /// old one.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Clearing or replacing a handler from inside one of the chip's handlers (nothing changed).</exception>
     public void SetIrqHandler(int line, Action<int>? handler) => Check(_device.SetIrqHandler(line, handler), line);
+
+    /// <summary>A line's interrupt counters: handled, spurious (no handler called: trigger NONE), disabled as stuck. Readable after removal too.</summary>
+    public GpioIrqStats GetIrqStats(int line)
+    {
+        Check(_device.GetIrqStats(line, out GpioIrqStats stats), line);
+        return stats;
+    }
 
     /// <summary>Saves the registers.</summary>
     public void Suspend() => Check(_device.Suspend(), 0);
@@ -107,13 +129,18 @@ public sealed class GpioChip : IDisposable
     /// <summary>Restores the registers.</summary>
     public void Resume() => Check(_device.Resume(), 0);
 
-    /// <summary>Hot-unplug: later calls throw <see cref="NoDeviceException"/>.</summary>
+    /// <summary>Hot-unplug: later calls throw <see cref="NoDeviceException"/>; no handler is running when it returns, and none starts after.</summary>
+    /// <exception cref="InvalidOperationException">Called from inside one of the chip's handlers (nothing changed).</exception>
     public void Remove() => Check(_device.Remove(), 0);
 
     /// <summary>Removes the device if needed and frees the chip.</summary>
+    /// <exception cref="InvalidOperationException">Called from inside one of the chip's handlers (nothing changed).</exception>
     public void Dispose()
     {
-        _device.Destroy();
+        if (_device.Destroy() == RrStatus.WouldDeadlock)
+        {
+            throw new InvalidOperationException("GpioChip.Dispose: called from inside one of the chip's interrupt handlers, which it must wait for.");
+        }
     }
 
     private void Check(RrStatus s, int line) => Check(s, line, _device.LineCount);
@@ -131,7 +158,7 @@ public sealed class GpioChip : IDisposable
             case RrStatus.NoDevice:
                 throw new NoDeviceException("The GPIO chip's device was removed.");
             case RrStatus.WouldDeadlock:
-                throw new InvalidOperationException("Removing the chip from inside one of its own calls would wait for itself.");
+                throw new InvalidOperationException("Called from inside one of the chip's interrupt handlers: removing the chip, or clearing or replacing a handler, would wait for that handler itself.");
             default:
                 throw new InvalidOperationException($"GPIO operation failed: {s}.");
         }
@@ -201,11 +228,30 @@ public sealed class GpioChip : IDisposable
 
         public RrStatus SetIrqHandler(int line, Action<int>? handler) => Chip.SetIrqHandler(line, handler);
 
+        public RrStatus DisableIrqNoSync(int line) => Chip.DisableIrqNoSync(line);
+
+        public RrStatus GetIrqStats(int line, out GpioIrqStats stats) => Chip.GetIrqStats(line, out stats);
+
+        // The consumer's handlers run on the front end's interrupt thread; the device's on the PL061's dispatcher.
+        public bool InCall => Chip.InCall || _pl061.InCall;
+
         public RrStatus Suspend() => throw new NotSupportedException("virtio-gpio has no suspend message; suspend the device side.");
 
         public RrStatus Resume() => throw new NotSupportedException("virtio-gpio has no resume message; resume the device side.");
 
-        public RrStatus Remove() => _pl061.Remove(); // hot-unplug behind the device
+        public RrStatus Remove()
+        {
+            if (InCall)
+            {
+                return RrStatus.WouldDeadlock;
+            }
+
+            // Hot-unplug behind the device (the device then answers ERR and needs a reset), then
+            // unbind the front end: it stops its interrupt thread, so no consumer handler runs
+            // after this returns - not even for an event already in the used ring.
+            RrStatus s = _pl061.Remove();
+            return s != RrStatus.Ok ? s : Chip.Remove();
+        }
 
         public void Interrupt(bool asserted)
         {
@@ -214,6 +260,11 @@ public sealed class GpioChip : IDisposable
 
         public RrStatus Destroy()
         {
+            if (InCall)
+            {
+                return RrStatus.WouldDeadlock; // checked before anything changes
+            }
+
             if (System.Threading.Interlocked.Exchange(ref _destroyed, 1) != 0)
             {
                 return RrStatus.Ok;

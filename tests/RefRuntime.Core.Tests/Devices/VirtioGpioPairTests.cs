@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.IO;
 using System.Threading;
 using RefRuntime.Core.Devices.Gpio;
 using RefRuntime.Core.Devices.Pl061;
@@ -726,5 +727,173 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         Assert.True(ops >= 20, $"only {ops} operations"); // each consumer runs until it has 10
         Assert.True(irqs > 0, "no interrupt delivered"); // the toggler runs until one arrives
         Assert.Equal(0, pair.Device.Malformed);
+    }
+
+    // A level handler that never quietens its source: the front end disables the line (no more
+    // eventq buffer for it), counts it and reports it once, instead of storming through the ring
+    // forever; setting a handler again re-arms it.
+    [Fact]
+    public void FrontEnd_StuckLevel_DisabledOnce_ReArmedBySetIrqHandler()
+    {
+        using var pair = new Pair();
+        int calls = 0;
+        var stderr = new System.IO.StringWriter();
+        System.IO.TextWriter previous = Console.Error;
+        Console.SetError(TextWriter.Synchronized(stderr));
+        GpioIrqStats st;
+        try
+        {
+            Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(3));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(3, GpioIrqType.LevelHigh));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(3, _ => Interlocked.Increment(ref calls)));
+            pair.Model.SetInput(3, true);
+            var sw = Stopwatch.StartNew();
+            while ((pair.Chip.GetIrqStats(3, out st) != RrStatus.Ok || !st.IsDisabled) && sw.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                Thread.Sleep(1); // hang guard only
+            }
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+
+        Assert.True(st.IsDisabled, "the stuck line was never disabled");
+        Assert.Equal((1UL, (ulong)VirtioGpioChip.StuckBound), (st.StuckDisables, st.Handled));
+        Assert.Equal(VirtioGpioChip.StuckBound, Volatile.Read(ref calls));
+        string report = stderr.ToString();
+        Assert.Single(report.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("nobody cared", report, StringComparison.Ordinal);
+        // The PL061 under the device never saw a stuck line: the device masks level lines itself.
+        Assert.Equal(RrStatus.Ok, pair.Pl061.GetIrqStats(3, out GpioIrqStats pl061));
+        Assert.Equal(0UL, pl061.StuckDisables);
+
+        // Re-armed with a handler that quietens the source: delivered again.
+        using var fired = new SemaphoreSlim(0);
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(3, n =>
+        {
+            pair.Model.SetInput(n, false);
+            fired.Release();
+        }));
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)), "not delivered after the re-arm");
+        Assert.Equal(RrStatus.Ok, pair.Chip.GetIrqStats(3, out st));
+        Assert.False(st.IsDisabled);
+        Assert.Equal(1UL, st.StuckDisables);
+    }
+
+    // disable_irq_nosync on the front end: an edge that arrives while the line is masked is held,
+    // not run and not lost: the re-arm delivers it.
+    [Fact]
+    public void FrontEnd_DisableIrqNoSync_EdgeHeldWhileMasked_DeliveredOnReArm()
+    {
+        using var pair = new Pair();
+        using var fired = new SemaphoreSlim(0);
+        Action<int> handler = _ => fired.Release();
+        Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(5));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, handler));
+        Assert.Equal(RrStatus.Ok, pair.Chip.DisableIrqNoSync(5)); // the buffer is with the device
+        pair.Model.SetInput(5, true);
+        Assert.False(fired.Wait(200)); // masked: held, not run
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, handler)); // the same handler: re-arm
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)), "the held edge was lost");
+        Assert.Equal(RrStatus.Ok, pair.Chip.GetIrqStats(5, out GpioIrqStats st));
+        Assert.Equal((1UL, 0UL), (st.Handled, st.Spurious));
+        // Later edges flow as before.
+        pair.Model.SetInput(5, false);
+        pair.Model.SetInput(5, true);
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)));
+    }
+
+    // From inside a front-end handler: clearing or replacing a handler and Remove would wait for
+    // the interrupt thread itself: WouldDeadlock, nothing changed; Dispose throws.
+    [Fact]
+    public void FrontEnd_FromInsideHandler_WouldDeadlock_NothingChanged()
+    {
+        using var pair = new Pair();
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var fired = new SemaphoreSlim(0);
+        Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(6));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(6, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(6, n =>
+        {
+            seen.Enqueue($"clear {pair.Chip.SetIrqHandler(n, null)}");
+            seen.Enqueue($"replace {pair.Chip.SetIrqHandler(n, _ => { })}");
+            seen.Enqueue($"remove {pair.Chip.Remove()}");
+            seen.Enqueue($"dispose {Record.Exception(pair.Chip.Dispose)?.GetType().Name}");
+            seen.Enqueue($"in call {pair.Chip.InCall}");
+            fired.Release();
+        }));
+        Assert.False(pair.Chip.InCall);
+        pair.Model.SetInput(6, true);
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)));
+        Assert.Equal(new[] { "clear WouldDeadlock", "replace WouldDeadlock", "remove WouldDeadlock", "dispose InvalidOperationException", "in call True" }, seen);
+        Assert.Equal(RrStatus.Ok, pair.Chip.Get(6, out bool v)); // still bound
+        Assert.True(v);
+        pair.Model.SetInput(6, false);
+        pair.Model.SetInput(6, true);
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)), "the handler was lost");
+    }
+
+    // Tearing the pair down while interrupts flow on edge and level lines and handlers call back
+    // into the chip: the front end's unbind (device reset: every PL061 handler cleared, each clear
+    // waiting for the device's top half) and the PL061's removal never deadlock.
+    [Fact]
+    [Trait("Category", "Stress")]
+    public void Teardown_WhileInterruptsFlow_NoDeadlock()
+    {
+        TimeSpan budget = StressConfig.Extended;
+        var clock = Stopwatch.StartNew();
+        long irqs = 0;
+        int round = 0;
+        for (; round < 4 || clock.Elapsed < budget; round++)
+        {
+            var pair = new Pair();
+            int stop = 0;
+            Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(4));
+            Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(5));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(4, GpioIrqType.LevelHigh));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeBoth));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(4, n =>
+            {
+                Interlocked.Increment(ref irqs);
+                pair.Model.SetInput(n, false); // quieten the level source
+            }));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, n =>
+            {
+                Interlocked.Increment(ref irqs);
+                pair.Chip.Get(n, out _); // a request from the interrupt thread
+            }));
+            var toggler = new Thread(() =>
+            {
+                bool level = false;
+                while (Volatile.Read(ref stop) == 0)
+                {
+                    level = !level;
+                    pair.Model.SetInput(4, true);
+                    pair.Model.SetInput(5, level);
+                    Thread.Yield();
+                }
+            });
+            toggler.Start();
+            Thread.Sleep(10 + (round % 3) * 5);
+            bool removeFirst = round % 2 == 0;
+            var teardown = Background<bool>.Run(() =>
+            {
+                if (removeFirst)
+                {
+                    Assert.Equal(RrStatus.Ok, pair.Pl061.Remove()); // hot-unplug behind the device first
+                }
+
+                pair.Dispose();
+                return true;
+            });
+            Assert.True(teardown.Wait(TimeSpan.FromSeconds(30)), $"round {round}: teardown hung");
+            Assert.True(teardown.Result);
+            Volatile.Write(ref stop, 1);
+            Assert.True(toggler.Join(TimeSpan.FromSeconds(30)));
+        }
+
+        output.WriteLine($"rounds {round}, interrupts {irqs}");
     }
 }

@@ -18,6 +18,34 @@ internal static unsafe class GpioExports
     {
         public readonly IGpioDevice Device = device;
         public int Users = 1; // refcount semantics (RefRuntime.Core.Sync.Refcount)
+        private readonly (nint Fn, nint Ctx, Action<int> Handler)[] _handlers = new (nint, nint, Action<int>)[device.LineCount];
+
+        /// <summary>
+        /// The delegate for a C handler: the line's current one when @fn and @ctx are the same, so
+        /// that setting them again is a re-arm (no wait, allowed from a handler), not a replacement.
+        /// </summary>
+        public Action<int> HandlerFor(int line, nint fn, nint ctx)
+        {
+            if ((uint)line >= (uint)_handlers.Length)
+            {
+                return static _ => { }; // refused by the device (bad line) before it is stored
+            }
+
+            lock (_handlers)
+            {
+                (nint Fn, nint Ctx, Action<int> Handler) h = _handlers[line];
+                if (h.Handler is not null && h.Fn == fn && h.Ctx == ctx)
+                {
+                    return h.Handler;
+                }
+
+                // SAFETY: the caller keeps fn callable and ctx valid until the handler is cleared
+                // or replaced and that call has returned (it waits for a running handler).
+                Action<int> handler = n => ((delegate* unmanaged<void*, int, void>)fn)((void*)ctx, n);
+                _handlers[line] = (fn, ctx, handler);
+                return handler;
+            }
+        }
     }
 
 
@@ -298,21 +326,42 @@ internal static unsafe class GpioExports
     {
         try
         {
-            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            RrStatus s = ObjectHandle.Resolve(chip, HandleKind.GpioChip, out Chip? c);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
             }
 
-            Action<int>? handler = null;
-            if (fn != null)
+            Action<int>? handler = fn == null ? null : c!.HandlerFor(line, (nint)fn, (nint)ctx);
+            return (int)c!.Device.SetIrqHandler(line, handler);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_gpio_irq_stats")]
+    private static int IrqStats(void* chip, int line, GpioIrqStats* stats)
+    {
+        try
+        {
+            if (stats == null)
             {
-                nint f = (nint)fn, c = (nint)ctx;
-                // SAFETY: the caller keeps fn callable and ctx valid until the handler is replaced.
-                handler = n => ((delegate* unmanaged<void*, int, void>)f)((void*)c, n);
+                return (int)RrStatus.InvalidArgument;
             }
 
-            return (int)d!.SetIrqHandler(line, handler);
+            RrStatus s = ChipOf(chip, out IGpioDevice? d);
+            GpioIrqStats value = default;
+            if (s == RrStatus.Ok)
+            {
+                s = d!.GetIrqStats(line, out value);
+            }
+
+            // SAFETY: non-NULL out pointer (checked) to an rr_gpio_irq_stats_t, whose layout
+            // GpioIrqStats matches (pinned by the header's static asserts and a test).
+            *stats = value;
+            return (int)s;
         }
         catch (Exception e)
         {
@@ -406,7 +455,20 @@ internal static unsafe class GpioExports
         try
         {
             RrStatus s = ObjectHandle.Resolve(chip, HandleKind.GpioChip, out Chip? c);
-            if (s != RrStatus.Ok || !Core.Sync.Refcount.DecAndTest(ref c!.Users))
+            if (s != RrStatus.Ok)
+            {
+                return (int)s;
+            }
+
+            // From inside one of the chip's handlers the last reference would wait for itself;
+            // refused for every reference (nothing changes), so the answer does not depend on
+            // which user lets go last.
+            if (c!.Device.InCall)
+            {
+                return (int)RrStatus.WouldDeadlock;
+            }
+
+            if (!Core.Sync.Refcount.DecAndTest(ref c.Users))
             {
                 return (int)s; // other users remain: the chip lives on (possibly removed)
             }

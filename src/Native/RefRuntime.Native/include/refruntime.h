@@ -994,6 +994,24 @@ RR__IO_ACCESSORS(be64_relaxed, uint64_t, 8, RR_IO_64 | RR_IO_BE | RR_IO_RELAXED,
  * call-draining gate and revocable hardware: after rr_gpio_remove() returns no register is
  * touched again and every call answers RR_ENODEV. Line numbers out of range and invalid
  * triggers give RR_EINVAL.
+ *
+ * Interrupt handlers have the kernel's request_irq / free_irq / synchronize_irq lifetimes
+ * (kernel/irq/manage.c). A chip runs its handlers one at a time, on the thread that raised the
+ * parent interrupt (rr_pl061_model_set_input(), rr_gpio_interrupt(), or a chip call whose
+ * register write raised it) or, when another thread is already dispatching the chip's
+ * interrupts, on that thread; raising an interrupt never waits for a handler. When
+ * rr_gpio_remove(), rr_gpio_destroy() of the last reference, or an rr_gpio_set_irq_handler()
+ * that clears or replaces a handler returns, the old handler is not running and will not start
+ * again: its context may be freed. From inside one of the chip's handlers those calls would
+ * wait for themselves: they return RR_EDEADLK and change nothing (the handler may still call
+ * every other function, including installing a handler on a free line or re-arming its own).
+ *
+ * Misbehaving lines are handled as in kernel/irq/spurious.c: an interrupt on a line with trigger
+ * RR_GPIO_IRQ_NONE (the PL061 still latches falling edges there) calls no handler and counts as
+ * spurious (Linux handle_bad_irq); a level line whose handler returns with the level still
+ * asserted 64 times in a row is disabled - left masked - counted, and reported once on stderr
+ * ("nobody cared"), until rr_gpio_set_irq_handler() or rr_gpio_set_irq_type() re-arms it.
+ * rr_gpio_irq_stats() reads the counters.
  */
 typedef struct rr_gpio_chip rr_gpio_chip_t;
 typedef struct rr_pl061_model rr_pl061_model_t;
@@ -1008,6 +1026,15 @@ typedef struct rr_pl061_model rr_pl061_model_t;
 #define RR_GPIO_IRQ_EDGE_BOTH 3
 #define RR_GPIO_IRQ_LEVEL_HIGH 4
 #define RR_GPIO_IRQ_LEVEL_LOW 8
+
+/** rr_gpio_irq_stats_t - a line's interrupt counters (rr_gpio_irq_stats). */
+typedef struct rr_gpio_irq_stats {
+    uint64_t handled;        /* interrupts handed to the line's handler */
+    uint64_t spurious;       /* interrupts no handler was called for: trigger NONE, or no handler */
+    uint64_t stuck_disables; /* times the line was disabled as stuck ("nobody cared") */
+    uint32_t disabled;       /* 1 while the line is disabled as stuck, else 0 */
+    uint32_t reserved;       /* 0 */
+} rr_gpio_irq_stats_t;
 
 /** rr_pl061_model_create() - a register-accurate PL061 model (pins driven by the host). Return: RR_OK; RR_EINVAL; RR_ENOMEM. */
 int32_t rr_pl061_model_create(rr_pl061_model_t **out);
@@ -1049,16 +1076,34 @@ int32_t rr_gpio_get(rr_gpio_chip_t *chip, int32_t line, bool *value);
 /** rr_gpio_set() - drive output @line. Return: as above. */
 int32_t rr_gpio_set(rr_gpio_chip_t *chip, int32_t line, bool value);
 
-/** rr_gpio_set_irq_type() - an RR_GPIO_IRQ_* trigger; level and edge together are refused (RR_EINVAL). Return: as above. */
+/**
+ * rr_gpio_set_irq_type() - an RR_GPIO_IRQ_* trigger; level and edge together are refused (RR_EINVAL).
+ * With RR_GPIO_IRQ_NONE (the default) interrupts on the line call no handler and count as
+ * spurious. Re-arms a line disabled as stuck. Never waits; callable from a handler.
+ * Return: as above.
+ */
 int32_t rr_gpio_set_irq_type(rr_gpio_chip_t *chip, int32_t line, int32_t type);
 
 /**
- * rr_gpio_set_irq_handler() - call @fn(@ctx, line) when @line's interrupt fires (on the thread
- * that raised it) and unmask it; NULL masks it. An edge line is acked before @fn runs; a level
- * line is masked and acked, @fn runs (it must quiet the source), then it is unmasked.
- * Return: as above.
+ * rr_gpio_set_irq_handler() - call @fn(@ctx, line) when @line's interrupt fires and unmask it;
+ * @fn NULL masks it. Handlers run as the DOC above says: one at a time per chip, on the raising
+ * or dispatching thread. An edge line is acked before @fn runs; a level line is masked and acked,
+ * @fn runs (it must quiet the source), then it is unmasked. Clearing or replacing a handler waits
+ * for a running call of the old one (free_irq): when it returns, the old @ctx may be freed.
+ * Setting the same @fn and @ctx again is a re-arm: it never waits, and re-enables a line disabled
+ * as stuck.
+ * Return: as above; RR_EDEADLK (nothing changed) when called from inside one of the chip's
+ * handlers to clear or replace a handler.
  */
 int32_t rr_gpio_set_irq_handler(rr_gpio_chip_t *chip, int32_t line, void (*fn)(void *ctx, int32_t line), void *ctx);
+
+/**
+ * rr_gpio_irq_stats() - @line's interrupt counters into @out: interrupts handled, spurious ones
+ * (no handler called), times disabled as stuck, and whether it is disabled now. Software state:
+ * still readable after rr_gpio_remove().
+ * Return: RR_OK; RR_EINVAL (bad @line, NULL @out); RR_EBADHANDLE.
+ */
+int32_t rr_gpio_irq_stats(rr_gpio_chip_t *chip, int32_t line, rr_gpio_irq_stats_t *out);
 
 /**
  * rr_gpio_interrupt() - the chip's parent interrupt line changed (for chips probed with
@@ -1072,9 +1117,11 @@ int32_t rr_gpio_suspend(rr_gpio_chip_t *chip);
 int32_t rr_gpio_resume(rr_gpio_chip_t *chip);
 
 /**
- * rr_gpio_remove() - hot-unplug: refuse new calls, wait for calls in flight, revoke the
- * hardware, release the driver's resources; later calls answer RR_ENODEV. Idempotent.
- * Return: RR_OK; RR_EDEADLK (from inside a call); RR_EINVAL; RR_EBADHANDLE.
+ * rr_gpio_remove() - hot-unplug: refuse new calls, wait for calls in flight - running interrupt
+ * handlers included - revoke the hardware, release the driver's resources; later calls answer
+ * RR_ENODEV. When it returns no handler is running and none will start. Idempotent.
+ * Return: RR_OK; RR_EDEADLK (from inside one of the chip's handlers: nothing changed); RR_EINVAL;
+ * RR_EBADHANDLE.
  */
 int32_t rr_gpio_remove(rr_gpio_chip_t *chip);
 
@@ -1088,7 +1135,9 @@ int32_t rr_gpio_chip_get(rr_gpio_chip_t *chip);
 /**
  * rr_gpio_destroy() - give back a reference. The last one removes the device if it is still
  * there and frees the chip; until then other users keep a valid handle (answering RR_ENODEV once
- * removed). Return: RR_OK; RR_EINVAL; RR_EBADHANDLE; as rr_gpio_remove() for the last one.
+ * removed). From inside one of the chip's handlers every reference is refused with RR_EDEADLK
+ * (nothing changed), so the answer does not depend on which user lets go last.
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE; RR_EDEADLK; as rr_gpio_remove() for the last one.
  */
 int32_t rr_gpio_destroy(rr_gpio_chip_t *chip);
 
@@ -1735,6 +1784,12 @@ _Static_assert(sizeof(rr_revocable_t) == 48 && offsetof(rr_revocable_t, resource
 static_assert(sizeof(rr_io_t) == 64 && offsetof(rr_io_t, base) == 8 && offsetof(rr_io_t, size) == 16, "io layout");
 #else
 _Static_assert(sizeof(rr_io_t) == 64 && offsetof(rr_io_t, base) == 8 && offsetof(rr_io_t, size) == 16, "io layout");
+#endif
+
+#ifdef __cplusplus
+static_assert(sizeof(rr_gpio_irq_stats_t) == 32 && offsetof(rr_gpio_irq_stats_t, stuck_disables) == 16 && offsetof(rr_gpio_irq_stats_t, disabled) == 24, "gpio irq stats layout");
+#else
+_Static_assert(sizeof(rr_gpio_irq_stats_t) == 32 && offsetof(rr_gpio_irq_stats_t, stuck_disables) == 16 && offsetof(rr_gpio_irq_stats_t, disabled) == 24, "gpio irq stats layout");
 #endif
 
 #ifdef __cplusplus

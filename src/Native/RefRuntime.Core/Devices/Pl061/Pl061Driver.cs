@@ -10,9 +10,8 @@
 // Register protocol (byte accessors, as gpio-pl061.c): get/set use the masked data alias base + (4 << n), so
 // they need no lock; direction changes and irq_set_type are read-modify-write sequences under
 // the driver's lock; direction_output writes the value, sets DIR, and writes the value again
-// (the controller drops data writes to input lines). Interrupt dispatch reads GPIOMIS once and
-// handles each pending line in ascending order: an edge line is acked (GPIOIC) before its
-// handler runs; a level line is masked and acked, its handler runs, then it is unmasked.
+// (the controller drops data writes to input lines). The interrupt path - dispatch, handler
+// lifetimes, spurious and stuck lines - is in Pl061Driver.Interrupts.cs.
 
 using System;
 using System.Threading;
@@ -33,7 +32,7 @@ public sealed class Pl061Map : IRegisterMap
 
 /// <summary>The PL061 driver (see file comment), generic over the window's backend.</summary>
 /// <typeparam name="TBackend">Plain memory or a device model.</typeparam>
-public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
+public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
     where TBackend : struct, IIoBackend
 {
     private static readonly Reg8<Pl061Map> Dir = new(GPIODIR);
@@ -41,6 +40,7 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
     private static readonly Reg8<Pl061Map> Ibe = new(GPIOIBE);
     private static readonly Reg8<Pl061Map> Iev = new(GPIOIEV);
     private static readonly Reg8<Pl061Map> Ie = new(GPIOIE);
+    private static readonly Reg8<Pl061Map> Ris = new(GPIORIS);
     private static readonly Reg8<Pl061Map> Mis = new(GPIOMIS);
     private static readonly Reg8<Pl061Map> Ic = new(GPIOIC);
     private static readonly Reg8<Pl061Map>[] DataAlias = CreateAliases();
@@ -49,11 +49,7 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
     private readonly Revocable<Hardware> _hw;
     private readonly DevresList _resources = new();
     private readonly Lock _lock = new();
-    private readonly Action<int>?[] _handlers = new Action<int>?[Lines];
     private SavedContext _saved;
-
-    [ThreadStatic]
-    private static bool t_dispatching;
 
     private sealed class Hardware(MappedIo<Pl061Map, TBackend> regs)
     {
@@ -103,6 +99,9 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
 
     /// <summary>Whether the device has been removed.</summary>
     public bool IsRemoved => _gate.IsDisconnected;
+
+    /// <inheritdoc/>
+    public bool InCall => _gate.InCall;
 
     /// <summary>
     /// Probes a PL061 behind <paramref name="io"/>: maps it, refuses anything that is not a PL061,
@@ -193,12 +192,21 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
     }
 
     /// <summary>
-    /// Removes the device: refuses new calls and waits for calls in flight, revokes the hardware
-    /// (no MMIO afterwards), releases every managed resource last-in-first-out. Idempotent.
+    /// Removes the device: refuses new calls and waits for calls in flight - interrupt handlers
+    /// included, so none is running when it returns and none starts after (free_irq) - revokes
+    /// the hardware (no MMIO afterwards), releases every managed resource last-in-first-out.
+    /// Idempotent.
     /// </summary>
-    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.WouldDeadlock"/> from inside a call.</returns>
+    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.WouldDeadlock"/> from inside a call (a handler): nothing changed.</returns>
     public RrStatus Remove()
     {
+        // Checked before the gate closes: disconnecting from inside a call would close it and
+        // then fail to drain, leaving the chip half removed.
+        if (_gate.InCall)
+        {
+            return RrStatus.WouldDeadlock;
+        }
+
         RrStatus s = _gate.Disconnect(out bool first);
         if (s != RrStatus.Ok)
         {
@@ -349,20 +357,10 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
                 regs.Write(Is, isv);
                 regs.Write(Ibe, ibe);
                 regs.Write(Iev, iev);
+                SetTriggerLocked(regs, n, type);
             }
         });
     }
-
-    /// <inheritdoc/>
-    public RrStatus SetIrqHandler(int line, Action<int>? handler) => With(line, (regs, n) =>
-    {
-        lock (_lock)
-        {
-            Volatile.Write(ref _handlers[n], handler);
-            byte ie = regs.Read(Ie);
-            regs.Write(Ie, handler is null ? (byte)(ie & ~(1 << n)) : (byte)(ie | (1 << n)));
-        }
-    });
 
     /// <summary>Saves DIR, IS, IBE, IEV, IE and the output lines' values (Linux suspend).</summary>
     public RrStatus Suspend() => WithDevice(regs =>
@@ -412,77 +410,6 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
         });
     }
 
-    // ---- interrupts ----------------------------------------------------------------------
-
-    /// <inheritdoc/>
-    public void Interrupt(bool asserted) => OnInterrupt(asserted);
-
-    /// <summary>The parent interrupt's entry point: called with the line level whenever it changes.</summary>
-    private void OnInterrupt(bool asserted)
-    {
-        if (!asserted || t_dispatching)
-        {
-            return; // a re-assertion during dispatch is handled by the dispatch loop below
-        }
-
-        t_dispatching = true;
-        try
-        {
-            // Bounded: a level that software never clears would otherwise be an interrupt storm.
-            for (int round = 0; round < 64; round++)
-            {
-                byte pending = 0;
-                WithDevice(regs => pending = regs.Read(Mis));
-                if (pending == 0)
-                {
-                    return;
-                }
-
-                for (int n = 0; n < Lines; n++)
-                {
-                    if ((pending & (1 << n)) != 0)
-                    {
-                        HandleLine(n);
-                    }
-                }
-            }
-        }
-        finally
-        {
-            t_dispatching = false;
-        }
-    }
-
-    private void HandleLine(int n)
-    {
-        byte bit = (byte)(1 << n);
-        bool isLevel = false;
-        WithDevice(regs =>
-        {
-            lock (_lock)
-            {
-                isLevel = (regs.Read(Is) & bit) != 0;
-                if (isLevel)
-                {
-                    regs.Write(Ie, (byte)(regs.Read(Ie) & ~bit)); // mask
-                }
-            }
-
-            regs.Write(Ic, bit); // ack
-        });
-        Volatile.Read(ref _handlers[n])?.Invoke(n);
-        if (isLevel && Volatile.Read(ref _handlers[n]) is not null)
-        {
-            WithDevice(regs =>
-            {
-                lock (_lock)
-                {
-                    regs.Write(Ie, (byte)(regs.Read(Ie) | bit)); // unmask
-                }
-            });
-        }
-    }
-
     // ---- the lifetime plumbing -----------------------------------------------------------
 
     /// <summary>GPIOIE = 0 through the revocable (not the gate, which removal has closed already).</summary>
@@ -530,7 +457,11 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
         return hw;
     }
 
-    /// <summary>Runs <paramref name="op"/> inside a gate call and a hardware access, or answers NoDevice.</summary>
+    /// <summary>
+    /// Runs <paramref name="op"/> inside a gate call and a hardware access, or answers NoDevice.
+    /// Afterwards - out of the call and the lock - dispatches an interrupt that a register write
+    /// of <paramref name="op"/> raised under the lock (OnInterrupt only marked it).
+    /// </summary>
     private RrStatus WithDevice(Action<MappedIo<Pl061Map, TBackend>> op)
     {
         Hardware? hw = EnterHardware(out RcuReader* call);
@@ -542,12 +473,14 @@ public sealed unsafe class Pl061Driver<TBackend> : IGpioDevice
         try
         {
             op(hw.Regs);
-            return RrStatus.Ok;
         }
         finally
         {
             CallGate.Leave(call);
         }
+
+        DispatchIfPending();
+        return RrStatus.Ok;
     }
 
     private static Reg8<Pl061Map>[] CreateAliases()

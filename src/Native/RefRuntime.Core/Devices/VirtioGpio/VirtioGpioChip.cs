@@ -23,7 +23,8 @@
 // until the new type is acknowledged the line is "updating" and nobody queues its buffer: the
 // device has the line disabled and would hand the buffer straight back INVALID, again and again
 // (the eventq driver rule "enable before unmask"; Linux irq_bus_sync_unlock likewise queues the
-// buffer only after SET_IRQ_TYPE returned).
+// buffer only after SET_IRQ_TYPE returned). Handler lifetimes, masking and stuck lines are in
+// VirtioGpioChip.Interrupts.cs.
 
 using System;
 using System.Buffers.Binary;
@@ -36,7 +37,7 @@ using static RefRuntime.Core.Devices.VirtioGpio.VirtioGpioConst;
 namespace RefRuntime.Core.Devices.VirtioGpio;
 
 /// <summary>The virtio-gpio front end (see file comment).</summary>
-public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
+public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
 {
     private const int RequestqSize = 64;
     private const int EventqSize = 64;
@@ -60,13 +61,23 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
     private sealed class IrqLine
     {
         public GpioIrqType Type;
-        public Action<int>? Handler;
+        public Action<int>? Handler;   // written under the irq lock and _lineSync
         public volatile bool Enabled;
         public bool Queued;
         public bool Updating; // a type change is in flight: the buffer stays with us (under the queue lock)
         public ulong RequestGpa;
         public ulong ResponseGpa;
         public byte* Response;
+
+        // Guarded by _lineSync (VirtioGpioChip.Interrupts.cs).
+        public bool Masked;            // DisableIrqNoSync: the buffer is not queued again
+        public bool Stuck;             // disabled as stuck: the buffer is not queued again
+        public bool Held;              // a VALID event arrived while masked or stuck: delivered when re-armed
+        public bool Replay;            // re-armed with an edge held: the interrupt thread delivers it
+        public int Unhandled;          // level handler calls in a row that left the level active
+        public ulong Handled;
+        public ulong Spurious;
+        public ulong StuckDisables;
     }
 
     private readonly IVirtioGpioTransport _device;
@@ -83,6 +94,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
     private readonly string?[] _names;
     private readonly Thread _irqThread;
     private volatile bool _stop;
+    private int _removing;
     private volatile string? _failure;
     private long _droppedEvents;
     private int _blockedWaiters;
@@ -322,6 +334,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
             }
 
             l.Type = type;
+            ReArm(line, replayHeldEdge: false);
             return RrStatus.Ok;
         }
     }
@@ -360,6 +373,7 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
             if (s == RrStatus.Ok)
             {
                 l.Type = type;
+                ReArm(line, replayHeldEdge: false); // a new type re-arms a line disabled as stuck
             }
         }
 
@@ -386,46 +400,75 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
             return handler is null ? RrStatus.Ok : RrStatus.InvalidArgument;
         }
 
+        long running;
+        RrStatus s;
         lock (_irqLock)
         {
             IrqLine l = _irq[line];
-            if (handler is null)
+            Action<int>? old = l.Handler;
+            bool replacing = old is not null && !ReferenceEquals(old, handler);
+            if (replacing && OnInterruptThread)
             {
-                if (!l.Enabled)
-                {
-                    l.Handler = null;
-                    return RrStatus.Ok;
-                }
-
-                // Disable: the device returns the held buffer INVALID (dropped: we are disabled).
-                l.Enabled = false;
-                l.Handler = null;
-                return Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
+                return RrStatus.WouldDeadlock; // free_irq from a handler would wait for itself: change nothing
             }
 
-            l.Handler = handler;
-            if (l.Enabled)
+            s = SetIrqHandlerLocked(line, l, handler, out running);
+            if (!replacing)
+            {
+                running = 0;
+            }
+        }
+
+        // synchronize_irq, outside the irq lock (a running handler may be waiting for it).
+        WaitForHandler(running);
+        return s;
+    }
+
+    /// <summary>
+    /// SetIrqHandler's configuration steps; <paramref name="running"/> receives the handler
+    /// sequence at the swap, for <see cref="WaitForHandler"/>. Caller holds the irq lock.
+    /// </summary>
+    private RrStatus SetIrqHandlerLocked(int line, IrqLine l, Action<int>? handler, out long running)
+    {
+        if (handler is null)
+        {
+            running = SwapHandler(l, null);
+            if (!l.Enabled)
             {
                 return RrStatus.Ok;
             }
 
-            if (l.Type == GpioIrqType.None)
-            {
-                return RrStatus.InvalidArgument; // set a trigger type first
-            }
+            // Disable: the device returns the held buffer INVALID (dropped: we are disabled).
+            l.Enabled = false;
+            return Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
+        }
 
-            // Enable before unmasking (rule 2): SET_IRQ_TYPE, then the eventq buffer.
-            RrStatus s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, (uint)l.Type, out _);
-            if (s != RrStatus.Ok)
-            {
-                l.Handler = null;
-                return s;
-            }
+        if (!l.Enabled && l.Type == GpioIrqType.None)
+        {
+            running = 0;
+            return RrStatus.InvalidArgument; // set a trigger type first
+        }
 
-            l.Enabled = true;
+        running = SwapHandler(l, handler);
+        if (l.Enabled)
+        {
+            ReArm(line, replayHeldEdge: true);
             QueueEventBuffer(line);
             return RrStatus.Ok;
         }
+
+        // Enable before unmasking (rule 2): SET_IRQ_TYPE, then the eventq buffer.
+        RrStatus s = Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, (uint)l.Type, out _);
+        if (s != RrStatus.Ok)
+        {
+            SwapHandler(l, null);
+            return s;
+        }
+
+        ReArm(line, replayHeldEdge: false);
+        l.Enabled = true;
+        QueueEventBuffer(line);
+        return RrStatus.Ok;
     }
 
     /// <summary>Reads several lines with their requests in flight together (one kick).</summary>
@@ -460,18 +503,33 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
         return RequestMany(lines, VIRTIO_GPIO_MSG_SET_VALUE, values, raw);
     }
 
-    /// <summary>Stops the interrupt thread, resets the device and detaches the queues.</summary>
-    public void Dispose()
+    /// <summary>
+    /// Unbinds the driver: stops the interrupt thread - waiting for a running handler; none
+    /// starts afterwards - resets the device and detaches the queues. Later calls answer
+    /// <see cref="RrStatus.NoDevice"/>. Idempotent.
+    /// </summary>
+    /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.WouldDeadlock"/> (nothing changed) from one of the chip's handlers, which run on the interrupt thread this waits for.</returns>
+    public RrStatus Remove()
     {
-        if (_stop)
+        if (OnInterruptThread)
         {
-            return;
+            return RrStatus.WouldDeadlock;
         }
 
-        _stop = true;
-        _failure ??= "the driver was unbound";
-        _call.Ring();
-        _irqThread.Join();
+        bool first = Interlocked.Exchange(ref _removing, 1) == 0;
+        if (first)
+        {
+            _stop = true;
+            _failure ??= "the driver was unbound";
+            _call.Ring();
+        }
+
+        _irqThread.Join(); // every caller returns after the handlers are done, not only the first
+        if (!first)
+        {
+            return RrStatus.Ok;
+        }
+
         _device.Reset();
         lock (_queueLock)
         {
@@ -482,6 +540,18 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
         foreach (Slot s in _slots)
         {
             s.Done.Set();
+        }
+
+        return RrStatus.Ok;
+    }
+
+    /// <summary>Unbinds the driver (see <see cref="Remove"/>).</summary>
+    /// <exception cref="InvalidOperationException">Called from one of the chip's handlers.</exception>
+    public void Dispose()
+    {
+        if (Remove() == RrStatus.WouldDeadlock)
+        {
+            throw new InvalidOperationException("VirtioGpioChip.Dispose: called from one of the chip's interrupt handlers, which run on the interrupt thread it must wait for.");
         }
     }
 
@@ -889,6 +959,11 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
                     byte status = *l.Response;
                     if (!l.Enabled)
                     {
+                        if (status == VIRTIO_GPIO_IRQ_STATUS_VALID)
+                        {
+                            CountSpurious(l); // fired just before it was disabled: no handler (handle_bad_irq)
+                        }
+
                         continue; // disabled meanwhile: drop
                     }
 
@@ -914,19 +989,18 @@ public sealed unsafe class VirtioGpioChip : IGpioChip, IDisposable
             }
 
             // Handlers run without our locks (they may call back into the chip), then the line is
-            // unmasked again by requeueing its buffer (handle_level_irq: mask, handle, unmask).
+            // unmasked again by requeueing its buffer (handle_level_irq: mask, handle, unmask),
+            // unless it was masked or found stuck.
             for (int i = 0; i < nFired; i++)
             {
                 int line = fired[i];
-                Action<int>? h = _irq[line].Handler;
-                if (h is not null && _irq[line].Enabled)
+                if (RunHandler(line))
                 {
-                    Interlocked.Increment(ref _interrupts);
-                    h(line);
+                    QueueEventBuffer(line);
                 }
-
-                QueueEventBuffer(line);
             }
+
+            work |= RunReplays();
 
             for (int i = 0; i < nRequeue; i++)
             {

@@ -5,9 +5,13 @@
 // Threads. One serve thread owns all line state and both device-side queues: it sleeps on the
 // kick doorbell, then takes every available chain. Interrupts arrive on whatever thread the
 // chip raises them (the top half, OnLineIrq): it only marks the line pending — and, for a level
-// line, masks it at the chip so a level that stays active cannot storm — and rings the same
-// doorbell; the serve thread completes or latches the event (the bottom half). So no lock guards
-// line state, and a chip call never runs under a lock of ours.
+// line, masks it at the chip (disable_irq_nosync: it runs inside the chip's handler, so it must
+// not wait) so a level that stays active cannot storm — and rings the same doorbell; the serve
+// thread completes or latches the event (the bottom half) and re-arms a level line by setting
+// the same handler again, which never waits. So no lock guards line state, and a chip call never
+// runs under a lock of ours. Clearing the handler (release, IRQ_TYPE NONE, reset) happens on the
+// serve thread or the resetting thread, never in the top half: the chip then waits for a running
+// top half (free_irq), which takes no lock of ours and never waits, so teardown cannot deadlock.
 //
 // Rules. Every message is checked before anything runs (rule D1 framing, D3 response size, D6
 // line range, D7 full-width values), a malformed chain goes back with length 0 (D2), and an ERR
@@ -644,7 +648,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
 
     // ---- interrupts --------------------------------------------------------------------------
 
-    /// <summary>The top half: runs on the thread that raised the chip's interrupt.</summary>
+    /// <summary>The top half: the chip's handler, run on the thread dispatching the chip's interrupts.</summary>
     private void OnLineIrq(int n)
     {
         if ((uint)n >= (uint)_ngpio)
@@ -652,11 +656,12 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             return;
         }
 
-        // A level line is masked until the serve thread holds a buffer for it again; the PL061
-        // driver leaves it masked because the handler is gone when we return.
+        // A level line is masked until the serve thread holds a buffer for it again and re-arms
+        // it (SetIrqHandler with the same handler). Clearing the handler here would be refused:
+        // from inside the chip's handler it would wait for itself.
         if (!IsEdge(Volatile.Read(ref _lines[n].IrqType)))
         {
-            _chip.SetIrqHandler(n, null);
+            _chip.DisableIrqNoSync(n);
         }
 
         Volatile.Write(ref _pending[n], 1);
