@@ -71,7 +71,9 @@ step "publishing librefruntime.so with NativeAOT (about a minute the first time)
 start=$SECONDS
 pub="$root/build/native-publish"
 rm -rf "$pub"
-dotnet publish src/Native/RefRuntime.Native/RefRuntime.Native.csproj -c Release -nologo -v "$verbosity" -o "$pub"
+# The build above already printed the "Project -> .dll" lines; show the rest (native code generation).
+dotnet publish src/Native/RefRuntime.Native/RefRuntime.Native.csproj -c Release -nologo -v "$verbosity" -o "$pub" \
+  | { grep -v -E -- ' -> .*\.dll$|^ *(Determining projects to restore|All projects are up-to-date for restore)' || true; }
 step "published in $((SECONDS - start)) s"
 "$root/scripts/make-static-archive.sh" "$pub"
 
