@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds everything and installs the C SDK:
 #   PREFIX/lib/librefruntime.so.X.Y.Z (+ librefruntime.so.X -> SONAME, librefruntime.so -> dev link)
+#   PREFIX/lib/librefruntime.a              (self-contained static archive: the runtime inside)
 #   PREFIX/include/refruntime.h
-#   PREFIX/lib/pkgconfig/refruntime.pc      (relocatable: paths relative to the .pc file)
-#   PREFIX/lib/cmake/RefRuntime/             (find_package(RefRuntime 0.1) -> RefRuntime::refruntime)
+#   PREFIX/lib/pkgconfig/refruntime.pc      (relocatable: paths relative to the .pc file;
+#                                            refruntime-static.pc for the archive)
+#   PREFIX/lib/cmake/RefRuntime/             (find_package(RefRuntime 0.1) -> RefRuntime::refruntime,
+#                                            RefRuntime::refruntime_static)
 # PREFIX is dist/ in the checkout unless --prefix says otherwise; DESTDIR is honoured for staged
 # installs (packaging). The version comes from one place: <Version> in Directory.Build.props.
 set -euo pipefail
@@ -14,7 +17,8 @@ usage() {
   cat <<'EOF'
 Usage: ./build.sh [--prefix DIR] [--no-deps] [--help]
 
-Builds the solution, publishes librefruntime.so with NativeAOT and installs the C SDK.
+Builds the solution, publishes librefruntime.so with NativeAOT, makes librefruntime.a from the
+same compiled object (a few seconds) and installs the C SDK.
 
   --prefix DIR   install into DIR (default: dist/ in this checkout). With a system prefix such as
                  /usr/local, run ldconfig afterwards (done for you when root); with any other
@@ -67,8 +71,11 @@ step "publishing librefruntime.so with NativeAOT (about a minute the first time)
 start=$SECONDS
 pub="$root/build/native-publish"
 rm -rf "$pub"
-dotnet publish src/Native/RefRuntime.Native/RefRuntime.Native.csproj -c Release -nologo -v "$verbosity" -o "$pub"
+# The build above already printed the "Project -> .dll" lines; show the rest (native code generation).
+dotnet publish src/Native/RefRuntime.Native/RefRuntime.Native.csproj -c Release -nologo -v "$verbosity" -o "$pub" \
+  | { grep -v -E -- ' -> .*\.dll$|^ *(Determining projects to restore|All projects are up-to-date for restore)' || true; }
 step "published in $((SECONDS - start)) s"
+"$root/scripts/make-static-archive.sh" "$pub"
 
 "$root/scripts/install-sdk.sh" "$pub" "$prefix"
 

@@ -17,8 +17,8 @@ scripts/ensure-deps.sh bench
 ./build.sh --no-deps
 
 echo
-echo "==> examples/PairDemo: the virtio-gpio driver pair over the PL061"
-dotnet run -c Release --project examples/PairDemo
+echo "==> examples/PairDemo: the virtio-gpio driver pair over the PL061 (the table takes about 10 s, longer on a busy machine)"
+dotnet run --no-build -c Release --project examples/PairDemo
 
 out="$root/build/demo"
 mkdir -p "$out"
@@ -34,7 +34,7 @@ cc -std=c11 -O2 -Wall -Wextra -DRR_INLINE examples/c/refcount_demo.c $flags -Wl,
 echo "(RR_INLINE build: $("$out/refcount_demo_inline" | tail -1))"
 
 echo
-echo "==> C host: the split virtqueue through the C ABI beside a plain C ring (same run)"
+echo "==> C host: the split virtqueue through the C ABI beside a plain C ring (same run; half a minute, up to two on a busy machine)"
 make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
 "$root/build/bench-c/vq_bench" -
 echo

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Thread scaling, 1..N threads (N = the machine's cores): publishes the NativeAOT scaling binary
 # if it is not built yet (needs the .NET SDK), runs it, and writes
-# perf-results/<date>_<machine>_<commit>_scaling/{scaling.csv,scaling.txt,environment.txt,scaling.png}.
+# perf-results/<date>_<machine>_<commit>_scaling/{summary.md,scaling.csv,environment.txt,scaling.png}
+# (summary.md: the environment and the table as printed, with the chart).
 # The published binary needs no .NET: on a machine without the SDK, build it elsewhere
 # (bench/scaling.sh --publish-only) and bring build/scaling/ along.
 # Usage: bench/scaling.sh [--publish-only] [--seconds S]
@@ -36,7 +37,20 @@ mkdir -p "$dir"
   echo "cores: $n"
   echo "threads: $threads, ${seconds}s per point, one thread pinned per CPU"
 } > "$dir/environment.txt"
-"$bin" --threads "$threads" --seconds "$seconds" --csv "$dir/scaling.csv" | tee "$dir/scaling.txt"
+table=$("$bin" --threads "$threads" --seconds "$seconds" --csv "$dir/scaling.csv" | tee /dev/stderr)
+{
+  echo "# RefRuntime thread scaling: $(basename "$dir")"
+  echo
+  echo '```'
+  cat "$dir/environment.txt"
+  echo '```'
+  echo
+  echo '```'
+  echo "$table"
+  echo '```'
+  echo
+  echo "![scaling](scaling.png)"
+} > "$dir/summary.md"
 if command -v dotnet >/dev/null; then
   dotnet run --project bench/RefRuntime.Charts -c Release -- "$dir"
 else

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Writes summary.md (to stdout) for a results folder made by bench/run.sh: the environment,
-# every goal of bench/goals.tsv with its measured ratio (met / not met), then the raw tables.
-# Usage: bench/summarize.sh perf-results/<run>
+# every goal of bench/goals.tsv with its measured ratio (met / not met), then the tables: the C
+# host tables as printed (c-*.txt, which bench/run.sh keeps in build/bench-logs/<run>/) and each
+# BenchmarkDotNet class rendered from its CSV export (the one copy of it the run folder keeps).
+# Usage: bench/summarize.sh perf-results/<run> [folder with the c-*.txt tables, default: the run]
 set -euo pipefail
-dir=$1
+dir=$1 tables=${2:-$1}
 here=$(cd "$(dirname "$0")" && pwd)
 
 # An awk function shared by the BenchmarkDotNet readers below: splits a CSV line (RFC 4180 quotes).
@@ -107,9 +109,9 @@ if compgen -G "$dir/*.png" >/dev/null; then
   for f in "$dir"/*.png; do echo "![$(basename "$f" .png)]($(basename "$f"))"; done
   echo
 fi
-if compgen -G "$dir/c-*.txt" >/dev/null; then
+if compgen -G "$tables/c-*.txt" >/dev/null; then
   echo "## C host"
-  for f in "$dir"/c-*.txt; do
+  for f in "$tables"/c-*.txt; do
     echo
     echo '```'
     cat "$f"
@@ -117,12 +119,43 @@ if compgen -G "$dir/c-*.txt" >/dev/null; then
   done
   echo
 fi
-if compgen -G "$dir/bdn/results/*-report-github.md" >/dev/null; then
+# Counters some benchmarks print at cleanup (EVENT_IDX kicks and interrupts per buffer), from the
+# BenchmarkDotNet log bench/run.sh keeps beside the C tables.
+if grep -qs '^// virtqueue ' "$tables/bdn.log"; then
+  echo "## Counters printed by the benchmarks"
+  echo
+  echo '```'
+  grep '^// virtqueue ' "$tables/bdn.log" | sed 's:^// ::' | sort -u
+  echo '```'
+  echo
+fi
+# A BenchmarkDotNet CSV as a markdown table: the statistics columns (and Job/Toolchain when the
+# run had more than one job), not the ~40 job-characteristic columns the CSV also carries.
+bdn_table() {
+  awk "$split_csv"'
+    NR == 1 { n = split_csv($0, h); for (i = 1; i <= n; i++) col[h[i]] = i; next }
+    { rows[++r] = $0; split_csv($0, f); if ("Job" in col) jobs[f[col["Job"]]] = 1 }
+    END {
+      k = 0; order[++k] = "Method"
+      if (length(jobs) > 1) { order[++k] = "Job"; if ("Toolchain" in col) order[++k] = "Toolchain" }
+      split("Mean,Error,StdDev,Median,Ratio,RatioSD,Allocated,Alloc Ratio", extra, ",")
+      for (i = 1; i in extra; i++) if (extra[i] in col) order[++k] = extra[i]
+      line = "|"; sep = "|"
+      for (i = 1; i <= k; i++) { line = line " " order[i] " |"; sep = sep (i == 1 || order[i] == "Job" || order[i] == "Toolchain" ? "---|" : "---:|") }
+      print line; print sep
+      for (j = 1; j <= r; j++) {
+        split_csv(rows[j], f); line = "|"
+        for (i = 1; i <= k; i++) line = line " " f[col[order[i]]] " |"
+        print line
+      }
+    }' "$1"
+}
+if compgen -G "$dir/bdn/results/*-report.csv" >/dev/null; then
   echo "## BenchmarkDotNet"
-  for f in "$dir"/bdn/results/*-report-github.md; do
+  for f in "$dir"/bdn/results/*-report.csv; do
     echo
-    echo "### $(basename "$f" -report-github.md | sed 's/.*\.//')"
+    echo "### $(basename "$f" -report.csv | sed 's/.*\.//')"
     echo
-    sed -n '/^| Method/,$p' "$f"
+    bdn_table "$f"
   done
 fi

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks for a given job, with apt-get, only when missing.
-#   build: the NativeAOT linker prerequisites (a C toolchain and zlib headers)
+#   build: the NativeAOT linker prerequisites (a C toolchain and zlib headers) and binutils
+#          (ld -r, objcopy and ar make the static archive)
 #   test:  build + cmake/ctest, pkg-config
 #   bench: test + liburcu (C baselines) + a font for the charts
 set -euo pipefail
 job=${1:-build}
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-pkgs=(gcc g++ zlib1g-dev)
+pkgs=(gcc g++ zlib1g-dev binutils)
 case "$job" in
   test)  pkgs+=(cmake pkg-config binutils) ;;
   bench) pkgs+=(cmake pkg-config binutils liburcu-dev fonts-dejavu-core) ;;

@@ -96,38 +96,101 @@ static inline double bench_time_two_threads(bench_loop_fn fn, void *obj, long n)
     return bench_median(s, BENCH_REPS);
 }
 
-/* One-way cache-line transfer latency between two threads (round trip / 2), median of 5. */
+/* One-way cache-line transfer latency between two threads (round trip / 2), median of 5 runs of
+ * up to 200000 round trips. A run ends after 100 ms: on a busy machine a round trip can wait for a
+ * time slice (milliseconds), and the reading should say so, not take minutes. */
 static _Atomic int bench_pp_flag;
+static _Atomic int bench_pp_stop;
 
 static void *bench_pong(void *arg)
 {
-    long n = *(long *)arg;
-    for (long i = 0; i < n; i++) {
-        while (atomic_load_explicit(&bench_pp_flag, memory_order_acquire) != 1)
-            ;
-        atomic_store_explicit(&bench_pp_flag, 0, memory_order_release);
+    (void)arg;
+    while (!atomic_load_explicit(&bench_pp_stop, memory_order_relaxed)) {
+        if (atomic_load_explicit(&bench_pp_flag, memory_order_acquire) == 1)
+            atomic_store_explicit(&bench_pp_flag, 0, memory_order_release);
     }
     return NULL;
 }
 
 static inline double bench_ping_pong_one_way_ns(void)
 {
-    long n = 200000;
+    const long n = 200000;
     double s[5];
     for (int k = 0; k < 5; k++) {
         pthread_t t;
         atomic_store(&bench_pp_flag, 0);
-        pthread_create(&t, NULL, bench_pong, &n);
-        double t0 = bench_now_ns();
-        for (long i = 0; i < n; i++) {
+        atomic_store(&bench_pp_stop, 0);
+        pthread_create(&t, NULL, bench_pong, NULL);
+        double t0 = bench_now_ns(), cutoff = t0 + 100e6;
+        long i = 0;
+        int late = 0;
+        for (; i < n && !late; i++) {
             atomic_store_explicit(&bench_pp_flag, 1, memory_order_release);
-            while (atomic_load_explicit(&bench_pp_flag, memory_order_acquire) != 0)
-                ;
+            for (unsigned spins = 1; atomic_load_explicit(&bench_pp_flag, memory_order_acquire) != 0; spins++) {
+                if ((spins & 1023) == 0 && bench_now_ns() > cutoff) {
+                    late = 1; /* the partner is not running: this run ends here */
+                    break;
+                }
+            }
+            if ((i & 255) == 255 && bench_now_ns() > cutoff)
+                late = 1;
         }
-        s[k] = (bench_now_ns() - t0) / (2.0 * (double)n);
+        s[k] = (bench_now_ns() - t0) / (2.0 * (double)i);
+        atomic_store(&bench_pp_stop, 1);
         pthread_join(t, NULL);
     }
     return bench_median(s, 5);
+}
+
+/* CPU time between two snapshots of the kernel's counters (proc(5): the cpu line of /proc/stat,
+ * utime + stime of /proc/self/stat, both in clock ticks): what share of all CPUs' time other
+ * processes used (busy time not ours), and what share the hypervisor took (steal). ok == 0 where
+ * /proc cannot be read. */
+struct bench_cpu {
+    long long busy, steal, total, self;
+    int ok;
+};
+
+static inline struct bench_cpu bench_cpu_now(void)
+{
+    struct bench_cpu c = {0, 0, 0, 0, 0};
+    long long f[8] = {0};
+    FILE *st = fopen("/proc/stat", "r");
+    if (!st)
+        return c;
+    int got = fscanf(st, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &f[0], &f[1], &f[2], &f[3], &f[4],
+                     &f[5], &f[6], &f[7]);
+    fclose(st);
+    char buf[1024];
+    FILE *me = fopen("/proc/self/stat", "r");
+    if (got < 7 || !me) {
+        if (me)
+            fclose(me);
+        return c;
+    }
+    size_t len = fread(buf, 1, sizeof buf - 1, me);
+    fclose(me);
+    buf[len] = 0;
+    /* Fields after the ")" that ends the command name start at field 3; utime and stime are
+     * fields 14 and 15. */
+    char *p = strrchr(buf, ')');
+    long long utime, stime;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime, &stime) != 2)
+        return c;
+    c.busy = f[0] + f[1] + f[2] + f[5] + f[6];
+    c.steal = f[7];
+    c.total = c.busy + c.steal + f[3] + f[4];
+    c.self = utime + stime;
+    c.ok = 1;
+    return c;
+}
+
+static inline void bench_cpu_between(struct bench_cpu a, struct bench_cpu b, double *others, double *steal)
+{
+    double total = (double)(b.total - a.total > 0 ? b.total - a.total : 1);
+    long long theirs = (b.busy - a.busy) - (b.self - a.self);
+    *others = (double)(theirs > 0 ? theirs : 0) / total;
+    *steal = (double)(b.steal - a.steal) / total;
 }
 
 struct bench_variant {

@@ -11,18 +11,24 @@
  *   rr_vq_batch the same with the batch calls (rr_vq_driver_add_chains, _get_used_batch,
  *               rr_vq_device_add_used_batch): one export per batch instead of per buffer on
  *               those three, rr_vq_device_pop still per chain;
- * plus the one-way cross-CPU latency of the same run. Prints a table; with a file argument,
+ * plus what the machine did meanwhile: the one-way cross-CPU latency before and after, the CPU
+ * time other processes and the hypervisor took, and how far the 5 runs of a cell were apart. Two
+ * polling threads need both CPUs; when they do not get them, that is said under the table.
+ * Prints the table (progress on stderr while it runs, on a terminal); with a file argument,
  * writes CSV rows (benchmark,variant,threads,ns_per_op,ratio_vs_baseline,latency_ns).
  */
 #define _GNU_SOURCE
 #include <refruntime.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_common.h"
 
 #define QSIZE 256
-#define ITEMS (1 << 20)
+#ifndef ITEMS
+#define ITEMS (1 << 20) /* buffers per run (-DITEMS=... for a quick look at the output) */
+#endif
 
 struct item {
     uint64_t addr;
@@ -40,6 +46,12 @@ struct spsc {
 static struct spsc to_dev, to_drv;
 static _Atomic int go_flag;
 static int g_batch;
+/* A run ends after ITEMS buffers or RUN_LIMIT_NS, whichever comes first: on a quiet VM every run
+ * finishes its buffers in well under a second; on a busy one a run of polling threads can take
+ * minutes, and the time per buffer of what did finish is the figure. The driver side sets the
+ * flag; the device side reads it on its own cache line. */
+#define RUN_LIMIT_NS 1e9
+static _Alignas(64) _Atomic int g_stop;
 
 /* Push up to @n items from @src; returns how many fit. Publishes tail once. */
 static int spsc_push(struct spsc *q, const struct item *src, int n)
@@ -73,7 +85,7 @@ static void *spsc_device(void *arg)
     long served = 0;
     while (!atomic_load(&go_flag))
         ;
-    while (served < ITEMS) {
+    while (served < ITEMS && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
         int n = spsc_pop(&to_dev, buf, g_batch);
         int off = 0;
         while (off < n)
@@ -89,6 +101,7 @@ static double spsc_run(int batch)
     memset(&to_drv, 0, sizeof to_drv);
     g_batch = batch;
     atomic_store(&go_flag, 0);
+    atomic_store(&g_stop, 0);
     pthread_t t;
     pthread_create(&t, NULL, spsc_device, NULL);
     struct item buf[32];
@@ -96,7 +109,9 @@ static double spsc_run(int batch)
     int inflight = 0;
     atomic_store(&go_flag, 1);
     double t0 = bench_now_ns();
-    while (done < ITEMS) {
+    for (unsigned loops = 1; done < ITEMS; loops++) {
+        if ((loops & 1023) == 0 && bench_now_ns() - t0 > RUN_LIMIT_NS)
+            break;
         int want = batch;
         if (want > QSIZE - inflight)
             want = QSIZE - inflight;
@@ -113,7 +128,8 @@ static double spsc_run(int batch)
             inflight -= got;
         }
     }
-    double ns = (bench_now_ns() - t0) / ITEMS;
+    double ns = (bench_now_ns() - t0) / (double)(done ? done : 1);
+    atomic_store(&g_stop, 1);
     pthread_join(t, NULL);
     return ns;
 }
@@ -134,7 +150,7 @@ static void *vq_device(void *arg)
     uint32_t heads[32], lens[32] = {0}, added;
     while (!atomic_load(&go_flag))
         ;
-    while (served < ITEMS) {
+    while (served < ITEMS && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
         int n = 0;
         rr_vq_chain_t c;
         while (n < g_batch && rr_vq_device_pop(g_dev, &c) == RR_OK) {
@@ -169,6 +185,7 @@ static double vq_run(int batch)
     rr_vq_device_disable_notify(g_dev);
     g_batch = batch;
     atomic_store(&go_flag, 0);
+    atomic_store(&g_stop, 0);
     pthread_t t;
     pthread_create(&t, NULL, vq_device, NULL);
     long sent = 0, done = 0;
@@ -179,7 +196,9 @@ static double vq_run(int batch)
         ones[k] = 1;
     atomic_store(&go_flag, 1);
     double t0 = bench_now_ns();
-    while (done < ITEMS) {
+    for (unsigned loops = 1; done < ITEMS; loops++) {
+        if ((loops & 1023) == 0 && bench_now_ns() - t0 > RUN_LIMIT_NS)
+            break;
         int added = 0;
         if (g_batched) {
             int want = batch < ITEMS - sent ? batch : (int)(ITEMS - sent);
@@ -212,7 +231,8 @@ static double vq_run(int batch)
                 done++;
         }
     }
-    double ns = (bench_now_ns() - t0) / ITEMS;
+    double ns = (bench_now_ns() - t0) / (double)(done ? done : 1);
+    atomic_store(&g_stop, 1);
     pthread_join(t, NULL);
     rr_vq_driver_destroy(g_drv);
     rr_vq_device_destroy(g_dev);
@@ -220,13 +240,42 @@ static double vq_run(int batch)
     return ns;
 }
 
-static double median_of(double (*fn)(int), int batch)
+/* The median of 5 runs after a warm-up; *spread (if larger) becomes the slowest run / the fastest. */
+static double median_of(double (*fn)(int), int batch, double *spread)
 {
     double s[5];
     fn(batch); /* warm-up */
     for (int k = 0; k < 5; k++)
         s[k] = fn(batch);
-    return bench_median(s, 5);
+    double m = bench_median(s, 5); /* sorts s */
+    if (s[4] / s[0] > *spread)
+        *spread = s[4] / s[0];
+    return m;
+}
+
+/* A duration in the unit that shows it. */
+static const char *fmt_ns(double ns, char *buf, size_t n)
+{
+    if (ns < 1e4)
+        snprintf(buf, n, "%.0f ns", ns);
+    else if (ns < 1e6)
+        snprintf(buf, n, "%.1f us", ns / 1e3);
+    else
+        snprintf(buf, n, "%.1f ms", ns / 1e6);
+    return buf;
+}
+
+/* One progress line on stderr, rewritten in place; only on a terminal. */
+static void progress(const char *fmt, int a, int b)
+{
+    if (!isatty(2))
+        return;
+    fprintf(stderr, "\r  measuring... ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\033[K");
+    if (a == 0 && b == 0)
+        fprintf(stderr, "\r\033[K");
+    fflush(stderr);
 }
 
 /* The batch sizes of the sweep (the throughput-by-batch-size curve). */
@@ -239,22 +288,65 @@ int main(int argc, char **argv)
     if (bench_open_csv(argc, argv, &csv) != 0)
         return 1;
     double lat0 = bench_ping_pong_one_way_ns();
-    double floor_ns[N_BATCHES], vq_ns[N_BATCHES], vqb_ns[N_BATCHES];
+    struct bench_cpu cpu0 = bench_cpu_now();
+    double floor_ns[N_BATCHES], vq_ns[N_BATCHES], vqb_ns[N_BATCHES], spread[N_BATCHES];
     for (int b = 0; b < N_BATCHES; b++) {
-        floor_ns[b] = median_of(spsc_run, k_batches[b]);
+        progress("batch %d (%d of 6)", k_batches[b], b + 1);
+        spread[b] = 1.0;
+        floor_ns[b] = median_of(spsc_run, k_batches[b], &spread[b]);
         g_batched = 0;
-        vq_ns[b] = median_of(vq_run, k_batches[b]);
+        vq_ns[b] = median_of(vq_run, k_batches[b], &spread[b]);
         g_batched = 1;
-        vqb_ns[b] = median_of(vq_run, k_batches[b]);
+        vqb_ns[b] = median_of(vq_run, k_batches[b], &spread[b]);
     }
     g_batched = 0;
-    double lat = 0.5 * (lat0 + bench_ping_pong_one_way_ns());
-    printf("queue round trip per buffer, 2 threads polling, C host (median of 5 runs of %d)\n", ITEMS);
-    printf("cross-CPU one-way latency in this run: %.1f ns\n", lat);
-    printf("%-6s %22s %28s %22s\n", "batch", "spsc_floor (plain C)", "rr_vq (exports per buffer)", "rr_vq_batch (calls)");
-    for (int b = 0; b < N_BATCHES; b++)
-        printf("%-6d %19.1f ns %17.1f ns %7.2fx %11.1f ns %7.2fx\n", k_batches[b], floor_ns[b], vq_ns[b],
-               vq_ns[b] / floor_ns[b], vqb_ns[b], vqb_ns[b] / floor_ns[b]);
+    struct bench_cpu cpu1 = bench_cpu_now();
+    double lat1 = bench_ping_pong_one_way_ns();
+    double lat = 0.5 * (lat0 + lat1);
+    progress("", 0, 0);
+
+    printf("queue round trip per buffer, 2 threads polling, C host (median of 5 runs of %d buffers)\n", ITEMS);
+    printf("  floor       = two plain C SPSC rings of 16-byte items (request, completion)\n");
+    printf("  rr_vq       = the split virtqueue through the C ABI, one export per buffer and side\n");
+    printf("  rr_vq_batch = the same with the batch calls (add_chains, get_used_batch, add_used_batch)\n");
+    printf("  ns: per buffer; x floor: that time / the floor's; runs: the widest slowest/fastest ratio of a cell's 5 runs\n");
+    printf("%5s %10s %10s %8s %15s %8s %6s\n", "batch", "floor ns", "rr_vq ns", "x floor", "rr_vq_batch ns", "x floor",
+           "runs");
+    double worst = 1.0;
+    for (int b = 0; b < N_BATCHES; b++) {
+        printf("%5d %10.1f %10.1f %7.2fx %15.1f %7.2fx %5.1fx\n", k_batches[b], floor_ns[b], vq_ns[b],
+               vq_ns[b] / floor_ns[b], vqb_ns[b], vqb_ns[b] / floor_ns[b], spread[b]);
+        if (spread[b] > worst)
+            worst = spread[b];
+    }
+
+    /* What the machine did meanwhile, and whether that disturbs the table. */
+    char busy[256] = "";
+    size_t used = 0;
+    printf("machine meanwhile: ");
+    if (cpu0.ok && cpu1.ok) {
+        double others, steal;
+        bench_cpu_between(cpu0, cpu1, &others, &steal);
+        printf("other processes used %.0f%% of the %ld CPUs' time, the hypervisor %.0f%%; ", 100 * others,
+               sysconf(_SC_NPROCESSORS_ONLN), 100 * steal);
+        if (others >= 0.25)
+            used += (size_t)snprintf(busy + used, sizeof busy - used, "%sother processes used %.0f%% of the CPUs",
+                                     used ? ", " : "", 100 * others);
+        if (steal >= 0.05)
+            used += (size_t)snprintf(busy + used, sizeof busy - used, "%sthe hypervisor took %.0f%%", used ? ", " : "",
+                                     100 * steal);
+    }
+    char t0[32], t1[32];
+    printf("cross-CPU one-way latency %s before, %s after (a quiet 2-vCPU VM: 40-190 ns)\n", fmt_ns(lat0, t0, sizeof t0),
+           fmt_ns(lat1, t1, sizeof t1));
+    if (lat0 > 250 || lat1 > 250)
+        used += (size_t)snprintf(busy + used, sizeof busy - used, "%scross-CPU latency up to %s", used ? ", " : "",
+                                 lat0 > lat1 ? t0 : t1);
+    if (worst > 2.0)
+        snprintf(busy + used, sizeof busy - used, "%sruns of a row %.1fx apart", used ? ", " : "", worst);
+    if (busy[0])
+        printf("machine busy (%s): a polling thread waited for a CPU, so this run's ratios are disturbed; rerun on a quiet machine\n",
+               busy);
     if (csv) {
         for (int b = 0; b < N_BATCHES; b++) {
             fprintf(csv, "vq_batch%d,spsc_floor,2,%.2f,1.000,%.1f\n", k_batches[b], floor_ns[b], lat);

@@ -4,6 +4,8 @@
 #   * a C program built with exactly the README's pkg-config line runs with no LD_LIBRARY_PATH,
 #     in both modes (exports and RR_INLINE), and records the SONAME librefruntime.so.MAJOR;
 #   * the symlink chain is librefruntime.so -> .so.MAJOR -> .so.MAJOR.MINOR.PATCH;
+#   * the README's static line (pkg-config refruntime-static) links librefruntime.a: the program
+#     records no librefruntime.so and runs, in both modes;
 #   * find_package(RefRuntime X.Y) accepts only the same 0.MINOR (semver for 0.x).
 # Usage: pkgconfig_consumer.sh <unused dist prefix> <source.c> <work dir>
 set -euo pipefail
@@ -34,6 +36,15 @@ for mode in "" "-DRR_INLINE"; do
   grep -q 'frees: 1 (expected 1)' "$out.log" || fail "unexpected output: $(cat "$out.log")"
 done
 
+for mode in "" "-DRR_INLINE"; do
+  out="$work/pkgconfig_consumer_static${mode:+_inline}"
+  # shellcheck disable=SC2046
+  cc -std=c11 -Wall -Wextra -Werror -pedantic -O2 $mode "$src" $(pkg-config --cflags --libs refruntime-static) -o "$out"
+  readelf -d "$out" | grep -q "librefruntime" && fail "the static program records librefruntime.so"
+  env -u LD_LIBRARY_PATH "$out" >"$out.log" || fail "the static program did not run"
+  grep -q 'frees: 1 (expected 1)' "$out.log" || fail "unexpected output (static): $(cat "$out.log")"
+done
+
 # find_package version rules, against the relocated prefix.
 probe() {
   local want=$1 dir="$scratch/cmake-$1"
@@ -48,4 +59,4 @@ probe "$((major + 1)).0" && fail "find_package(RefRuntime $((major + 1)).0) acce
 if ((major == 0 && minor > 0)); then
   probe "0.$((minor - 1)).5" && fail "find_package(RefRuntime 0.$((minor - 1)).5) accepted $version (0.x minors are not compatible)"
 fi
-echo "PASS pkgconfig_consumer: relocated install, README pkg-config line runs without LD_LIBRARY_PATH (both modes), SONAME chain, find_package version rules"
+echo "PASS pkgconfig_consumer: relocated install, README pkg-config line runs without LD_LIBRARY_PATH (both modes), SONAME chain, refruntime-static links the archive and runs (both modes), find_package version rules"
