@@ -10,6 +10,8 @@
 # line its sources announce with "EXPECT: <text>" (a substring of one output line).
 # Other fences (```sh, plain ```) are not checked. Prints one PASS/FAIL line per check; an
 # unmatched block is named by its README line, its first line, and where the closest file differs.
+# A new block: paste it into a method of examples/ReadmeSnippets (declaring what it uses before it)
+# called from Program.cs, or into a program in examples/readme/, with an EXPECT line for what it prints.
 # Usage: tests/readme/snippets.sh WORKDIR    (after ./build.sh: dist/ holds the SDK)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
