@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every RefRuntime test on this machine, installing what a fresh Debian machine lacks:
 #   the xunit projects (tests/*), the C/C++ tests (tests/c) built with CMake against dist/ (and an
-#   install into a relocated prefix), and the NuGet package restored into a fresh console project.
+#   install into a relocated prefix), the NuGet package restored into a fresh console project, and
+#   README.md's C and C# blocks (found verbatim in examples/, built against dist/ and run).
 # Ends with one line: "N passed, N failed".
 #
 # Usage: ./test.sh              normal suite (stress tests run for a short slice)
@@ -113,6 +114,19 @@ else
   failed=$((failed + 1))
 fi
 grep -E '^(PASS|FAIL) ' "$logs/nuget.log" | sed 's/^/   /' || echo "   no result; see $logs/nuget.log"
+
+# --- README.md's code ---------------------------------------------------------------------------
+echo "==> README.md: every C / C# block is in examples/readme or examples/ReadmeSnippets, built and run"
+tests/readme/snippets.sh "$root/build/readme" >"$logs/readme.log" 2>&1
+readme_rc=$?
+p=$(grep -c '^PASS ' "$logs/readme.log")
+f=$(grep -c '^FAIL ' "$logs/readme.log")
+passed=$((passed + p))
+# A script that failed without saying what counts as one failure.
+failed=$((failed + (f == 0 && readme_rc != 0 ? 1 : f)))
+echo "   $p checks passed"
+grep -E '^FAIL ' "$logs/readme.log" | sed 's/^/   /'
+((f == 0 && readme_rc != 0)) && echo "   the snippet check failed; see $logs/readme.log"
 
 # --- valgrind memcheck (opt-in) ---------------------------------------------------------------
 if [[ -n "$memcheck" ]]; then

@@ -1,6 +1,4 @@
 using System;
-using RefRuntime.Core.Devices.Gpio;
-using RefRuntime.Core.Devices.Pl061;
 using Xunit;
 
 namespace RefRuntime.Tests;
@@ -262,5 +260,29 @@ public sealed class GpioChipTests
         Assert.Throws<ArgumentOutOfRangeException>(() => chip.GetIrqStats(8));
         chip.Remove();
         Assert.Equal(1UL, chip.GetIrqStats(2).Spurious);
+    }
+
+    // disable_irq_nosync from the line's own handler over the safe chip: masked without waiting,
+    // the handler stays; the level still asserted is delivered once the line is re-armed.
+    [Fact]
+    public void DisableIrqNoSync_FromOwnHandler_MaskedUntilReArmed()
+    {
+        var model = new Pl061Model();
+        using GpioChip chip = GpioChip.ProbePl061(model);
+        int calls = 0;
+        Action<int> handler = n =>
+        {
+            calls++;
+            chip.DisableIrqNoSync(n);
+        };
+        chip.SetIrqType(6, GpioIrqType.LevelHigh);
+        chip.SetIrqHandler(6, handler);
+        model.SetInput(6, true);
+        Assert.Equal(1, calls); // once: masked, not stuck
+        Assert.False(model.Interrupt);
+        Assert.False(chip.GetIrqStats(6).IsDisabled);
+        chip.SetIrqHandler(6, handler); // re-arm: the level is still there
+        Assert.Equal(2, calls);
+        Assert.Throws<ArgumentOutOfRangeException>(() => chip.DisableIrqNoSync(8));
     }
 }

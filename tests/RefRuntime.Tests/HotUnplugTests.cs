@@ -2,8 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Runtime.InteropServices;
 using System.Threading;
-using RefRuntime.Core.Devices.Gpio;
-using RefRuntime.Core.Devices.Pl061;
 using RefRuntime.Core.Tests.Support;
 using Xunit;
 

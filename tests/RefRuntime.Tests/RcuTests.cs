@@ -165,4 +165,37 @@ public sealed class RcuTests : IDisposable
         Assert.NotNull(inner);
         Assert.Throws<ArgumentOutOfRangeException>(() => _d.MaxPendingCallbacks = 0);
     }
+
+    // A reader that keeps a grace period waiting past the threshold is reported as an RcuStall
+    // of this namespace, naming its thread. The reader holds on until the report arrives.
+    [Fact]
+    public void SetStallHandler_LongReader_ReportedWithThread()
+    {
+        using var reported = new ManualResetEventSlim();
+        RcuStall? stall = null;
+        _d.SetStallHandler(TimeSpan.FromMilliseconds(20), s =>
+        {
+            stall ??= s;
+            reported.Set();
+        });
+        using var inSection = new ManualResetEventSlim();
+        int readerThread = 0;
+        var reader = new Thread(() =>
+        {
+            readerThread = Environment.CurrentManagedThreadId;
+            using (_d.ReadLock())
+            {
+                inSection.Set();
+                reported.Wait(TimeSpan.FromMinutes(5)); // a hang guard
+            }
+        });
+        reader.Start();
+        Assert.True(inSection.Wait(TimeSpan.FromMinutes(5)));
+        _d.Synchronize(); // waits for the reader, which leaves once the stall is reported
+        reader.Join();
+        Assert.True(reported.IsSet);
+        Assert.Equal(readerThread, stall!.Value.ThreadId);
+        Assert.True(stall.Value.Waited >= TimeSpan.FromMilliseconds(20));
+        _d.SetStallHandler(TimeSpan.FromMilliseconds(20), null); // off
+    }
 }

@@ -1,5 +1,4 @@
 using System;
-using RefRuntime.Core.Virtio;
 using Xunit;
 
 namespace RefRuntime.Tests;
@@ -22,10 +21,10 @@ public sealed class VirtqueueTests
         ulong req = mem.Allocate(4), resp = mem.Allocate(4);
         "ping"u8.CopyTo(mem.GetSpan(req, 4));
         var token = new Request("first");
-        Assert.True(drv.TryAdd([new VirtqBuffer(req, 4)], [new VirtqBuffer(resp, 4)], token));
+        Assert.True(drv.TryAdd([new VirtqueueBuffer(req, 4)], [new VirtqueueBuffer(resp, 4)], token));
         Assert.True(drv.KickPrepare());
 
-        Assert.True(dev.TryPop(out VirtqChain chain));
+        Assert.True(dev.TryPop(out VirtqueueChain chain));
         Span<byte> buf = stackalloc byte[4];
         Assert.Equal(4, dev.Read(buf));
         Assert.Equal("ping"u8.ToArray(), buf.ToArray());
@@ -49,9 +48,9 @@ public sealed class VirtqueueTests
         using var drv = new VirtqueueDriver<Request>(mem, 8);
         using var dev = new VirtqueueDevice(mem, drv.Rings);
         ulong req = mem.Allocate(4), resp = mem.Allocate(4);
-        Assert.True(drv.TryAdd([new VirtqBuffer(req, 4)], [new VirtqBuffer(resp, 4)], new Request("first")));
+        Assert.True(drv.TryAdd([new VirtqueueBuffer(req, 4)], [new VirtqueueBuffer(resp, 4)], new Request("first")));
         drv.Publish();
-        Assert.True(dev.TryPop(out VirtqChain chain));
+        Assert.True(dev.TryPop(out VirtqueueChain chain));
         dev.Complete(chain, 0);
         dev.Publish();
         Assert.True(drv.TryGetUsed(out _, out _));
@@ -69,10 +68,10 @@ public sealed class VirtqueueTests
         using var mem = new GuestMemoryRegion(1 << 16);
         using var drv = new VirtqueueDriver<Request>(mem, 2);
         ulong b = mem.Allocate(16);
-        Assert.True(drv.TryAdd([new VirtqBuffer(b, 8)], [], new Request("a")));
-        Assert.True(drv.TryAdd([new VirtqBuffer(b, 8)], [], new Request("b")));
-        Assert.False(drv.TryAdd([new VirtqBuffer(b, 8)], [], new Request("c")));
-        var e = Assert.Throws<ArgumentException>(() => drv.TryAdd([new VirtqBuffer(mem.GpaBase + (1 << 16), 1)], [], new Request("x")));
+        Assert.True(drv.TryAdd([new VirtqueueBuffer(b, 8)], [], new Request("a")));
+        Assert.True(drv.TryAdd([new VirtqueueBuffer(b, 8)], [], new Request("b")));
+        Assert.False(drv.TryAdd([new VirtqueueBuffer(b, 8)], [], new Request("c")));
+        var e = Assert.Throws<ArgumentException>(() => drv.TryAdd([new VirtqueueBuffer(mem.GpaBase + (1 << 16), 1)], [], new Request("x")));
         Assert.Contains("outside", e.Message);
         Assert.Throws<ArgumentException>(() => drv.TryAdd([], [], new Request("y")));
         Assert.Throws<ArgumentOutOfRangeException>(() => mem.GetSpan(mem.GpaBase - 1, 1));
@@ -87,16 +86,16 @@ public sealed class VirtqueueTests
         using var drv = new VirtqueueDriver<Request>(mem, 4);
         ulong b = mem.Allocate(16);
         var token = new Request("kept");
-        Assert.True(drv.TryAdd([new VirtqBuffer(b, 8)], [new VirtqBuffer(b + 8, 8)], token));
+        Assert.True(drv.TryAdd([new VirtqueueBuffer(b, 8)], [new VirtqueueBuffer(b + 8, 8)], token));
         drv.Publish();
         Span<byte> used = mem.GetSpan(drv.Rings.UsedGpa, 4 + (8 * 4));
         BitConverter.TryWriteBytes(used[4..], 3u); // id 3: never a head
         BitConverter.TryWriteBytes(used[2..], (ushort)1);
         var e = Assert.Throws<VirtqueueBrokenException>(() => drv.TryGetUsed(out _, out _));
         Assert.Contains("not a head in flight", e.Reason);
-        Assert.Throws<VirtqueueBrokenException>(() => drv.TryAdd([new VirtqBuffer(b, 8)], [], new Request("z")));
+        Assert.Throws<VirtqueueBrokenException>(() => drv.TryAdd([new VirtqueueBuffer(b, 8)], [], new Request("z")));
         Assert.Same(token, Assert.Single(drv.Reset()));
-        Assert.True(drv.TryAdd([new VirtqBuffer(b, 8)], [], new Request("again")));
+        Assert.True(drv.TryAdd([new VirtqueueBuffer(b, 8)], [], new Request("again")));
     }
 
     // A driver's malformed chain is answered empty and the next one is served.
@@ -111,13 +110,13 @@ public sealed class VirtqueueTests
         // through a chain whose first buffer we then mark WRITE in the shared table.
         var bad = new Request("bad");
         var good = new Request("good");
-        Assert.True(drv.TryAdd([new VirtqBuffer(b, 8), new VirtqBuffer(b + 8, 8)], [], bad));
+        Assert.True(drv.TryAdd([new VirtqueueBuffer(b, 8), new VirtqueueBuffer(b + 8, 8)], [], bad));
         Span<byte> desc0 = mem.GetSpan(drv.Rings.DescGpa, 16);
-        desc0[12] |= (byte)VirtqLayout.VRING_DESC_F_WRITE;
-        Assert.True(drv.TryAdd([new VirtqBuffer(b, 8)], [], good));
+        desc0[12] |= (byte)RefRuntime.Core.Virtio.VirtqLayout.VRING_DESC_F_WRITE;
+        Assert.True(drv.TryAdd([new VirtqueueBuffer(b, 8)], [], good));
         drv.Publish();
 
-        Assert.True(dev.TryPop(out VirtqChain chain));
+        Assert.True(dev.TryPop(out VirtqueueChain chain));
         Assert.Equal(1, dev.MalformedCount);
         Assert.Contains("readable descriptor after a writable", dev.LastMalformedReason);
         dev.Complete(chain, 0);

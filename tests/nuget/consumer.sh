@@ -2,7 +2,8 @@
 # The NuGet package as a .NET user meets it: pack src/Managed/RefRuntime into a local feed,
 # create a fresh console project outside the repository, `dotnet add package RefRuntime` from
 # that feed (a private package cache, so a stale copy of the same version is never used), build
-# it and run a program that uses only `using RefRuntime;`. Prints PASS/FAIL lines.
+# it and run a program that uses only `using RefRuntime;` (Arc, RefCount, RCU, a PL061 GPIO chip).
+# Prints PASS/FAIL lines.
 # Usage: tests/nuget/consumer.sh WORKDIR
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,7 +33,8 @@ cat > app.csproj <<CSPROJ
   </PropertyGroup>
 </Project>
 CSPROJ
-# Only `using RefRuntime;` (and the BCL): the safe layer must not need its Core namespaces.
+# Only `using RefRuntime;` (and the BCL): the safe layer must not need its Core namespaces
+# (tests/RefRuntime.Tests/PublicSurfaceTests.cs checks that no Core type is in its API).
 cat > Program.cs <<'CS'
 using System;
 using RefRuntime;
@@ -57,10 +59,26 @@ using (RcuReadGuard g = domain.ReadLock())
 }
 
 Console.WriteLine($"destroyed {destroyed}, last {last}");
+
+// A PL061 GPIO chip over its device model: drive a line, read it back, take an interrupt.
+var board = new Pl061Model();
+using (GpioChip chip = GpioChip.ProbePl061(board))
+{
+    chip.DirectionOutput(0, false);
+    chip.Set(0, true);
+    bool level = chip.Get(0);
+    int rose = -1;
+    chip.SetIrqType(4, GpioIrqType.EdgeRising);
+    chip.SetIrqHandler(4, line => rose = line);
+    board.SetInput(4, true);
+    GpioIrqStats st = chip.GetIrqStats(4);
+    Console.WriteLine($"gpio line 0 {level}, outputs {board.Outputs}, irq from line {rose}, handled {st.Handled}");
+}
 CS
 dotnet add package RefRuntime --version "$version" --source "$work/feed" >"$work/add.log" 2>&1 \
   || fail "dotnet add package failed (see $work/add.log)"
 dotnet run -c Release >"$work/run.log" 2>&1 || fail "the console project did not build or run (see $work/run.log)"
 grep -q "arc value 42, strong 2, weak 1" "$work/run.log" && grep -q "destroyed 1, last True" "$work/run.log" \
-  && grep -q "in read section True" "$work/run.log" || fail "unexpected output: $(cat "$work/run.log")"
+  && grep -q "in read section True" "$work/run.log" \
+  && grep -q "gpio line 0 True, outputs 1, irq from line 4, handled 1" "$work/run.log" || fail "unexpected output: $(cat "$work/run.log")"
 echo "PASS nuget_consumer: packed RefRuntime $version (+ symbols), added to a fresh console project from a local feed, built and ran"

@@ -1,11 +1,13 @@
 using System;
+
+namespace RefRuntime.Benchmarks.Devices;
+
+// Inside the namespace: this file means Core's types, found here before the safe layer's (namespace RefRuntime).
 using RefRuntime.Core;
 using RefRuntime.Core.Devices.Pl061;
 using RefRuntime.Core.Devices.VirtioGpio;
 using RefRuntime.Core.Io;
 using RefRuntime.Core.Virtio;
-
-namespace RefRuntime.Benchmarks.Devices;
 
 /// <summary>
 /// The three ways to reach the same PL061 that the pair benchmarks and the demo compare: the

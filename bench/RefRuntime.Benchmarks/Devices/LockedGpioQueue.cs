@@ -1,10 +1,12 @@
 using System;
 using System.Collections.Generic;
 using System.Threading;
-using RefRuntime.Core;
-using RefRuntime.Core.Devices.Gpio;
 
 namespace RefRuntime.Benchmarks.Devices;
+
+// Inside the namespace: this file means Core's types, found here before the safe layer's (namespace RefRuntime).
+using RefRuntime.Core;
+using RefRuntime.Core.Devices.Gpio;
 
 /// <summary>
 /// The lock-based design a user would write instead of the virtqueue: a GPIO chip whose every

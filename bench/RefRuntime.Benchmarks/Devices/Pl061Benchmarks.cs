@@ -1,12 +1,14 @@
 using System.Threading;
 using BenchmarkDotNet.Attributes;
+
+namespace RefRuntime.Benchmarks.Devices;
+
+// Inside the namespace: this file means Core's types, found here before the safe layer's (namespace RefRuntime).
 using RefRuntime.Core;
 using RefRuntime.Core.Devices.Gpio;
 using RefRuntime.Core.Devices.Pl061;
 using RefRuntime.Core.Io;
 using static RefRuntime.Core.Devices.Pl061.Pl061Regs;
-
-namespace RefRuntime.Benchmarks.Devices;
 
 /// <summary>
 /// A lock around every operation: the C driver's spinlock design, in C#, with a "removed" flag

@@ -1,10 +1,12 @@
 using System;
 using System.Threading;
 using BenchmarkDotNet.Attributes;
-using RefRuntime.Core;
-using RefRuntime.Core.Devices.Gpio;
 
 namespace RefRuntime.Benchmarks.Devices;
+
+// Inside the namespace: this file means Core's types, found here before the safe layer's (namespace RefRuntime).
+using RefRuntime.Core;
+using RefRuntime.Core.Devices.Gpio;
 
 /// <summary>
 /// GPIO operations through the driver pair (issue #9): the same PL061 reached through the

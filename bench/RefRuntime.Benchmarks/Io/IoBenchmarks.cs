@@ -1,8 +1,10 @@
 using System.Threading;
 using BenchmarkDotNet.Attributes;
-using RefRuntime.Core.Io;
 
 namespace RefRuntime.Benchmarks.Io;
+
+// Inside the namespace: this file means Core's types, found here before the safe layer's (namespace RefRuntime).
+using RefRuntime.Core.Io;
 
 /// <summary>
 /// 32-bit register reads and writes, 1000 per invocation. Baseline: a raw volatile pointer access.

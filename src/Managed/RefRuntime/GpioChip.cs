@@ -1,12 +1,13 @@
 // The safe .NET face of GPIO chips (RefRuntime.Core.Devices): the same IGpioChip the PL061
-// driver implements, with .NET exceptions instead of status codes.
+// driver implements, with .NET exceptions instead of status codes. Core's GPIO value types
+// are written qualified here (Core.Devices.Gpio.*): this namespace has its own of the same name.
 
 using System;
+using System.Collections.Generic;
 using RefRuntime.Core;
 using RefRuntime.Core.Devices.Gpio;
 using RefRuntime.Core.Devices.Pl061;
 using RefRuntime.Core.Devices.VirtioGpio;
-using RefRuntime.Core.Io;
 using RefRuntime.Core.Virtio;
 
 namespace RefRuntime;
@@ -40,7 +41,7 @@ public sealed class GpioChip : IDisposable
     public static GpioChip ProbePl061(Pl061Model model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (Pl061Probe.OnModel(model, out var driver, out string? error) != RrStatus.Ok)
+        if (Pl061Probe.OnModel(model.Raw, out var driver, out string? error) != RrStatus.Ok)
         {
             throw new NoDeviceException($"PL061 probe failed: {error}");
         }
@@ -56,14 +57,15 @@ public sealed class GpioChip : IDisposable
     /// (later calls throw <see cref="NoDeviceException"/>); Dispose tears the whole pair down.
     /// </summary>
     /// <param name="model">The PL061 model.</param>
-    /// <param name="names">Line names (7-bit ASCII, unique when non-empty), or null for none.</param>
+    /// <param name="names">One name per line (<see cref="Pl061Model.Lines"/> entries; null or empty
+    /// for an unnamed line; 7-bit ASCII, unique when non-empty), or null for no names at all.</param>
     /// <returns>The chip.</returns>
-    /// <exception cref="ArgumentException">Bad names.</exception>
+    /// <exception cref="ArgumentException">Bad names (the wrong count, non-ASCII, duplicates).</exception>
     /// <exception cref="NoDeviceException">A part of the pair failed to start.</exception>
-    public static GpioChip ProbeVirtioPair(Pl061Model model, System.Collections.Generic.IReadOnlyList<string?>? names = null)
+    public static GpioChip ProbeVirtioPair(Pl061Model model, IReadOnlyList<string?>? names = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return new GpioChip(VirtioPair.Create(model, names));
+        return new GpioChip(VirtioPair.Create(model.Raw, names));
     }
 
     /// <summary>A line's name, when the chip's device reports names (the driver pair); null otherwise.</summary>
@@ -75,8 +77,8 @@ public sealed class GpioChip : IDisposable
     /// <summary>A line's direction.</summary>
     public GpioDirection GetDirection(int line)
     {
-        Check(_device.GetDirection(line, out GpioDirection d), line);
-        return d;
+        Check(_device.GetDirection(line, out Core.Devices.Gpio.GpioDirection d), line);
+        return (GpioDirection)d;
     }
 
     /// <summary>Makes a line an input.</summary>
@@ -99,7 +101,7 @@ public sealed class GpioChip : IDisposable
     /// <exception cref="ArgumentException">Level and edge together, or both levels.</exception>
     public void SetIrqType(int line, GpioIrqType type)
     {
-        RrStatus s = _device.SetIrqType(line, type);
+        RrStatus s = _device.SetIrqType(line, (Core.Devices.Gpio.GpioIrqType)type);
         if (s == RrStatus.InvalidArgument && (uint)line < (uint)_device.LineCount)
         {
             throw new ArgumentException($"Invalid trigger {type}: choose one edge type or one level.", nameof(type));
@@ -116,11 +118,19 @@ public sealed class GpioChip : IDisposable
     /// <exception cref="InvalidOperationException">Clearing or replacing a handler from inside one of the chip's handlers (nothing changed).</exception>
     public void SetIrqHandler(int line, Action<int>? handler) => Check(_device.SetIrqHandler(line, handler), line);
 
+    /// <summary>
+    /// Masks a line's interrupt without waiting for a running handler (Linux
+    /// <c>disable_irq_nosync</c>): usable from the line's own handler, which stays installed; an
+    /// interrupt that arrives meanwhile is not lost. <see cref="SetIrqHandler"/> or
+    /// <see cref="SetIrqType"/> re-arms the line.
+    /// </summary>
+    public void DisableIrqNoSync(int line) => Check(_device.DisableIrqNoSync(line), line);
+
     /// <summary>A line's interrupt counters: handled, spurious (no handler called: trigger NONE), disabled as stuck. Readable after removal too.</summary>
     public GpioIrqStats GetIrqStats(int line)
     {
-        Check(_device.GetIrqStats(line, out GpioIrqStats stats), line);
-        return stats;
+        Check(_device.GetIrqStats(line, out Core.Devices.Gpio.GpioIrqStats s), line);
+        return new GpioIrqStats(s.Handled, s.Spurious, s.StuckDisables, s.IsDisabled);
     }
 
     /// <summary>Saves the registers.</summary>
@@ -167,12 +177,12 @@ public sealed class GpioChip : IDisposable
     /// <summary>The pair behind <see cref="ProbeVirtioPair"/>, as an IGpioDevice the wrapper can own.</summary>
     private sealed class VirtioPair : IGpioDevice
     {
-        private readonly Pl061Driver<DeviceBackend> _pl061;
+        private readonly Pl061Driver<Core.Io.DeviceBackend> _pl061;
         private readonly VirtioGpioDevice _backend;
         private readonly GuestMemory _memory;
         private int _destroyed;
 
-        private VirtioPair(Pl061Driver<DeviceBackend> pl061, VirtioGpioDevice backend, GuestMemory memory, VirtioGpioChip chip)
+        private VirtioPair(Pl061Driver<Core.Io.DeviceBackend> pl061, VirtioGpioDevice backend, GuestMemory memory, VirtioGpioChip chip)
         {
             _pl061 = pl061;
             _backend = backend;
@@ -184,7 +194,7 @@ public sealed class GpioChip : IDisposable
 
         public int LineCount => Chip.LineCount;
 
-        public static VirtioPair Create(Pl061Model model, System.Collections.Generic.IReadOnlyList<string?>? names)
+        public static VirtioPair Create(Core.Devices.Pl061.Pl061Model model, IReadOnlyList<string?>? names)
         {
             if (Pl061Probe.OnModel(model, out var pl061, out string? error) != RrStatus.Ok)
             {
@@ -214,7 +224,7 @@ public sealed class GpioChip : IDisposable
             return new VirtioPair(pl061!, backend!, memory!, chip!);
         }
 
-        public RrStatus GetDirection(int line, out GpioDirection direction) => Chip.GetDirection(line, out direction);
+        public RrStatus GetDirection(int line, out Core.Devices.Gpio.GpioDirection direction) => Chip.GetDirection(line, out direction);
 
         public RrStatus DirectionInput(int line) => Chip.DirectionInput(line);
 
@@ -224,13 +234,13 @@ public sealed class GpioChip : IDisposable
 
         public RrStatus Set(int line, bool value) => Chip.Set(line, value);
 
-        public RrStatus SetIrqType(int line, GpioIrqType type) => Chip.SetIrqType(line, type);
+        public RrStatus SetIrqType(int line, Core.Devices.Gpio.GpioIrqType type) => Chip.SetIrqType(line, type);
 
         public RrStatus SetIrqHandler(int line, Action<int>? handler) => Chip.SetIrqHandler(line, handler);
 
         public RrStatus DisableIrqNoSync(int line) => Chip.DisableIrqNoSync(line);
 
-        public RrStatus GetIrqStats(int line, out GpioIrqStats stats) => Chip.GetIrqStats(line, out stats);
+        public RrStatus GetIrqStats(int line, out Core.Devices.Gpio.GpioIrqStats stats) => Chip.GetIrqStats(line, out stats);
 
         // The consumer's handlers run on the front end's interrupt thread; the device's on the PL061's dispatcher.
         public bool InCall => Chip.InCall || _pl061.InCall;

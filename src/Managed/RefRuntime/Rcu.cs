@@ -93,12 +93,18 @@ public sealed class RcuDomain : IDisposable
     /// <summary>Reports readers that keep a grace period waiting longer than <paramref name="threshold"/>.</summary>
     /// <param name="threshold">The threshold.</param>
     /// <param name="onStall">Called on the waiting writer's thread; <see langword="null"/> turns reports off.</param>
-    public void SetStallHandler(TimeSpan threshold, Action<Core.Rcu.RcuStall>? onStall) => Core.SetStallHandler(threshold, onStall);
+    public void SetStallHandler(TimeSpan threshold, Action<RcuStall>? onStall) =>
+        Core.SetStallHandler(threshold, onStall is null ? null : s => onStall(new RcuStall(s.ThreadId, s.Waited)));
 
     /// <summary>Destroys the domain after running every queued callback.</summary>
     /// <exception cref="InvalidOperationException">A reader is still inside a section, this is the default domain, or it is called from a callback.</exception>
     public void Dispose() => Core.Dispose();
 }
+
+/// <summary>A reader that has kept a grace period waiting longer than the stall threshold (<see cref="RcuDomain.SetStallHandler"/>).</summary>
+/// <param name="ThreadId">The managed id of the reader's thread.</param>
+/// <param name="Waited">How long the grace period has waited for it so far.</param>
+public readonly record struct RcuStall(int ThreadId, TimeSpan Waited);
 
 /// <summary>A grace-period cookie from <see cref="RcuDomain.StartPoll"/>.</summary>
 /// <param name="Value">The grace-period number that must complete.</param>

@@ -112,12 +112,12 @@ public sealed class VirtqueueDriver<TToken> : IDisposable
     private bool _disposed;
 
     /// <summary>Creates a driver-side queue of <paramref name="size"/> entries in <paramref name="memory"/>.</summary>
-    /// <exception cref="ArgumentException">Size not a power of two up to 32768, or indirect tables without <see cref="VirtqFeatures.IndirectDesc"/>.</exception>
+    /// <exception cref="ArgumentException">Size not a power of two up to 32768, or indirect tables without <see cref="VirtqueueFeatures.IndirectDesc"/>.</exception>
     /// <exception cref="InvalidOperationException">The region has no room for the ring.</exception>
-    public VirtqueueDriver(GuestMemoryRegion memory, int size, VirtqFeatures features = VirtqFeatures.EventIdx, int indirectMax = 0)
+    public VirtqueueDriver(GuestMemoryRegion memory, int size, VirtqueueFeatures features = VirtqueueFeatures.EventIdx, int indirectMax = 0)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        RrStatus s = VirtqDriver.Create(memory.Core, size, features, indirectMax, out VirtqDriver? vq, out string? error);
+        RrStatus s = VirtqDriver.Create(memory.Core, size, (VirtqFeatures)features, indirectMax, out VirtqDriver? vq, out string? error);
         if (s == RrStatus.NoSpace)
         {
             throw new InvalidOperationException(error);
@@ -139,7 +139,14 @@ public sealed class VirtqueueDriver<TToken> : IDisposable
     }
 
     /// <summary>Where the three ring parts are (give these to the device).</summary>
-    public VirtqRings Rings => Vq.Rings;
+    public VirtqueueRings Rings
+    {
+        get
+        {
+            VirtqRings r = Vq.Rings;
+            return new VirtqueueRings(r.Size, r.DescGpa, r.AvailGpa, r.UsedGpa);
+        }
+    }
 
     /// <summary>Free descriptors.</summary>
     public int FreeCount => Vq.FreeCount;
@@ -160,7 +167,7 @@ public sealed class VirtqueueDriver<TToken> : IDisposable
     /// <returns>False when there are too few free descriptors (collect used chains first).</returns>
     /// <exception cref="ArgumentException">No buffers, more than the queue size, a buffer outside the region, or over 4 GiB.</exception>
     /// <exception cref="VirtqueueBrokenException">The device broke the protocol.</exception>
-    public bool TryAdd(ReadOnlySpan<VirtqBuffer> readable, ReadOnlySpan<VirtqBuffer> writable, TToken token)
+    public bool TryAdd(ReadOnlySpan<VirtqueueBuffer> readable, ReadOnlySpan<VirtqueueBuffer> writable, TToken token)
     {
         ArgumentNullException.ThrowIfNull(token);
         int count = readable.Length + writable.Length;
@@ -171,8 +178,16 @@ public sealed class VirtqueueDriver<TToken> : IDisposable
         }
 
         Span<VirtqBuffer> all = count <= 64 ? stackalloc VirtqBuffer[count] : new VirtqBuffer[count];
-        readable.CopyTo(all);
-        writable.CopyTo(all[readable.Length..]);
+        for (int i = 0; i < readable.Length; i++)
+        {
+            all[i] = new VirtqBuffer(readable[i].Gpa, readable[i].Length);
+        }
+
+        for (int i = 0; i < writable.Length; i++)
+        {
+            all[readable.Length + i] = new VirtqBuffer(writable[i].Gpa, writable[i].Length);
+        }
+
         // With every slot taken, N chains are in flight and every descriptor is in use, so Core
         // validates the buffers and then answers NoSpace; slot 0 is never stored in that case.
         int slot = _freeSlots.Count > 0 ? _freeSlots.Peek() : 0;
@@ -262,10 +277,11 @@ public sealed class VirtqueueDevice : IDisposable
 
     /// <summary>Creates the device side over the rings at <paramref name="rings"/>.</summary>
     /// <exception cref="ArgumentException">Bad size, misaligned parts, or parts outside the region.</exception>
-    public VirtqueueDevice(GuestMemoryRegion memory, VirtqRings rings, VirtqFeatures features = VirtqFeatures.EventIdx)
+    public VirtqueueDevice(GuestMemoryRegion memory, VirtqueueRings rings, VirtqueueFeatures features = VirtqueueFeatures.EventIdx)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        RrStatus s = VirtqDevice.Create(memory.Core, rings, features, MalformedChainPolicy.ReturnEmpty, out VirtqDevice? vq, out string? error);
+        var raw = new VirtqRings(rings.Size, rings.DescGpa, rings.AvailGpa, rings.UsedGpa);
+        RrStatus s = VirtqDevice.Create(memory.Core, raw, (VirtqFeatures)features, MalformedChainPolicy.ReturnEmpty, out VirtqDevice? vq, out string? error);
         if (s == RrStatus.InvalidArgument)
         {
             throw new ArgumentException(error, nameof(rings));
@@ -293,19 +309,21 @@ public sealed class VirtqueueDevice : IDisposable
     /// <summary>Takes the next well-formed available chain (malformed ones are returned empty on the way).</summary>
     /// <returns>False when nothing is available.</returns>
     /// <exception cref="VirtqueueBrokenException">The driver broke the protocol at the queue level (an index that jumps, a head out of range).</exception>
-    public bool TryPop(out VirtqChain chain)
+    public bool TryPop(out VirtqueueChain chain)
     {
         VirtqDevice vq = Vq;
         while (true)
         {
-            switch (vq.TryPop(out chain))
+            switch (vq.TryPop(out VirtqChain c))
             {
                 case RrStatus.Ok:
+                    chain = new VirtqueueChain(c.Head, c.Readable, c.Writable, c.ReadableBytes, c.WritableBytes);
                     return true;
                 case RrStatus.NotFound:
+                    chain = default;
                     return false;
                 case RrStatus.Malformed:
-                    vq.AddUsed(chain.Head, 0);
+                    vq.AddUsed(c.Head, 0);
                     continue;
                 default:
                     throw new VirtqueueBrokenException(vq.BrokenReason ?? "unknown");
@@ -338,7 +356,7 @@ public sealed class VirtqueueDevice : IDisposable
     /// belong to the driver again: <see cref="Read"/> and <see cref="Write"/> throw until the next <see cref="TryPop"/>.
     /// </summary>
     /// <exception cref="ArgumentException">Not a chain this device holds, or more bytes than it can take.</exception>
-    public void Complete(in VirtqChain chain, int length)
+    public void Complete(in VirtqueueChain chain, int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         RrStatus s = Vq.AddUsed(chain.Head, (uint)length);

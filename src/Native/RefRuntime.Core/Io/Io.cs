@@ -53,7 +53,7 @@ public readonly struct Io<TBackend>
     {
         if (_backend.Size < TMap.Size)
         {
-            throw new ArgumentException($"The window has {_backend.Size} bytes; register map {typeof(TMap).Name} needs {TMap.Size}.");
+            throw new ArgumentException($"The window has {_backend.Size} bytes; register map {RegisterCheck.NameOf<TMap>()} needs {TMap.Size}.");
         }
 
         return new MappedIo<TMap, TBackend>(this);

@@ -18,6 +18,10 @@ public interface IRegisterMap
 {
     /// <summary>Bytes of register space the map's registers lie within.</summary>
     static abstract nuint Size { get; }
+
+    /// <summary>The map's name in error messages; null (the default) means the type's own name.
+    /// An adapter (the safe layer's) names the map it stands for.</summary>
+    static virtual string? DisplayName => null;
 }
 
 /// <summary>An 8-bit register of <typeparamref name="TMap"/>.</summary>
@@ -28,7 +32,7 @@ public readonly struct Reg8<TMap>
     /// <exception cref="ArgumentOutOfRangeException">The register does not fit the map.</exception>
     public Reg8(nuint offset)
     {
-        RegisterCheck.Fits(offset, 1, TMap.Size, typeof(TMap));
+        RegisterCheck.Fits(offset, 1, TMap.Size, RegisterCheck.NameOf<TMap>());
         Offset = offset;
     }
 
@@ -44,7 +48,7 @@ public readonly struct Reg32<TMap>
     /// <exception cref="ArgumentOutOfRangeException">The register does not fit the map or is misaligned.</exception>
     public Reg32(nuint offset)
     {
-        RegisterCheck.Fits(offset, 4, TMap.Size, typeof(TMap));
+        RegisterCheck.Fits(offset, 4, TMap.Size, RegisterCheck.NameOf<TMap>());
         Offset = offset;
     }
 
@@ -60,7 +64,7 @@ public readonly struct Reg64<TMap>
     /// <exception cref="ArgumentOutOfRangeException">The register does not fit the map or is misaligned.</exception>
     public Reg64(nuint offset)
     {
-        RegisterCheck.Fits(offset, 8, TMap.Size, typeof(TMap));
+        RegisterCheck.Fits(offset, 8, TMap.Size, RegisterCheck.NameOf<TMap>());
         Offset = offset;
     }
 
@@ -70,11 +74,14 @@ public readonly struct Reg64<TMap>
 
 internal static class RegisterCheck
 {
-    public static void Fits(nuint offset, int width, nuint size, System.Type map)
+    public static string NameOf<TMap>()
+        where TMap : IRegisterMap => TMap.DisplayName ?? typeof(TMap).Name;
+
+    public static void Fits(nuint offset, int width, nuint size, string map)
     {
         if ((offset & (nuint)(width - 1)) != 0 || offset > size || size - offset < (nuint)width)
         {
-            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"A {width * 8}-bit register at 0x{offset:x} does not fit register map {map.Name} ({size} bytes) or is not {width}-byte aligned.");
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"A {width * 8}-bit register at 0x{offset:x} does not fit register map {map} ({size} bytes) or is not {width}-byte aligned.");
         }
     }
 }
