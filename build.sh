@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds everything and installs the C SDK into dist/:
+# Builds everything and installs the C SDK and the programs into dist/:
 #   dist/lib/librefruntime.so, dist/include/refruntime.h, dist/lib/pkgconfig/refruntime.pc,
-#   dist/lib/cmake/RefRuntime/ (find_package(RefRuntime) with CMAKE_PREFIX_PATH=dist).
+#   dist/lib/cmake/RefRuntime/ (find_package(RefRuntime) with CMAKE_PREFIX_PATH=dist),
+#   dist/bin/refruntime-vhost-gpio (the vhost-user virtio-gpio back-end, NativeAOT).
 # Usage: ./build.sh [--no-deps]   (--no-deps skips the apt-get check for the native toolchain)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,9 +24,15 @@ pub="$root/build/native-publish"
 rm -rf "$pub"
 dotnet publish src/Native/RefRuntime.Native/RefRuntime.Native.csproj -c Release -nologo -v q -o "$pub"
 
+echo "==> publishing refruntime-vhost-gpio (NativeAOT)"
+pubgpio="$root/build/vhost-gpio-publish"
+rm -rf "$pubgpio"
+dotnet publish src/Native/RefRuntime.VhostGpio/RefRuntime.VhostGpio.csproj -c Release -nologo -v q -o "$pubgpio"
+
 echo "==> installing the SDK into dist/"
 rm -rf "$dist"
-mkdir -p "$dist/lib/pkgconfig" "$dist/include" "$dist/lib/cmake/RefRuntime"
+mkdir -p "$dist/lib/pkgconfig" "$dist/include" "$dist/lib/cmake/RefRuntime" "$dist/bin"
+install -m 0755 "$pubgpio/refruntime-vhost-gpio" "$dist/bin/refruntime-vhost-gpio"
 install -m 0755 "$pub/librefruntime.so" "$dist/lib/librefruntime.so"
 install -m 0644 src/Native/RefRuntime.Native/include/refruntime.h "$dist/include/refruntime.h"
 sed -e "s:@PREFIX@:$dist:" -e "s:@VERSION@:$version:" \
