@@ -62,6 +62,8 @@ internal sealed class BackendProcess : IDisposable
             psi.ArgumentList.Add(a);
         }
 
+        int served = CountLines("serving virtio-gpio");
+        _process?.Dispose();
         _process = Process.Start(psi)!;
         _process.ErrorDataReceived += (_, e) =>
         {
@@ -74,7 +76,8 @@ internal sealed class BackendProcess : IDisposable
             }
         };
         _process.BeginErrorReadLine();
-        WaitFor(() => HasLine("serving virtio-gpio"), "the back-end to listen");
+        WaitFor(() => CountLines("serving virtio-gpio") > served || _process.HasExited, "the back-end to listen");
+        Assert.False(_process.HasExited, $"the back-end exited at start: {string.Join(" | ", Stderr)}");
     }
 
     public bool HasLine(string fragment)

@@ -181,4 +181,124 @@ public sealed class VhostGpioCrossProcessTests(ITestOutputHelper output)
         Assert.NotEqual(0, p.ExitCode);
         Assert.Contains("8 lines", err, StringComparison.Ordinal);
     }
+
+    // A back-end killed while a request is in flight: the caller gets NoDevice (no hang); after a
+    // restart the transport reconnects, the unanswered request is replayed, and the chip works again.
+    [Fact]
+    public void BackendKilledMidRequest_CallerGetsNoDevice_ThenRestartAndReconnectServeAgain()
+    {
+        using var b = new BackendProcess();
+        try
+        {
+            using var f = new Front(b.SocketPath);
+            Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(1, true));
+            b.Signal(19); // SIGSTOP: the next request cannot be answered
+            var pending = Background<RrStatus>.Run(() => f.Chip.Get(1, out _));
+            Assert.False(pending.Wait(200), "a request to a stopped back-end finished");
+            b.KillNow();
+            Assert.True(pending.Wait(StressConfig.HangGuard), "the request still waits after the back-end died");
+            Assert.Equal(RrStatus.NoDevice, pending.Result);
+            Assert.True(f.Transport.NeedsReset);
+            Assert.Equal(RrStatus.NoDevice, f.Chip.Set(2, true)); // later calls fail at once
+            Assert.Equal(RrStatus.NoDevice, f.Chip.Get(1, out _));
+
+            b.Start(); // a new back-end process on the same socket path
+            RrStatus s = f.Transport.Reconnect(out string? error);
+            Assert.True(s == RrStatus.Ok, $"{s}: {error}");
+            Assert.False(f.Transport.NeedsReset);
+            // The new process starts from reset: line 1 is released, so configure it again.
+            Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(1, false));
+            Assert.Equal(RrStatus.Ok, f.Chip.Get(1, out bool v));
+            Assert.False(v);
+            Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(2, true));
+            Assert.Equal(RrStatus.Ok, f.Chip.Get(2, out v));
+            Assert.True(v);
+        }
+        finally
+        {
+            Dump(b);
+        }
+    }
+
+    // One back-end serves connection after connection; a connection handed over cleanly resumes its
+    // rings at the (non-zero) index GET_VRING_BASE reported, without resetting the driver side.
+    [Fact]
+    public void SameBackend_ServesTheNextConnection_AndResumesRingsAtNonZeroIndex()
+    {
+        using var b = new BackendProcess();
+        try
+        {
+            for (int round = 0; round < 3; round++)
+            {
+                using var f = new Front(b.SocketPath);
+                Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(0, round % 2 == 0));
+                Assert.Equal(RrStatus.Ok, f.Chip.Get(0, out bool v));
+                Assert.Equal(round % 2 == 0, v);
+            }
+
+            using (var f = new Front(b.SocketPath))
+            {
+                for (int i = 0; i < 40; i++)
+                {
+                    Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(5, (i & 1) != 0));
+                }
+
+                // The same back-end, a new connection: the device state survives only within a
+                // session (GET_VRING_BASE stops the rings, which resets the device), the ring indices
+                // continue where they were (80 requests + GET_NAMES made).
+                Assert.Equal(RrStatus.Ok, f.Transport.Reconnect(out string? error));
+                Assert.Null(error);
+                Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(5, true));
+                Assert.Equal(RrStatus.Ok, f.Chip.Get(5, out bool v));
+                Assert.True(v);
+                Assert.Equal(1, f.Transport.Reconnects);
+            }
+
+            BackendProcess.WaitFor(() => b.CountLines("ended (") == 5, "five sessions to end");
+            Assert.Equal(5, b.CountLines("front-end connected"));
+        }
+        finally
+        {
+            Dump(b);
+        }
+    }
+
+    // The unplug hook: after SIGUSR1 (or --unplug-after-ms) requests fail with errors, and the
+    // back-end keeps serving - this connection and the next.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Unplug_RequestsFailWithErrors_WhileBackendKeepsServing(bool timer)
+    {
+        using var b = timer ? new BackendProcess(null, "--unplug-after-ms", "300") : new BackendProcess();
+        try
+        {
+            using (var f = new Front(b.SocketPath))
+            {
+                Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(0, true));
+                if (!timer)
+                {
+                    b.Signal(10); // SIGUSR1
+                }
+
+                BackendProcess.WaitFor(() => b.HasLine("PL061 unplugged"), "the unplug");
+                Assert.NotEqual(RrStatus.Ok, f.Chip.Set(0, false));
+                Assert.NotEqual(RrStatus.Ok, f.Chip.Get(0, out _));
+                Assert.NotEqual(RrStatus.Ok, f.Chip.DirectionInput(1));
+                Assert.False(b.Process.HasExited);
+            }
+
+            using (var f = new Front(b.SocketPath))
+            {
+                Assert.Equal(8, f.Chip.LineCount);
+                Assert.NotEqual(RrStatus.Ok, f.Chip.DirectionOutput(2, true));
+            }
+
+            Assert.Equal(0, b.Terminate());
+        }
+        finally
+        {
+            Dump(b);
+        }
+    }
 }
