@@ -294,8 +294,12 @@ public sealed unsafe class VirtqDeviceMapTests
         Assert.Equal(RrStatus.InvalidArgument, f.Device.Start(out string? e));
         Assert.Contains("misaligned", e, StringComparison.Ordinal);
         Assert.Equal(RrStatus.Ok, f.Device.SetRingAddresses(UserBase + (2 * Half) - 16, r.AvailGpa, r.UsedGpa, GuestAddressSpace.FrontEndUser)); // past the end
+        Assert.Equal(RrStatus.Ok, f.Device.SetRingAddresses(r.DescGpa, r.AvailGpa, UserBase + (2 * Half) - 16, GuestAddressSpace.FrontEndUser)); // the used ring past the end
         Assert.Equal(RrStatus.InvalidArgument, f.Device.Start(out e));
         Assert.Contains("not entirely inside one memory region", e, StringComparison.Ordinal);
+        Assert.Equal(1, f.Map.Regions[0].References); // the parts pinned before the failure were unpinned (regression)
+        Assert.Equal(RrStatus.Ok, f.Device.SetRingAddresses(UserBase + (2 * Half) - 16, r.AvailGpa, r.UsedGpa, GuestAddressSpace.FrontEndUser));
+        Assert.Equal(RrStatus.InvalidArgument, f.Device.Start(out e));
         Assert.Equal(RrStatus.Ok, f.Device.SetRingAddresses(r.DescGpa, r.AvailGpa, r.UsedGpa, GuestAddressSpace.FrontEndUser));
         Assert.Equal(RrStatus.Ok, f.Device.Start(out _));
         Assert.False(f.Device.TryPop(out _) == RrStatus.Ok);

@@ -208,19 +208,17 @@ public sealed unsafe partial class VirtqDevice
             return RrStatus.InvalidArgument;
         }
 
-        if (!TryPinRing(r.DescGpa, (ulong)DescTableBytes(n), out byte* desc, out GuestRegion? pd)
-            || !TryPinRing(r.AvailGpa, (ulong)AvailRingBytes(n), out byte* avail, out GuestRegion? pa)
-            || !TryPinRing(r.UsedGpa, (ulong)UsedRingBytes(n), out byte* used, out GuestRegion? pu))
+        // Each pin is kept in its field as soon as it is taken, so a failure part-way unpins exactly those.
+        byte* avail = null, used = null;
+        if (!TryPinRing(r.DescGpa, (ulong)DescTableBytes(n), out byte* desc, out _ringPinDesc)
+            || !TryPinRing(r.AvailGpa, (ulong)AvailRingBytes(n), out avail, out _ringPinAvail)
+            || !TryPinRing(r.UsedGpa, (ulong)UsedRingBytes(n), out used, out _ringPinUsed))
         {
             UnpinRings();
             string space = _ringSpace == GuestAddressSpace.FrontEndUser ? "user" : "guest";
             error = $"a ring part (desc 0x{r.DescGpa:x}, avail 0x{r.AvailGpa:x}, used 0x{r.UsedGpa:x}, {space} addresses, N = {n}) is not entirely inside one memory region";
             return RrStatus.InvalidArgument;
         }
-
-        _ringPinDesc = pd;
-        _ringPinAvail = pa;
-        _ringPinUsed = pu;
         if (_heads.Length < n)
         {
             _heads = new HeadState[n];
