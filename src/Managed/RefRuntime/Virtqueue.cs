@@ -255,7 +255,7 @@ public sealed class VirtqueueDriver<TToken> : IDisposable
 }
 
 /// <summary>The device side of a virtqueue. Malformed chains are returned empty (length 0) by <see cref="TryPop"/> itself and counted.</summary>
-public sealed class VirtqueueDevice : IDisposable
+public sealed partial class VirtqueueDevice : IDisposable
 {
     private readonly VirtqDevice _vq;
     private bool _disposed;
