@@ -2,6 +2,7 @@ using System;
 using System.Threading;
 using RefRuntime.Core.Devices.Gpio;
 using RefRuntime.Core.Devices.VirtioGpio;
+using RefRuntime.Core.Os;
 using RefRuntime.Core.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -301,4 +302,74 @@ public sealed class VhostGpioCrossProcessTests(ITestOutputHelper output)
             Dump(b);
         }
     }
+
+    // --fd N with a connected socket (a socketpair end, as QEMU's vhost-user-backend object passes):
+    // served once, exit 0 when it closes. With a listening socket: accepted on like --socket-path.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FdOption_ConnectedOrListening_IsServed(bool listening)
+    {
+        UnixSocket ours;
+        UnixSocket theirs;
+        string? path = null;
+        if (listening)
+        {
+            path = BackendProcess.NewSocketPath();
+            Assert.Equal(RrStatus.Ok, UnixSocket.Listen(path, 4, out UnixSocket? l, out _));
+            theirs = l!;
+            ours = null!;
+        }
+        else
+        {
+            Assert.Equal(RrStatus.Ok, UnixSocket.Pair(out UnixSocket? a, out UnixSocket? b, out _));
+            ours = a!;
+            theirs = b!;
+        }
+
+        Assert.True(Libc.fcntl(theirs.Fd, 2 /* F_SETFD */, 0) == 0); // inherited by the child
+        var psi = new System.Diagnostics.ProcessStartInfo(BackendProcess.Binary, ["--fd", theirs.Fd.ToString(System.Globalization.CultureInfo.InvariantCulture), "--lines", "3"]) { RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        p.ErrorDataReceived += (_, e) => output.WriteLine(e.Data ?? string.Empty);
+        p.BeginErrorReadLine();
+        theirs.Dispose(); // the child has its own copy
+        try
+        {
+            if (listening)
+            {
+                using var f = new Front(path!);
+                Assert.Equal(3, f.Chip.LineCount);
+                Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(2, true));
+                Assert.False(p.HasExited);
+                Assert.Equal(0, Kill(p.Id, 15));
+            }
+            else
+            {
+                using var fe = Core.Vhost.VhostUserFrontend.Over(ours);
+                Assert.Equal(RrStatus.Ok, fe.Handshake(Core.Vhost.VhostUserFrontend.Wanted, out string? error));
+                Span<byte> config = stackalloc byte[8];
+                Assert.Equal(RrStatus.Ok, fe.GetConfig(0, config, out error));
+                Assert.Equal(3, config[0]); // ngpio
+            } // closing the connection ends the program
+
+            Assert.True(p.WaitForExit((int)StressConfig.HangGuard.TotalMilliseconds), "the back-end did not exit");
+            p.WaitForExit();
+            Assert.Equal(0, p.ExitCode);
+        }
+        finally
+        {
+            if (!p.HasExited)
+            {
+                p.Kill();
+            }
+
+            if (path is not null)
+            {
+                System.IO.File.Delete(path);
+            }
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    private static extern int Kill(int pid, int signal);
 }
