@@ -43,6 +43,7 @@ public sealed unsafe class EventFd : IDisposable
         int flags = Libc.fcntl(fd, Libc.F_GETFL, 0);
         if (flags >= 0 && (flags & Libc.O_NONBLOCK) == 0)
         {
+            // SAFETY: as above; the descriptor is ours now.
             Libc.fcntl(fd, Libc.F_SETFL, flags | Libc.O_NONBLOCK);
         }
 

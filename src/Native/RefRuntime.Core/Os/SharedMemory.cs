@@ -115,6 +115,7 @@ public sealed unsafe class SharedMapping : IDisposable
             return RrStatus.Internal;
         }
 
+        // SAFETY: sizing and sealing the descriptor just created; no memory is passed.
         if (size > long.MaxValue || Libc.ftruncate(fd, (long)size) != 0
             || Libc.fcntl(fd, Libc.F_ADD_SEALS, Libc.F_SEAL_SHRINK | Libc.F_SEAL_GROW | Libc.F_SEAL_SEAL) != 0)
         {

@@ -104,7 +104,8 @@ public sealed unsafe class UnixSocket : IFdStream, IDisposable
             return RrStatus.Internal;
         }
 
-        Libc.unlink(path); // a socket file left by an earlier run; ENOENT is fine
+        // SAFETY: a path string, marshalled by the source generator; a socket file left by an earlier run goes, ENOENT is fine.
+        Libc.unlink(path);
         fixed (byte* a = addr)
         {
             // SAFETY: a points at a sockaddr_un of addr.Length bytes.
@@ -236,6 +237,7 @@ public sealed unsafe class UnixSocket : IFdStream, IDisposable
                 var msg = new MsgHdr { Iov = &iov, IovLength = 1 };
                 if (sent == 0 && fds.Length > 0)
                 {
+                    // SAFETY: control holds CmsgSpace(MaxFdsPerMessage) ≥ controlLength bytes (stackalloc above).
                     new Span<byte>(control, controlLength).Clear();
                     // SAFETY: control holds CmsgSpace(MaxFdsPerMessage) ≥ controlLength bytes; one
                     // header followed by the descriptors, laid out as cmsg(3) CMSG_DATA does.
@@ -330,6 +332,7 @@ public sealed unsafe class UnixSocket : IFdStream, IDisposable
 
     private static void CollectFds(MsgHdr* msg, List<int> fds)
     {
+        // SAFETY: msg is the header recvmsg just filled; Control/ControlLength describe our own block.
         byte* c = (byte*)msg->Control;
         nuint end = msg->ControlLength;
         nuint off = 0;

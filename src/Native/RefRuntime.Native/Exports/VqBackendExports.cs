@@ -674,6 +674,7 @@ internal static unsafe class VqBackendExports
             return;
         }
 
+        // SAFETY: the caller's contract: buf holds capacity bytes (non-NULL, capacity ≥ 1: checked above).
         var dst = new Span<byte>(buf, (int)Math.Min(capacity, 4096));
         string t = text ?? string.Empty;
         int n = Encoding.ASCII.GetBytes(t.AsSpan(0, Math.Min(t.Length, dst.Length - 1)), dst);
