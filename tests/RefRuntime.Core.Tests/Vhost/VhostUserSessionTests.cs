@@ -198,3 +198,124 @@ public sealed unsafe class VhostUserSessionTests
         Assert.Equal(1, s.Platform.Outstanding); // only the err notifier is kept
     }
 }
+
+/// <summary>Random requests against a session with a fake OS: no exception, every descriptor closed exactly once.</summary>
+public sealed unsafe class VhostUserSessionFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    [Trait("Category", "Stress")]
+    public void RandomRequests_NeverThrow_CloseEveryDescriptorOnce()
+    {
+        var model = new Pl061Model();
+        Assert.Equal(RrStatus.Ok, Pl061Probe.OnModel(model, out Driver? pl061, out _));
+        Assert.Equal(RrStatus.Ok, VirtioGpioDevice.Create(pl061!, null, true, out VirtioGpioDevice? device, out _));
+        var rng = new Random(1729);
+        byte* block = (byte*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(1 << 16);
+        long messages = 0, sessions = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            while (sessions < 200 || StressConfig.Continue(clock, StressConfig.Extended, sessions >= 200))
+            {
+                sessions++;
+                var platform = new FakeVhostPlatform();
+                using (var session = new VhostUserSession(new VhostUserGpioBackend(device!), platform))
+                {
+                    if (sessions % 2 == 0)
+                    {
+                        // Half the sessions start both rings for real first: the device then serves
+                        // (random) ring memory while the requests below change memory and rings.
+                        StartRings(session, platform, block);
+                    }
+
+                    for (int i = 0; i < 50; i++, messages++)
+                    {
+                        if (rng.Next(4) == 0)
+                        {
+                            rng.NextBytes(new Span<byte>(block + rng.Next(0, 1 << 15), 64)); // a hostile driver scribbles on the rings
+                        }
+
+                        var req = (VhostUserRequest)rng.Next(0, 45);
+                        if (req is VhostUserRequest.GetVringBase or VhostUserRequest.GetInflightFd or VhostUserRequest.PostcopyAdvise or VhostUserRequest.CreateCryptoSession
+                            && rng.Next(8) != 0)
+                        {
+                            req = VhostUserRequest.SetVringEnable; // requests that end the session when malformed: keep them rare
+                        }
+
+                        byte[] payload = new byte[rng.Next(5) switch { 0 => 0, 1 => 8, 2 => 40, 3 => 8 + 32, _ => rng.Next(0, 300) }];
+                        rng.NextBytes(payload);
+                        if (payload.Length >= 8 && rng.Next(2) == 0)
+                        {
+                            VhostUserMessage.WriteHost32(payload, 0, (uint)rng.Next(0, 3));
+                            VhostUserMessage.WriteHost32(payload, 4, (uint)(1 << rng.Next(0, 10)));
+                        }
+
+                        if (payload.Length == 40 && rng.Next(2) == 0)
+                        {
+                            // A plausible region or ring address inside the fake memory.
+                            VhostUserMessage.WriteHost64(payload, 8, (ulong)rng.Next(0, 1 << 16));
+                            VhostUserMessage.WriteHost64(payload, 16, (ulong)rng.Next(1, 1 << 16));
+                        }
+
+                        var fds = new System.Collections.Generic.List<int>();
+                        for (int k = rng.Next(0, 3); k > 0; k--)
+                        {
+                            fds.Add(rng.Next(3) switch { 0 => platform.MemoryFd(block, 1 << 16), 1 => platform.NotifierFd(), _ => platform.OtherFd() });
+                        }
+
+                        uint flags = rng.Next(2) == 0 ? VhostUser.NeedReplyFlag : 0;
+                        session.Handle(new VhostUserMessage(req, flags, payload, fds), out bool disconnect);
+                        if (disconnect)
+                        {
+                            break;
+                        }
+
+                        if (rng.Next(8) == 0)
+                        {
+                            session.OnKick(rng.Next(0, 2));
+                        }
+                    }
+                }
+
+                Assert.Empty(platform.Problems);
+                Assert.Equal(0, platform.Outstanding);
+                Assert.Equal(platform.Mapped, platform.Unmapped);
+            }
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.Free(block);
+            device!.Dispose();
+            pl061!.Destroy();
+        }
+
+        output.WriteLine($"{sessions} sessions, {messages} random requests");
+    }
+
+    private static void StartRings(VhostUserSession s, FakeVhostPlatform platform, byte* block)
+    {
+        const ulong user = 0x5000_0000;
+        s.Handle(VhostUserMessage.WithU64(VhostUserRequest.SetFeatures, (1UL << 32) | (1UL << 29) | 1 | VhostUser.F_PROTOCOL_FEATURES), out _);
+        var table = new byte[8 + 32];
+        VhostUserMessage.WriteHost32(table, 0, 1);
+        VhostUserMessage.WriteHost64(table, 16, 1 << 16);
+        VhostUserMessage.WriteHost64(table, 24, user);
+        s.Handle(new VhostUserMessage(VhostUserRequest.SetMemTable, 0, table, [platform.MemoryFd(block, 1 << 16)]), out _);
+        for (uint q = 0; q < 2; q++)
+        {
+            ulong ring = user + (q * 0x4000);
+            s.Handle(VhostUserMessage.WithState(VhostUserRequest.SetVringNum, q, 64), out _);
+            var a = new byte[40];
+            VhostUserMessage.WriteHost32(a, 0, q);
+            VhostUserMessage.WriteHost64(a, 8, ring);
+            VhostUserMessage.WriteHost64(a, 16, ring + 0x2000);
+            VhostUserMessage.WriteHost64(a, 24, ring + 0x1000);
+            s.Handle(new VhostUserMessage(VhostUserRequest.SetVringAddr, 0, a), out _);
+            s.Handle(VhostUserMessage.WithU64(VhostUserRequest.SetVringKick, q, fds: [platform.NotifierFd()]), out _);
+            s.Handle(VhostUserMessage.WithU64(VhostUserRequest.SetVringCall, q, fds: [platform.NotifierFd()]), out _);
+            s.Handle(VhostUserMessage.WithState(VhostUserRequest.SetVringEnable, q, 1), out _);
+        }
+
+        Assert.True(s.IsRingActive(0) && s.IsRingActive(1));
+    }
+}

@@ -9,7 +9,8 @@
 // asks to disconnect; the session is then disposed - rings stopped, device reset, every
 // descriptor closed, memory unmapped - before the next accept, so nothing of one front-end
 // survives into the next. Stop (any thread, a signal handler) wakes the loop through the stop
-// eventfd and Run returns.
+// eventfd and Run returns. An unexpected exception while handling a request (a bug, never the
+// peer's doing) ends that connection, logged, and the server goes on to the next.
 
 using System;
 using System.Collections.Generic;
@@ -229,7 +230,19 @@ public sealed class VhostUserServer : IDisposable
                     break;
                 }
 
-                VhostUserMessage? reply = session.Handle(msg!, out bool disconnect);
+                VhostUserMessage? reply;
+                bool disconnect;
+                try
+                {
+                    reply = session.Handle(msg!, out disconnect);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    // A bug of ours, not the peer's: end this connection, keep the process serving.
+                    end = $"internal error handling {msg!.Request}: {e.GetType().Name}: {e.Message}";
+                    break;
+                }
+
                 if (reply is not null && !channel.Write(reply, out error))
                 {
                     end = $"sending the reply failed: {error}";
