@@ -31,6 +31,7 @@ internal sealed class Options
                                  IN's input (IN must be an input), so a guest can raise its own
                                  interrupts
           --require-sealed       refuse guest memory whose file is not sealed against shrinking
+          --verbose              log every request and reply (debugging a front-end)
           --print-capabilities   print {"type": "gpio"} and exit
           --help                 this text
 
@@ -56,6 +57,8 @@ internal sealed class Options
     public bool Help { get; private set; }
 
     public bool RequireSealed { get; private set; }
+
+    public bool Verbose { get; private set; }
 
     public int UnplugAfterMs { get; private set; } = -1;
 
@@ -97,6 +100,9 @@ internal sealed class Options
                     break;
                 case "--require-sealed":
                     o.RequireSealed = true;
+                    break;
+                case "--verbose" or "-v":
+                    o.Verbose = true;
                     break;
                 case "--socket-path":
                     o.SocketPath = Value();

@@ -85,6 +85,11 @@ internal static class Program
             return 1;
         }
 
+        if (o.Verbose)
+        {
+            server!.Trace = Log;
+        }
+
         int unplugged = 0;
         void Unplug(string why)
         {

@@ -43,6 +43,9 @@ public sealed class VhostUserServer : IDisposable
         _path = path;
     }
 
+    /// <summary>When set, every request and reply is logged through it (debugging a front-end).</summary>
+    public Action<string>? Trace { get; set; }
+
     /// <summary>Connections accepted so far.</summary>
     public int Connections => Volatile.Read(ref _connections);
 
@@ -230,6 +233,7 @@ public sealed class VhostUserServer : IDisposable
                     break;
                 }
 
+                Trace?.Invoke($"connection {id}: <- {Describe(msg!)}");
                 VhostUserMessage? reply;
                 bool disconnect;
                 try
@@ -241,6 +245,11 @@ public sealed class VhostUserServer : IDisposable
                     // A bug of ours, not the peer's: end this connection, keep the process serving.
                     end = $"internal error handling {msg!.Request}: {e.GetType().Name}: {e.Message}";
                     break;
+                }
+
+                if (reply is not null)
+                {
+                    Trace?.Invoke($"connection {id}: -> {Describe(reply)}");
                 }
 
                 if (reply is not null && !channel.Write(reply, out error))
@@ -266,6 +275,12 @@ public sealed class VhostUserServer : IDisposable
             double cpuMs = (CpuTime.Process() - cpu0).TotalMilliseconds;
             Log($"connection {id}: ended ({end}); {session.Requests} requests, {session.Errors} errors, cpu {cpuMs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)} ms");
         }
+    }
+
+    private static string Describe(VhostUserMessage m)
+    {
+        string payload = m.Payload.Length == 8 ? $"u64 0x{VhostUserMessage.ReadHost64(m.Payload, 0):x}" : $"{m.Payload.Length} bytes";
+        return $"{m.Request} flags 0x{m.Flags:x} {payload}{(m.Fds.Count > 0 ? $", {m.Fds.Count} fd(s)" : string.Empty)}";
     }
 
     private static bool IsKick(VhostUserSession s, int fd)
