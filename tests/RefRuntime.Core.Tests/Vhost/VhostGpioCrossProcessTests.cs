@@ -372,4 +372,34 @@ public sealed class VhostGpioCrossProcessTests(ITestOutputHelper output)
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
     private static extern int Kill(int pid, int signal);
+
+    // The back-end program conventions: --print-capabilities prints the JSON and exits 0 without
+    // serving; a bad command line exits non-zero; SIGINT, like SIGTERM, ends it cleanly.
+    [Fact]
+    public void ProgramConventions_Capabilities_BadOptions_Sigint()
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(BackendProcess.Binary, ["--print-capabilities"]) { RedirectStandardOutput = true };
+        using (var p = System.Diagnostics.Process.Start(psi)!)
+        {
+            string json = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.Equal(0, p.ExitCode);
+            Assert.Equal("{\"type\": \"gpio\"}", json.Trim());
+        }
+
+        foreach (string[] bad in new[] { new[] { "--lines", "3" }, ["--socket-path", "/tmp/x", "--fd", "3"], ["--socket-path", "/tmp/x", "--loopback", "1:1"], ["--socket-path", "/tmp/x", "--bogus"] })
+        {
+            using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(BackendProcess.Binary, bad) { RedirectStandardError = true })!;
+            p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            Assert.NotEqual(0, p.ExitCode);
+        }
+
+        using var b = new BackendProcess();
+        b.Signal(2); // SIGINT
+        Assert.True(b.Process.WaitForExit((int)StressConfig.HangGuard.TotalMilliseconds));
+        b.Process.WaitForExit();
+        Assert.Equal(0, b.Process.ExitCode);
+        Assert.False(System.IO.File.Exists(b.SocketPath)); // the socket file is removed on the way out
+    }
 }
