@@ -7,6 +7,7 @@
 #                                            refruntime-static.pc for the archive)
 #   PREFIX/lib/cmake/RefRuntime/             (find_package(RefRuntime 0.1) -> RefRuntime::refruntime,
 #                                            RefRuntime::refruntime_static)
+#   PREFIX/bin/refruntime-vhost-gpio         (the vhost-user virtio-gpio back-end, NativeAOT)
 # PREFIX is dist/ in the checkout unless --prefix says otherwise; DESTDIR is honoured for staged
 # installs (packaging). The version comes from one place: <Version> in Directory.Build.props.
 set -euo pipefail
@@ -77,7 +78,17 @@ dotnet publish src/Native/RefRuntime.Native/RefRuntime.Native.csproj -c Release 
 step "published in $((SECONDS - start)) s"
 "$root/scripts/make-static-archive.sh" "$pub"
 
+step "publishing refruntime-vhost-gpio with NativeAOT"
+start=$SECONDS
+pubgpio="$root/build/vhost-gpio-publish"
+rm -rf "$pubgpio"
+dotnet publish src/Native/RefRuntime.VhostGpio/RefRuntime.VhostGpio.csproj -c Release -nologo -v "$verbosity" -o "$pubgpio"
+step "published in $((SECONDS - start)) s"
+
 "$root/scripts/install-sdk.sh" "$pub" "$prefix"
+mkdir -p "${DESTDIR:-}$prefix/bin"
+install -m 0755 "$pubgpio/refruntime-vhost-gpio" "${DESTDIR:-}$prefix/bin/refruntime-vhost-gpio"
+step "installed ${DESTDIR:-}$prefix/bin/refruntime-vhost-gpio"
 
 if [[ -z ${DESTDIR:-} && $prefix != "$root/dist" && $(id -u) -eq 0 ]] && command -v ldconfig >/dev/null \
    && ldconfig -v -N 2>/dev/null | grep -q "^$prefix/lib:"; then

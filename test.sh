@@ -132,7 +132,7 @@ grep -E '^FAIL ' "$logs/readme.log" | sed 's/^/   /'
 if [[ -n "$memcheck" ]]; then
   command -v valgrind >/dev/null || { sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo; $sudo apt-get install -y -qq valgrind >/dev/null; }
   echo "==> valgrind memcheck of the C tests (an invalid read or write, or a definite leak at exit, fails)"
-  for bin in build/tests-c/{refcount,arc,revoke,io,pl061,virtio,abi_sweep}_{export,inline}; do
+  for bin in build/tests-c/{refcount,arc,revoke,io,pl061,virtio,vq_backend,abi_sweep}_{export,inline}; do
     if valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite "$bin" >"$logs/memcheck-$(basename "$bin").log" 2>&1; then
       passed=$((passed + 1)); echo "   memcheck $(basename "$bin"): clean"
     else

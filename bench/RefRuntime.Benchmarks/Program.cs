@@ -10,11 +10,21 @@ namespace RefRuntime.Benchmarks;
 /// <summary>
 /// Entry point: BenchmarkDotNet's switcher (use -filter). Extra flags, taken out before BDN sees
 /// the rest: --quick (short runs), --aot (add a NativeAOT job beside the JIT job).
+/// --vhost-figures [N]: instead of BenchmarkDotNet, per-request kicks, calls and CPU time of the
+/// virtio-gpio pair across processes (VhostFigures).
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
+        int vf = Array.IndexOf(args, "--vhost-figures");
+        if (vf >= 0)
+        {
+            // Not a BenchmarkDotNet run: per-request counts and CPU time of the pair across processes.
+            int requests = vf + 1 < args.Length && int.TryParse(args[vf + 1], out int r) ? r : 20_000;
+            return Devices.VhostFigures.Run(requests);
+        }
+
         bool quick = args.Contains("--quick");
         bool aot = args.Contains("--aot");
         args = args.Where(a => a is not "--quick" and not "--aot").ToArray();

@@ -492,6 +492,176 @@ static void virtio_ranges(void)
     queues_close(&q);
 }
 
+/* ---- back-ends: guest memory maps, queues configured after creation, held chains --------- */
+
+static int lent_released;
+static void lent_release(void *ctx) { (void)ctx; lent_released++; }
+
+static void map_calls(void *h, int32_t st)
+{
+    rr_guestmap_t *m = h;
+    rr_guestmap_region_t r = {0x1000, 64, 0x9000, 0};
+    char buf[64] = {0};
+    uint32_t n = 0;
+    rr_vq_device_t *dev = NULL;
+    CHECK_EQ(rr_guestmap_add_host(m, &r, buf, NULL, NULL), st);
+    CHECK_EQ(rr_guestmap_add_fd(m, &r, 0), st);
+    CHECK_EQ(rr_guestmap_remove(m, 0x1000, 64, 0), st);
+    CHECK_EQ(rr_guestmap_read(m, 0x1000, buf, 1), st);
+    CHECK_EQ(rr_guestmap_write(m, 0x1000, buf, 1), st);
+    CHECK_EQ(rr_guestmap_count(m, &n, NULL), st);
+    CHECK_EQ(rr_vq_device_create_on_map(m, 16, 0, RR_VQ_MALFORMED_BREAK, &dev), st);
+    CHECK(dev == NULL);
+    CHECK_EQ(rr_guestmap_destroy(m), st);
+}
+
+static void device_backend_calls(void *h, int32_t st)
+{
+    rr_vq_device_t *q = h;
+    rr_vq_rings_t rings = {16, 0, GPA, GPA + 256, GPA + 512};
+    rr_vq_state_t state;
+    rr_vq_chain_t c;
+    rr_vq_segment_t seg;
+    char data[8] = {0}, err[16];
+    uint32_t n = 0;
+    CHECK_EQ(rr_vq_device_set_size(q, 16), st);
+    CHECK_EQ(rr_vq_device_set_rings(q, &rings, RR_VQ_ADDR_GUEST), st);
+    CHECK_EQ(rr_vq_device_set_features(q, 0), st);
+    CHECK_EQ(rr_vq_device_set_indices(q, 0, 0), st);
+    CHECK_EQ(rr_vq_device_start(q, err, sizeof err), st);
+    CHECK_EQ(rr_vq_device_stop(q), st);
+    CHECK_EQ(rr_vq_device_set_enabled(q, 1), st);
+    CHECK_EQ(rr_vq_device_sync_used(q), st);
+    CHECK_EQ(rr_vq_device_state(q, &state), st);
+    CHECK_EQ(rr_vq_device_chain(q, 0, &c), st);
+    CHECK_EQ(rr_vq_device_chain_segment(q, 0, 0, &seg), st);
+    CHECK_EQ(rr_vq_device_chain_read(q, 0, 0, data, sizeof data, &n), st);
+    CHECK_EQ(rr_vq_device_chain_write(q, 0, 0, data, sizeof data, &n), st);
+}
+
+static void backend_handles(void)
+{
+    struct queues live, stale;
+    queues_open(&live);
+    queues_open(&stale);
+    queues_close(&stale);
+    rr_guestmap_t *map = NULL, *stale_map = NULL;
+    CHECK_EQ(rr_guestmap_create(8, &map), RR_OK);
+    CHECK_EQ(rr_guestmap_create(8, &stale_map), RR_OK);
+    CHECK_EQ(rr_guestmap_destroy(stale_map), RR_OK);
+    CHECK_EQ(rr_guestmap_destroy(stale_map), RR_EBADHANDLE);
+
+    sweep_handles(map_calls, map, stale_map, live.mem);
+    sweep_handles(device_backend_calls, live.dev, stale.dev, map);
+
+    /* Still usable: the single-region queue answers the new calls too. */
+    rr_vq_state_t st;
+    CHECK_EQ(rr_vq_device_state(live.dev, &st), RR_OK);
+    CHECK_EQ(st.size, 8);
+    CHECK(st.flags & RR_VQ_STATE_READY);
+    queues_round_trip(&live);
+    CHECK_EQ(rr_guestmap_destroy(map), RR_OK);
+    queues_close(&live);
+}
+
+static void backend_ranges(void)
+{
+    rr_guestmap_t *m = NULL;
+    CHECK_EQ(rr_guestmap_create(0, &m), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_create(5000, &m), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_create(2, NULL), RR_EINVAL);
+    CHECK(m == NULL);
+    CHECK_EQ(rr_guestmap_create(2, &m), RR_OK);
+
+    static alignas(64) unsigned char lent[8192];
+    rr_guestmap_region_t a = {GPA, 4096, 0x7000, 0};
+    rr_guestmap_region_t overlap = {GPA + 2048, 4096, 0x100000, 0};
+    rr_guestmap_region_t empty = {GPA + 0x10000, 0, 0x200000, 0};
+    rr_guestmap_region_t wraps = {UINT64_MAX - 100, 4096, 0x300000, 0};
+    rr_guestmap_region_t b = {GPA + 4096, 4096, 0x8000, 0};
+    rr_guestmap_region_t c = {GPA + 0x20000, 4096, 0x20000, 0};
+    lent_released = 0;
+    CHECK_EQ(rr_guestmap_add_host(m, NULL, lent, NULL, NULL), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_add_host(m, &a, NULL, NULL, NULL), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_add_host(m, &empty, lent, lent_release, NULL), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_add_host(m, &wraps, lent, lent_release, NULL), RR_EINVAL);
+    CHECK_EQ(lent_released, 2); /* refused regions give their memory back at once */
+    CHECK_EQ(rr_guestmap_add_host(m, &a, lent, lent_release, NULL), RR_OK);
+    CHECK_EQ(rr_guestmap_add_host(m, &overlap, lent, lent_release, NULL), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_add_host(m, &b, lent + 4096, lent_release, NULL), RR_OK);
+    CHECK_EQ(rr_guestmap_add_host(m, &c, lent, lent_release, NULL), RR_ENOSPC); /* full */
+    CHECK_EQ(rr_guestmap_add_fd(m, &c, -1), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_add_fd(m, NULL, 0), RR_EINVAL);
+    CHECK_EQ(lent_released, 4);
+
+    char buf[16];
+    uint32_t n = 0, pending = 0;
+    CHECK_EQ(rr_guestmap_write(m, GPA + 4090, "abcdefghijkl", 12), RR_OK); /* across the two adjacent regions */
+    CHECK_EQ(memcmp(lent + 4090, "abcdefghijkl", 12), 0);
+    CHECK_EQ(rr_guestmap_read(m, GPA + 8190, buf, 4), RR_EINVAL); /* runs off the end */
+    CHECK_EQ(rr_guestmap_read(m, GPA, NULL, 4), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_remove(m, GPA, 100, 0), RR_ENOENT);
+    CHECK_EQ(rr_guestmap_count(m, NULL, NULL), RR_EINVAL);
+    CHECK_EQ(rr_guestmap_count(m, &n, &pending), RR_OK);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(pending, 0);
+
+    rr_vq_device_t *v = NULL;
+    CHECK_EQ(rr_vq_device_create_on_map(m, 3, 0, RR_VQ_MALFORMED_BREAK, &v), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_create_on_map(m, 65536, 0, RR_VQ_MALFORMED_BREAK, &v), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_create_on_map(m, 16, 0, 9, &v), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_create_on_map(m, 16, 0, RR_VQ_MALFORMED_BREAK, NULL), RR_EINVAL);
+    CHECK(v == NULL);
+    CHECK_EQ(rr_vq_device_create_on_map(m, 16, 0, RR_VQ_MALFORMED_BREAK, &v), RR_OK);
+    CHECK_EQ(rr_guestmap_destroy(m), RR_EBUSY); /* a queue lives in it */
+    CHECK_EQ(rr_vq_device_set_size(v, 3), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_set_size(v, 32), RR_EINVAL); /* above the maximum */
+    rr_vq_rings_t r = {16, 0, 0x7000, 0x7100, 0x7200};
+    CHECK_EQ(rr_vq_device_set_rings(v, NULL, RR_VQ_ADDR_USER), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_set_rings(v, &r, 7), RR_EINVAL);
+    r.reserved = 1;
+    CHECK_EQ(rr_vq_device_set_rings(v, &r, RR_VQ_ADDR_USER), RR_EINVAL);
+    r.reserved = 0;
+    r.used = 0x7ff0; /* runs off the region */
+    CHECK_EQ(rr_vq_device_set_rings(v, &r, RR_VQ_ADDR_USER), RR_OK);
+    char err[128] = "x";
+    CHECK_EQ(rr_vq_device_start(v, err, sizeof err), RR_EINVAL);
+    CHECK(strstr(err, "region") != NULL);
+    CHECK_EQ(rr_vq_device_start(v, NULL, 4), RR_EINVAL);
+    r.used = 0x7200;
+    CHECK_EQ(rr_vq_device_set_rings(v, &r, RR_VQ_ADDR_USER), RR_OK);
+    CHECK_EQ(rr_vq_device_start(v, NULL, 0), RR_OK);
+    CHECK_EQ(rr_vq_device_start(v, NULL, 0), RR_EBUSY);
+    CHECK_EQ(rr_vq_device_set_size(v, 8), RR_EBUSY);
+    CHECK_EQ(rr_vq_device_set_indices(v, 1, 1), RR_EBUSY);
+    CHECK_EQ(rr_vq_device_set_enabled(v, 2), RR_EINVAL);
+    rr_vq_chain_t ch;
+    rr_vq_segment_t seg;
+    CHECK_EQ(rr_vq_device_chain(v, 0, &ch), RR_EINVAL);      /* not held */
+    CHECK_EQ(rr_vq_device_chain(v, 70000, &ch), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_chain(v, 0, NULL), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_chain_segment(v, 0, 0, &seg), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_chain_read(v, 0, 0, buf, sizeof buf, &n), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_chain_write(v, 0, 0, buf, sizeof buf, NULL), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_chain_read(v, 0, 0, NULL, 4, &n), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_state(v, NULL), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_stop(v), RR_OK);
+    CHECK_EQ(rr_vq_device_sync_used(v), RR_EBUSY); /* stopped */
+    CHECK_EQ(rr_vq_device_destroy(v), RR_OK);
+    CHECK_EQ(rr_guestmap_destroy(m), RR_OK);
+    CHECK_EQ(lent_released, 6); /* both lent regions given back */
+
+    /* A single-region queue has no user addresses. */
+    struct queues q;
+    queues_open(&q);
+    CHECK_EQ(rr_vq_device_stop(q.dev), RR_OK);
+    CHECK_EQ(rr_vq_device_set_rings(q.dev, &q.rings, RR_VQ_ADDR_USER), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_set_rings(q.dev, &q.rings, RR_VQ_ADDR_GUEST), RR_OK);
+    CHECK_EQ(rr_vq_device_start(q.dev, NULL, 0), RR_OK);
+    queues_round_trip(&q);
+    queues_close(&q);
+}
+
 /* ---- io ------------------------------------------------------------------------------------ */
 
 static uint64_t dev_read(void *ctx, uint64_t offset, int32_t width) { (void)ctx; (void)width; return offset; }
@@ -923,6 +1093,8 @@ int main(int argc, char **argv)
         {"gpio_handles", gpio_handles},
         {"virtio_handles", virtio_handles},
         {"virtio_ranges", virtio_ranges},
+        {"backend_handles", backend_handles},
+        {"backend_ranges", backend_ranges},
         {"io_sweep", io_sweep},
         {"rcu_sweep", rcu_sweep},
         {"arc_sweep", arc_sweep},

@@ -68,8 +68,46 @@ public sealed class GpioChip : IDisposable
         return new GpioChip(VirtioPair.Create(model.Raw, names));
     }
 
-    /// <summary>A line's name, when the chip's device reports names (the driver pair); null otherwise.</summary>
-    public string? LineName(int line) => (_device as VirtioPair)?.Chip.LineName(line);
+    /// <summary>
+    /// The virtio-gpio front end in this process driving a vhost-user back-end in another one
+    /// (refruntime-vhost-gpio, or any vhost-user GPIO device) listening at <paramref name="socketPath"/>:
+    /// guest memory is a sealed memfd shared with it, every call crosses the socket's eventfds and the
+    /// shared rings. If the back-end dies, calls throw <see cref="NoDeviceException"/> instead of
+    /// waiting; <see cref="Reconnect"/> resumes after it is restarted.
+    /// </summary>
+    /// <exception cref="NoDeviceException">Nobody listens there, or the handshake or probe failed.</exception>
+    public static GpioChip ConnectVhostUser(string socketPath)
+    {
+        ArgumentNullException.ThrowIfNull(socketPath);
+        return new GpioChip(VhostUserPair.Create(socketPath));
+    }
+
+    /// <summary>
+    /// For a chip from <see cref="ConnectVhostUser"/>: a new session with the back-end (after it was
+    /// restarted), the rings resumed where they stand.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The chip is not a vhost-user front end.</exception>
+    /// <exception cref="NoDeviceException">The back-end cannot be reached.</exception>
+    public void Reconnect()
+    {
+        if (_device is not VhostUserPair p)
+        {
+            throw new NotSupportedException("Only a chip from ConnectVhostUser reconnects.");
+        }
+
+        if (p.Transport.Reconnect(out string? error) != RrStatus.Ok)
+        {
+            throw new NoDeviceException($"reconnecting to the vhost-user back-end failed: {error}");
+        }
+    }
+
+    /// <summary>A line's name, when the chip's device reports names (the driver pair, vhost-user); null otherwise.</summary>
+    public string? LineName(int line) => _device switch
+    {
+        VirtioPair p => p.Chip.LineName(line),
+        VhostUserPair v => v.Chip.LineName(line),
+        _ => null,
+    };
 
     /// <summary>Number of lines.</summary>
     public int LineCount => _device.LineCount;
@@ -171,6 +209,82 @@ public sealed class GpioChip : IDisposable
                 throw new InvalidOperationException("Called from inside one of the chip's interrupt handlers: removing the chip, or clearing or replacing a handler, would wait for that handler itself.");
             default:
                 throw new InvalidOperationException($"GPIO operation failed: {s}.");
+        }
+    }
+
+    /// <summary>The front end behind <see cref="ConnectVhostUser"/>, as an IGpioDevice the wrapper can own.</summary>
+    private sealed class VhostUserPair(VhostUserGpioTransport transport, VirtioGpioChip chip) : IGpioDevice
+    {
+        private int _destroyed;
+
+        public VhostUserGpioTransport Transport => transport;
+
+        public VirtioGpioChip Chip => chip;
+
+        public int LineCount => chip.LineCount;
+
+        public static VhostUserPair Create(string socketPath)
+        {
+            if (VhostUserGpioTransport.Connect(socketPath, out var transport, out string? error) != RrStatus.Ok)
+            {
+                throw new NoDeviceException($"no vhost-user GPIO back-end at {socketPath}: {error}");
+            }
+
+            if (VirtioGpioChip.Probe(transport!, transport!.Memory, out var chip, out error) != RrStatus.Ok)
+            {
+                transport.Dispose();
+                throw new NoDeviceException($"virtio-gpio probe over vhost-user failed: {error}");
+            }
+
+            return new VhostUserPair(transport, chip!);
+        }
+
+        public RrStatus GetDirection(int line, out Core.Devices.Gpio.GpioDirection direction) => chip.GetDirection(line, out direction);
+
+        public RrStatus DirectionInput(int line) => chip.DirectionInput(line);
+
+        public RrStatus DirectionOutput(int line, bool value) => chip.DirectionOutput(line, value);
+
+        public RrStatus Get(int line, out bool value) => chip.Get(line, out value);
+
+        public RrStatus Set(int line, bool value) => chip.Set(line, value);
+
+        public RrStatus SetIrqType(int line, Core.Devices.Gpio.GpioIrqType type) => chip.SetIrqType(line, type);
+
+        public RrStatus SetIrqHandler(int line, Action<int>? handler) => chip.SetIrqHandler(line, handler);
+
+        public RrStatus DisableIrqNoSync(int line) => chip.DisableIrqNoSync(line);
+
+        public RrStatus GetIrqStats(int line, out Core.Devices.Gpio.GpioIrqStats stats) => chip.GetIrqStats(line, out stats);
+
+        // The consumer's handlers run on the front end's interrupt thread.
+        public bool InCall => chip.InCall;
+
+        public RrStatus Suspend() => throw new NotSupportedException("virtio-gpio has no suspend message.");
+
+        public RrStatus Resume() => throw new NotSupportedException("virtio-gpio has no resume message.");
+
+        public RrStatus Remove() => throw new NotSupportedException("The device lives in the back-end process; unplug it there (refruntime-vhost-gpio: SIGUSR1).");
+
+        public void Interrupt(bool asserted)
+        {
+            // Interrupts arrive through the eventq.
+        }
+
+        public RrStatus Destroy()
+        {
+            if (InCall)
+            {
+                return RrStatus.WouldDeadlock; // the front end would wait for the handler we are in
+            }
+
+            if (System.Threading.Interlocked.Exchange(ref _destroyed, 1) == 0)
+            {
+                chip.Dispose();
+                transport.Dispose();
+            }
+
+            return RrStatus.Ok;
         }
     }
 

@@ -270,7 +270,7 @@ public sealed class VirtqueueDriver<TToken> : IDisposable
 }
 
 /// <summary>The device side of a virtqueue. Malformed chains are returned empty (length 0) by <see cref="TryPop"/> itself and counted.</summary>
-public sealed class VirtqueueDevice : IDisposable
+public sealed partial class VirtqueueDevice : IDisposable
 {
     private readonly VirtqDevice _vq;
     private bool _disposed;
@@ -353,7 +353,7 @@ public sealed class VirtqueueDevice : IDisposable
 
     /// <summary>
     /// Returns <paramref name="chain"/> with <paramref name="length"/> bytes written. Its buffers
-    /// belong to the driver again: <see cref="Read"/> and <see cref="Write"/> throw until the next <see cref="TryPop"/>.
+    /// belong to the driver again: <see cref="Read(Span{byte})"/> and <see cref="Write(ReadOnlySpan{byte})"/> throw until the next <see cref="TryPop"/>.
     /// </summary>
     /// <exception cref="ArgumentException">Not a chain this device holds, or more bytes than it can take.</exception>
     public void Complete(in VirtqueueChain chain, int length)

@@ -38,3 +38,13 @@ public readonly record struct VirtqueueRings(int Size, ulong DescGpa, ulong Avai
 /// <param name="ReadableBytes">Readable bytes in all.</param>
 /// <param name="WritableBytes">Writable bytes in all.</param>
 public readonly record struct VirtqueueChain(ushort Head, int Readable, int Writable, uint ReadableBytes, uint WritableBytes);
+
+/// <summary>Which addresses a back-end queue's ring addresses are (<see cref="VirtqueueDevice.Configure"/>).</summary>
+public enum VirtqueueAddressSpace
+{
+    /// <summary>Guest-physical addresses (virtio-pci/mmio ring registers, descriptors).</summary>
+    GuestPhysical = 0,
+
+    /// <summary>The front-end's user (virtual) addresses, as vhost-user's SET_VRING_ADDR sends them.</summary>
+    FrontEndUser = 1,
+}

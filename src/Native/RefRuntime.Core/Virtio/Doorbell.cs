@@ -12,6 +12,9 @@
 // A Ring that finds Sleeping sets the event; the sleeper wakes, consumes the signal and resets
 // the event. Wake-ups may be spurious (a late Set); callers re-check their ring, as the virtio
 // spec requires of both sides anyway.
+//
+// A relay doorbell (constructed with an action) also runs that action on every ring: how a ring
+// leaves the process, as an eventfd write to a vhost-user peer.
 
 using System;
 using System.Threading;
@@ -27,6 +30,7 @@ public sealed class Doorbell : IDisposable
 
     private readonly ManualResetEventSlim _event = new(false, 0);
     private readonly int _spinIterations;
+    private readonly Action? _relay;
     private int _state;
     private long _rings;
     private long _sleeps;
@@ -41,6 +45,14 @@ public sealed class Doorbell : IDisposable
         _spinIterations = spinIterations;
     }
 
+    /// <summary>A doorbell that also runs <paramref name="relay"/> on every ring (see file comment).</summary>
+    public Doorbell(Action relay)
+        : this(0)
+    {
+        ArgumentNullException.ThrowIfNull(relay);
+        _relay = relay;
+    }
+
     /// <summary>Rings delivered.</summary>
     public long Rings => Interlocked.Read(ref _rings);
 
@@ -51,6 +63,7 @@ public sealed class Doorbell : IDisposable
     public void Ring()
     {
         Interlocked.Increment(ref _rings);
+        _relay?.Invoke();
         // ORDERING: the exchange is a full barrier: the ring's new entries (published before this
         // call) are visible to the waiter that consumes the signal.
         if (Interlocked.Exchange(ref _state, Signalled) == Sleeping)

@@ -6,6 +6,8 @@
 // is ever dereferenced, whatever the peer writes into a descriptor. The region is carved by a
 // bump allocator (rings, indirect tables, request buffers: set-up time allocations that live as
 // long as the region). Queues attach to it; it refuses to be destroyed while any is attached.
+// The block is native heap memory, or memory the creator lends (CreateOver: a memfd mapping that
+// a vhost-user front end shares with its back-end), given back through a release callback.
 
 using System;
 using System.Diagnostics;
@@ -24,14 +26,36 @@ public sealed unsafe class GuestMemory
     private byte* _base;
     private readonly ulong _size;
     private readonly ulong _gpaBase;
+    private readonly Action? _release; // lent memory: how to give it back (null: native heap)
     private ulong _carved;
     private int _attached;
 
-    private GuestMemory(byte* block, ulong size, ulong gpaBase)
+    private GuestMemory(byte* block, ulong size, ulong gpaBase, Action? release = null)
     {
         _base = block;
         _size = size;
         _gpaBase = gpaBase;
+        _release = release;
+    }
+
+    /// <summary>
+    /// A region over memory the caller lends: <paramref name="size"/> bytes at <paramref name="block"/>
+    /// (zeroed or not, as the caller made it), addressed from <paramref name="gpaBase"/>;
+    /// <paramref name="release"/> runs once, at <see cref="Destroy"/>.
+    /// </summary>
+    /// <remarks><b>Safety:</b> the block stays valid and of that size until <paramref name="release"/> runs.</remarks>
+    /// <returns><see cref="RrStatus.Ok"/> or <see cref="RrStatus.InvalidArgument"/>.</returns>
+    public static RrStatus CreateOver(byte* block, ulong size, ulong gpaBase, Action release, out GuestMemory? memory)
+    {
+        ArgumentNullException.ThrowIfNull(release);
+        memory = null;
+        if (block == null || size == 0 || size > (1UL << 40) || (gpaBase & 0xFFF) != 0 || gpaBase > ulong.MaxValue - size)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
+        memory = new GuestMemory(block, size, gpaBase, release);
+        return RrStatus.Ok;
     }
 
     /// <summary>The region's first guest-physical address.</summary>
@@ -172,7 +196,15 @@ public sealed unsafe class GuestMemory
             }
 
             // SAFETY: the invariant: no queue is attached, so nothing of ours points into the block.
-            NativeHeap.Free(_base, (nuint)_size);
+            if (_release is null)
+            {
+                NativeHeap.Free(_base, (nuint)_size);
+            }
+            else
+            {
+                _release();
+            }
+
             _base = null;
             return RrStatus.Ok;
         }

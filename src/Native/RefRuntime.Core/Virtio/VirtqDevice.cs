@@ -16,11 +16,13 @@
 // policy, either breaks the queue (vhost/QEMU: the default) or reports RrStatus.Malformed with
 // the head, which the caller returns with a used length of 0 (virtio-gpio rule D2).
 //
-// The walked chain is kept as translated segments (host pointer, length, writable) until the next
-// TryPop, or until AddUsed returns it: from then on its buffers belong to the driver again, which
-// may already be reusing them (virtio 1.x §2.7.8: the used ring gives the buffers back), so
-// TryGather/TryScatter refuse it with RrStatus.NotFound and Segments is empty. Not thread-safe:
-// one thread serves a queue.
+// The walked chain is kept as translated segments (host pointer, length, writable): the last one
+// popped for Gather/Scatter, and every chain the device holds by its head until AddUsed
+// (VirtqDeviceChains.cs). Once AddUsed returns a chain its buffers belong to the driver again,
+// which may already be reusing them (virtio 1.x §2.7.8: the used ring gives the buffers back), so
+// TryGather/TryScatter refuse the last popped chain with RrStatus.NotFound and Segments is empty.
+// A queue can also live in a multi-region GuestMemoryMap, configured and started after creation
+// (VirtqDeviceState.cs). Not thread-safe: one thread serves a queue.
 
 using System;
 using System.Diagnostics;
@@ -67,7 +69,7 @@ public readonly unsafe struct VirtqSegment(byte* host, uint length, bool writabl
 public readonly record struct VirtqChain(ushort Head, int Readable, int Writable, uint ReadableBytes, uint WritableBytes);
 
 /// <summary>The device side of a split virtqueue (see file comment).</summary>
-public sealed unsafe class VirtqDevice : VirtqSide
+public sealed unsafe partial class VirtqDevice : VirtqSide
 {
     // The fields this side writes on every operation, on cache lines of their own (see VirtqDriver.Hot).
     [StructLayout(LayoutKind.Explicit, Size = 192)]
@@ -88,25 +90,26 @@ public sealed unsafe class VirtqDevice : VirtqSide
     private const int NoChain = -1;       // nothing popped since the last TryPop or Reset: Gather/Scatter move 0 bytes
     private const int ChainReturned = -2; // the current chain went back with AddUsed: Gather/Scatter are refused
 
-    private struct HeadState
+    private partial struct HeadState
     {
         public uint Writable; // writable bytes of the chain the device holds
         public bool Held;     // popped, not yet returned
     }
 
-    private readonly int _n;
-    private readonly int _mask;
-    private readonly VirtqFeatures _features;
-    private readonly bool _eventIdx;
-    private readonly bool _indirect;
+    // Set at creation, or by Start for a queue configured after creation (VirtqDeviceState.cs).
+    private int _n;
+    private int _mask;
+    private VirtqFeatures _features;
+    private bool _eventIdx;
+    private bool _indirect;
     private readonly MalformedChainPolicy _policy;
-    private readonly byte* _desc;
-    private readonly byte* _avail;
-    private readonly byte* _used;
-    private readonly byte* _usedEvent;
-    private readonly byte* _availEvent;
-    private readonly VirtqSegment[] _segments;
-    private readonly HeadState[] _heads;
+    private byte* _desc;
+    private byte* _avail;
+    private byte* _used;
+    private byte* _usedEvent;
+    private byte* _availEvent;
+    private VirtqSegment[] _segments;
+    private HeadState[] _heads;
     private readonly GuestRange _range;
 
     private Hot _hot;
@@ -130,6 +133,11 @@ public sealed unsafe class VirtqDevice : VirtqSide
         _heads = new HeadState[n];
         _range = new GuestRange(mem);
         _hot.CurrentHead = NoChain;
+        _memory = mem;
+        _maxSize = n;
+        _configuredRings = new VirtqRings(n, GpaOf(mem, desc), GpaOf(mem, avail), GpaOf(mem, used));
+        _ready = true;
+        _live = true;
     }
 
     /// <summary>Queue size (N).</summary>
@@ -204,7 +212,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
     }
 
     /// <summary>Whether the driver has made a chain available that was not popped yet (cheap poll).</summary>
-    public bool HasAvailable => _brokenReason is null && (_hot.LastAvail != _hot.AvailIdxSeen || Le.ReadAcquire16(_avail + RingIdx) != _hot.LastAvail);
+    public bool HasAvailable => _live && _brokenReason is null && (_hot.LastAvail != _hot.AvailIdxSeen || Le.ReadAcquire16(_avail + RingIdx) != _hot.LastAvail);
 
     /// <summary>
     /// Takes the next available chain and walks it (see file comment for every check).
@@ -213,15 +221,17 @@ public sealed unsafe class VirtqDevice : VirtqSide
     /// <returns><see cref="RrStatus.Ok"/>; <see cref="RrStatus.NotFound"/> (nothing available);
     /// <see cref="RrStatus.Malformed"/> (policy ReturnEmpty: <paramref name="chain"/>.Head must be
     /// returned with length 0); <see cref="RrStatus.Broken"/>.</returns>
-    public RrStatus TryPop(out VirtqChain chain)
+    public RrStatus TryPop(out VirtqChain chain) => _map is null ? TryPopCore(out chain) : TryPopMapped(out chain);
+
+    private RrStatus TryPopCore(out VirtqChain chain)
     {
         chain = default;
         _hot.SegmentCount = 0;
         _hot.CurrentReadable = 0;
         _hot.CurrentHead = NoChain;
-        if (_brokenReason is not null)
+        if (_brokenReason is not null || !_live)
         {
-            return RrStatus.Broken;
+            return _brokenReason is not null ? RrStatus.Broken : RrStatus.NotFound;
         }
 
         // avail.idx is read only once every head seen so far has been taken (one transfer of
@@ -268,7 +278,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
         {
             ulong addr = Le.Read64(d + DescAddr);
             uint len = Le.Read32(d + DescLen);
-            if (_range.TryTranslate(addr, len, out byte* host))
+            if (TranslateWhole(addr, len, out byte* host))
             {
                 bool w = (flags & VRING_DESC_F_WRITE) != 0;
                 // SAFETY: _segments has N ≥ 1 entries.
@@ -279,6 +289,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
                 _hot.CurrentReadable = w ? 0 : 1;
                 _hot.CurrentHead = (int)head;
                 chain = w ? new VirtqChain((ushort)head, 0, 1, 0, len) : new VirtqChain((ushort)head, 1, 0, len, 0);
+                Retain(ref hs, chain);
                 return RrStatus.Ok;
             }
         }
@@ -290,6 +301,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
             hs.Writable = chain.WritableBytes;
             _hot.CurrentReadable = chain.Readable;
             _hot.CurrentHead = (int)head;
+            Retain(ref hs, chain);
             return RrStatus.Ok;
         }
 
@@ -440,6 +452,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
         Le.Write32(elem, (uint)head);
         Le.Write32(elem + 4, length);
         hs.Held = false;
+        Release(ref hs);
         _hot.NextUsed++;
         if (head == _hot.CurrentHead)
         {
@@ -461,6 +474,11 @@ public sealed unsafe class VirtqDevice : VirtqSide
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void PublishUsed()
     {
+        if (!_ready)
+        {
+            return;
+        }
+
         // ORDERING: release (barrier B): used entries and the bytes written into the chains are
         // visible before the index; pairs with the driver's acquire load of used.idx.
         Le.WriteRelease16(_used + RingIdx, _hot.NextUsed);
@@ -474,6 +492,11 @@ public sealed unsafe class VirtqDevice : VirtqSide
     /// <returns>True when the caller should notify the driver.</returns>
     public bool NotifyPrepare()
     {
+        if (!_ready)
+        {
+            return false;
+        }
+
         PublishUsed();
         // ORDERING: full fence (barrier D): used.idx is visible before used_event / flags are
         // read; pairs with the driver's fence after writing used_event (VirtqDriver.EnableCallbacks).
@@ -508,6 +531,11 @@ public sealed unsafe class VirtqDevice : VirtqSide
     /// <returns>True when chains are already available: pop them before sleeping.</returns>
     public bool EnableNotifications()
     {
+        if (!_ready)
+        {
+            return false;
+        }
+
         if (_eventIdx)
         {
             Le.Write16(_availEvent, _hot.LastAvail);
@@ -526,7 +554,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
     /// <summary>Asks the driver not to kick (polling): sets NO_NOTIFY without EVENT_IDX; with it, avail_event is no longer advanced.</summary>
     public void DisableNotifications()
     {
-        if (!_eventIdx)
+        if (_ready && !_eventIdx)
         {
             Le.Write16(_used + RingFlags, VRING_USED_F_NO_NOTIFY);
         }
@@ -541,6 +569,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
             return RrStatus.BadHandle;
         }
 
+        ReleaseAll();
         Array.Clear(_heads);
         _hot.SegmentCount = 0;
         _hot.CurrentReadable = 0;
@@ -619,7 +648,7 @@ public sealed unsafe class VirtqDevice : VirtqSide
                     return $"indirect table of {len} bytes (must be a non-zero multiple of 16, at most {MaxIndirectEntries} entries)";
                 }
 
-                if (!_range.TryTranslate(addr, len, out byte* t) || (addr % DescAlign) != 0)
+                if ((addr % DescAlign) != 0 || !TranslateWhole(addr, len, out byte* t))
                 {
                     return $"indirect table [0x{addr:x}, +{len}) outside the region or misaligned";
                 }
@@ -638,25 +667,28 @@ public sealed unsafe class VirtqDevice : VirtqSide
                 return "a readable descriptor after a writable one";
             }
 
-            if (!_range.TryTranslate(addr, len, out byte* host))
-            {
-                return $"buffer [0x{addr:x}, +{len}) outside the region";
-            }
-
             if (readable + writable >= _n)
             {
                 return $"more than N = {_n} descriptors (a loop, or a chain longer than the queue)";
             }
 
-            _segments[readable + writable] = new VirtqSegment(host, len, isWritable);
+            // One segment, or (in a GuestMemoryMap) one per region the buffer crosses.
+            int added = AddSegments(addr, len, isWritable, readable + writable);
+            if (added <= 0)
+            {
+                return added == 0
+                    ? $"buffer [0x{addr:x}, +{len}) outside the region"
+                    : $"buffer [0x{addr:x}, +{len}) crosses regions into more than N = {_n} segments";
+            }
+
             if (isWritable)
             {
-                writable++;
+                writable += added;
                 writableBytes += len;
             }
             else
             {
-                readable++;
+                readable += added;
                 readableBytes += len;
             }
 

@@ -10,13 +10,13 @@ namespace RefRuntime.Core.Virtio;
 /// from construction until the first <see cref="Destroy"/>; broken from the first violation until Reset.</remarks>
 public abstract class VirtqSide
 {
-    private readonly GuestMemory _memory;
+    private readonly GuestMemory? _memory; // null for a device side over a GuestMemoryMap
     private int _destroyed;
 
     /// <summary>Why the queue is broken, or null. Set by <see cref="Break"/>, cleared by Reset.</summary>
     private protected string? _brokenReason;
 
-    private protected VirtqSide(GuestMemory memory) => _memory = memory;
+    private protected VirtqSide(GuestMemory? memory) => _memory = memory;
 
     /// <summary>Whether a protocol violation broke the queue.</summary>
     public bool IsBroken => _brokenReason is not null;
@@ -36,8 +36,14 @@ public abstract class VirtqSide
         }
 
         _brokenReason = "the queue was destroyed";
-        _memory.Detach();
+        _memory?.Detach();
+        OnDestroyed();
         return RrStatus.Ok;
+    }
+
+    /// <summary>Runs once, in <see cref="Destroy"/>, after the side is marked destroyed (release what it holds).</summary>
+    private protected virtual void OnDestroyed()
+    {
     }
 
     /// <summary>Marks the queue broken with <paramref name="reason"/>.</summary>

@@ -56,6 +56,9 @@ internal enum HandleKind
 
     /// <summary>rr_doorbell_t.</summary>
     Doorbell = 8,
+
+    /// <summary>rr_guestmap_t.</summary>
+    GuestMap = 9,
 }
 
 /// <summary>The handle table behind every opaque C handle.</summary>
@@ -65,7 +68,7 @@ internal static unsafe class ObjectHandle
     private const int SegmentShift = 10;
     private const int SegmentSize = 1 << SegmentShift;
     private const int MaxSegments = 1 << (24 - SegmentShift);
-    private const int KindCount = 9;
+    private const int KindCount = 10;
     private const long ClaimBit = 1L << 8;
 
     private struct Slot
@@ -301,6 +304,7 @@ internal static unsafe class ObjectHandle
         HandleKind.VqDriver => "rr_vq_driver_t",
         HandleKind.VqDevice => "rr_vq_device_t",
         HandleKind.Doorbell => "rr_doorbell_t",
+        HandleKind.GuestMap => "rr_guestmap_t",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

@@ -83,7 +83,7 @@ uint32_t rr_version(void);
  *                poisoned header, a weak handle where a strong one was expected or the reverse,
  *                a shared object where a unique one was expected); nothing was changed.
  *                Opaque handles (rr_gate_t, rr_devres_t, rr_gpio_chip_t, rr_pl061_model_t,
- *                rr_guestmem_t, rr_vq_driver_t, rr_vq_device_t, rr_doorbell_t) are
+ *                rr_guestmem_t, rr_guestmap_t, rr_vq_driver_t, rr_vq_device_t, rr_doorbell_t) are
  *                generation-checked entries of a handle table, never dereferenced: a destroyed,
  *                twice-destroyed, wrong-kind or made-up handle is always refused. For objects
  *                whose memory the caller holds (Arc payloads, rr_revocable_t, rr_io_t, RCU
@@ -1399,6 +1399,180 @@ int32_t rr_doorbell_ring(rr_doorbell_t *bell);
 int32_t rr_doorbell_wait(rr_doorbell_t *bell, int32_t timeout_ms);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Virtqueue back-ends: guest memory of several regions, queues configured after creation,  */
+/* chains held by head                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * A device back-end in its own process (vhost-user; QEMU docs/interop/vhost-user.rst) does not
+ * own guest memory: the front-end sends regions as file descriptors, each naming guest-physical
+ * addresses (descriptors) and the front-end's own user addresses (ring addresses). An
+ * rr_guestmap_t holds such regions. Every address the driver gives is translated through it and
+ * checked (no byte outside a region is ever touched); a buffer that crosses into an adjacent
+ * region is split into segments. A region removed while a held chain or a started ring still
+ * points into it stays mapped until they let go (RCU grace period + per-region reference count).
+ *
+ * A device queue created on a map (rr_vq_device_create_on_map) starts stopped: set its size, ring
+ * addresses, features and indices, then rr_vq_device_start(). rr_vq_device_stop() drops held
+ * chains and keeps the indices (to restart where it stopped, e.g. after a reconnect). Every chain
+ * popped stays held - its segments addressable by head - until rr_vq_device_add_used(): hold many,
+ * complete them in any order. The single-region queues of rr_vq_device_create() support the same
+ * calls. Threading as for the other queue calls: one thread at a time per queue; map calls are
+ * thread-safe.
+ */
+
+/** rr_guestmap_t - guest memory of several regions (opaque). */
+typedef struct rr_guestmap rr_guestmap_t;
+
+/** rr_guestmap_region_t - one region, laid out like a vhost-user memory region description. */
+typedef struct rr_guestmap_region {
+    uint64_t gpa;         /* first guest-physical address */
+    uint64_t size;        /* bytes, non-zero; the region may not wrap either address space */
+    uint64_t user_addr;   /* the front-end's address of the first byte (ring addresses use these) */
+    uint64_t mmap_offset; /* offset of the first byte in the descriptor's file (rr_guestmap_add_fd) */
+} rr_guestmap_region_t;
+
+/** rr_vq_segment_t - one translated buffer (or part of one) of a held chain. */
+typedef struct rr_vq_segment {
+    void *host;     /* host address; valid while the chain is held */
+    uint32_t len;
+    uint32_t flags; /* RR_VQ_SEGMENT_WRITABLE */
+} rr_vq_segment_t;
+
+/** rr_vq_state_t - a device queue's state (rr_vq_device_state). */
+typedef struct rr_vq_state {
+    uint32_t size;          /* configured size (N) */
+    uint32_t max_size;
+    uint16_t next_avail;    /* the next available index the device consumes (GET_VRING_BASE) */
+    uint16_t next_used;     /* the next used index it writes */
+    uint16_t ring_used_idx; /* used.idx as the ring holds it (0 while stopped) */
+    uint16_t reserved;
+    uint32_t held;          /* chains popped and not returned */
+    uint32_t flags;         /* RR_VQ_STATE_* */
+} rr_vq_state_t;
+
+#define RR_VQ_SEGMENT_WRITABLE 1u
+#define RR_VQ_STATE_READY 1u   /* started */
+#define RR_VQ_STATE_ENABLED 2u
+#define RR_VQ_STATE_BROKEN 4u
+/** Address spaces of rr_vq_device_set_rings(). */
+#define RR_VQ_ADDR_GUEST 0u    /* guest-physical */
+#define RR_VQ_ADDR_USER 1u     /* the front-end's user addresses (maps only) */
+
+/**
+ * rr_guestmap_create() - an empty map holding at most @max_regions (1 .. 4096) regions.
+ * Return: RR_OK; RR_EINVAL; RR_ENOMEM.
+ */
+int32_t rr_guestmap_create(uint32_t max_regions, rr_guestmap_t **out);
+
+/**
+ * rr_guestmap_destroy() - remove every region (each unmapped once nothing pins it) and free the map.
+ * Return: RR_OK; RR_EBUSY while a queue created on it exists; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_guestmap_destroy(rr_guestmap_t *map);
+
+/**
+ * rr_guestmap_add_fd() - map [@region->mmap_offset, +@region->size) of @fd MAP_SHARED read/write
+ * and add it. The descriptor is not consumed (close it when you like; the mapping stays). A file
+ * smaller than offset + size, or a descriptor that cannot be mapped (a pipe, a socket, a
+ * character device), is refused: touching a mapping past the end of its file would fault.
+ * Return: RR_OK; RR_EINVAL (bad region, overlap with another region in either address space, the
+ * descriptor); RR_ENOSPC (map full); RR_ENOMEM; RR_EBADHANDLE.
+ */
+int32_t rr_guestmap_add_fd(rr_guestmap_t *map, const rr_guestmap_region_t *region, int32_t fd);
+
+/**
+ * rr_guestmap_add_host() - add memory the host lends: @region->size bytes at @host.
+ * @release: called once with @ctx when the region is gone and nothing uses it any more (also at
+ *           once when the call fails); may be NULL. The memory must stay valid until then.
+ * Return: as rr_guestmap_add_fd().
+ */
+int32_t rr_guestmap_add_host(rr_guestmap_t *map, const rr_guestmap_region_t *region, void *host,
+                             void (*release)(void *ctx), void *ctx);
+
+/**
+ * rr_guestmap_remove() - remove the region with this guest address and size (and user address,
+ * unless 0). Held chains and started rings that use it keep it mapped until they are done.
+ * Return: RR_OK; RR_ENOENT (no such region); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_guestmap_remove(rr_guestmap_t *map, uint64_t gpa, uint64_t size, uint64_t user_addr);
+
+/** rr_guestmap_read() - copy guest memory at @gpa (may span adjacent regions). Return: RR_OK; RR_EINVAL (a byte outside every region); RR_EBADHANDLE. */
+int32_t rr_guestmap_read(rr_guestmap_t *map, uint64_t gpa, void *dst, uint64_t len);
+
+/** rr_guestmap_write() - copy into guest memory at @gpa. Return: as rr_guestmap_read(). */
+int32_t rr_guestmap_write(rr_guestmap_t *map, uint64_t gpa, const void *src, uint64_t len);
+
+/** rr_guestmap_count() - regions in the table, and (optional) removed ones still pinned. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_guestmap_count(rr_guestmap_t *map, uint32_t *out_regions, uint32_t *out_pending);
+
+/**
+ * rr_vq_device_create_on_map() - a stopped device queue in @map of at most @max_size entries (a
+ * power of two up to 32768). @features, @policy as for rr_vq_device_create().
+ * Return: RR_OK; RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_create_on_map(rr_guestmap_t *map, uint32_t max_size, uint64_t features, uint32_t policy, rr_vq_device_t **out);
+
+/** rr_vq_device_set_size() - the ring size (stopped only). Return: RR_OK; RR_EINVAL (not a power of two up to max_size); RR_EBUSY (started); RR_EBADHANDLE. */
+int32_t rr_vq_device_set_size(rr_vq_device_t *vq, uint32_t size);
+
+/**
+ * rr_vq_device_set_rings() - size and part addresses (stopped only); @space: RR_VQ_ADDR_GUEST, or
+ * RR_VQ_ADDR_USER for a queue on a map. Checked by rr_vq_device_start().
+ * Return: RR_OK; RR_EINVAL (bad size or space, reserved not 0); RR_EBUSY; RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_set_rings(rr_vq_device_t *vq, const rr_vq_rings_t *rings, uint32_t space);
+
+/** rr_vq_device_set_features() - RR_VIRTIO_F_* the queue uses (stopped only). Return: RR_OK; RR_EBUSY; RR_EBADHANDLE. */
+int32_t rr_vq_device_set_features(rr_vq_device_t *vq, uint64_t features);
+
+/** rr_vq_device_set_indices() - next available index to consume, next used index to write (stopped only). Return: RR_OK; RR_EBUSY; RR_EBADHANDLE. */
+int32_t rr_vq_device_set_indices(rr_vq_device_t *vq, uint16_t next_avail, uint16_t next_used);
+
+/**
+ * rr_vq_device_start() - start on the configured rings: each part aligned and inside one region
+ * (pinned until stop); clears the broken state. On failure the reason goes to @err (@cap bytes,
+ * NUL-terminated; may be NULL with @cap 0).
+ * Return: RR_OK; RR_EINVAL; RR_EBUSY (already started); RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_start(rr_vq_device_t *vq, char *err, uint32_t cap);
+
+/** rr_vq_device_stop() - stop: held chains dropped (not returned), rings unpinned, indices kept. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_vq_device_stop(rr_vq_device_t *vq);
+
+/** rr_vq_device_set_enabled() - 0: take no new chains (held ones may still be completed); 1: take them. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_vq_device_set_enabled(rr_vq_device_t *vq, int32_t enabled);
+
+/**
+ * rr_vq_device_sync_used() - continue writing used entries at the ring's own used.idx (started,
+ * nothing held): what a back-end that takes over a ring does. Return: RR_OK; RR_EBUSY; RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_sync_used(rr_vq_device_t *vq);
+
+/** rr_vq_device_state() - the queue's state. Return: RR_OK; RR_EINVAL; RR_EBADHANDLE. */
+int32_t rr_vq_device_state(rr_vq_device_t *vq, rr_vq_state_t *out);
+
+/** rr_vq_device_chain() - the shape of held chain @head. Return: RR_OK; RR_EINVAL (not held); RR_EBADHANDLE. */
+int32_t rr_vq_device_chain(rr_vq_device_t *vq, uint32_t head, rr_vq_chain_t *out);
+
+/**
+ * rr_vq_device_chain_segment() - segment @index of held chain @head (readable ones first): a
+ * bounded span of guest memory, valid - zero copy - while the chain is held.
+ * Return: RR_OK; RR_ENOENT (@index past the last segment); RR_EINVAL (not held); RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_chain_segment(rr_vq_device_t *vq, uint32_t head, uint32_t index, rr_vq_segment_t *out);
+
+/**
+ * rr_vq_device_chain_read() - copy readable bytes of held chain @head from byte @offset (counted
+ * across its readable segments) into @dst; *@out_len = bytes copied (short at the end).
+ * Return: RR_OK; RR_EINVAL (not held, @offset past the readable bytes); RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_chain_read(rr_vq_device_t *vq, uint32_t head, uint32_t offset, void *dst, uint32_t cap, uint32_t *out_len);
+
+/** rr_vq_device_chain_write() - copy @len bytes into the writable bytes of held chain @head from byte @offset; as rr_vq_device_chain_read(). */
+int32_t rr_vq_device_chain_write(rr_vq_device_t *vq, uint32_t head, uint32_t offset, const void *src, uint32_t len, uint32_t *out_written);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Heap diagnostics                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1411,7 +1585,7 @@ int64_t rr_heap_live_count(void);
 
 /**
  * rr_debug_live_handles() - opaque handles (rr_gate_t, rr_devres_t, rr_gpio_chip_t,
- * rr_pl061_model_t, rr_guestmem_t, rr_vq_driver_t, rr_vq_device_t, rr_doorbell_t) created and
+ * rr_pl061_model_t, rr_guestmem_t, rr_guestmap_t, rr_vq_driver_t, rr_vq_device_t, rr_doorbell_t) created and
  * not yet destroyed. 0 at a clean shutdown.
  */
 int64_t rr_debug_live_handles(void);
@@ -1796,6 +1970,12 @@ _Static_assert(sizeof(rr_gpio_irq_stats_t) == 32 && offsetof(rr_gpio_irq_stats_t
 static_assert(sizeof(rr_vq_buf_t) == 16 && sizeof(rr_vq_rings_t) == 32 && sizeof(rr_vq_chain_t) == 20, "virtqueue struct layouts");
 #else
 _Static_assert(sizeof(rr_vq_buf_t) == 16 && sizeof(rr_vq_rings_t) == 32 && sizeof(rr_vq_chain_t) == 20, "virtqueue struct layouts");
+#endif
+
+#ifdef __cplusplus
+static_assert(sizeof(rr_guestmap_region_t) == 32 && sizeof(rr_vq_segment_t) == 16 && sizeof(rr_vq_state_t) == 24, "back-end struct layouts");
+#else
+_Static_assert(sizeof(rr_guestmap_region_t) == 32 && sizeof(rr_vq_segment_t) == 16 && sizeof(rr_vq_state_t) == 24, "back-end struct layouts");
 #endif
 
 #endif /* REFRUNTIME_H */

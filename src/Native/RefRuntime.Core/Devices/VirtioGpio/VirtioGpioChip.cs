@@ -12,7 +12,8 @@
 // size); ERR becomes InvalidArgument, or NoDevice when the device reports it needs a reset (its
 // hardware is gone). No timeout on a live device (Linux removed it: the device owns the buffers
 // until it answers), but a device that stops, breaks its queue or needs a reset wakes every
-// waiter with NoDevice, and that line's buffers are never reused.
+// waiter with NoDevice, and that line's buffers are not reused until the device returns them
+// (a vhost-user back-end restarted behind a reconnecting transport replays the chain).
 //
 // Interrupts follow Linux's flag model (gpio-virtio.c): SetIrqType stores the type; SetIrqHandler enables
 // (SET_IRQ_TYPE, then queue the line's eventq buffer = unmask) or disables (SET_IRQ_TYPE NONE; the
@@ -55,7 +56,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
         public uint ResponseCapacity;
         public volatile bool Completed;
         public uint UsedLength;
-        public volatile bool Dead; // abandoned to a device that stopped answering: never reused
+        public volatile bool Dead; // abandoned to a device that stopped answering: not reused until it returns them
     }
 
     private sealed class IrqLine
@@ -701,7 +702,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
         value = 0;
         if (!WaitFor(slot))
         {
-            slot.Dead = true; // the device may still own the buffers: never reuse them
+            slot.Dead = true; // the device may still own the buffers: not reused until it returns them
             return RrStatus.NoDevice;
         }
 
@@ -810,6 +811,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
 
             Slot slot = _slots[(int)token];
             slot.UsedLength = len;
+            slot.Dead = false; // the device gave the buffers back (late, after a reconnect): usable again
             slot.Completed = true;
             slot.Done.Set();
             any = true;
@@ -912,7 +914,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
 
         if (kick)
         {
-            _device.Kick.Ring();
+            _device.EventqKick.Ring();
         }
     }
 

@@ -20,6 +20,12 @@
 // buffer (unmasked) and a software edge latch; level interrupts are never latched. A chip that
 // answers NoDevice (the PL061 was removed) makes the device answer ERR and report NeedsReset,
 // which the front end turns into "no device".
+//
+// Queues. In the in-process pair the device creates its queues from the rings the driver placed
+// (Start) and owns them. Served over vhost-user, the session owns them - it starts and stops
+// them with the front-end's messages - and hands them over with Attach; Detach stops serving but
+// keeps the line state and the eventq buffers held, so Attach with the same queues continues.
+// Each queue has its own notification (a vhost-user front-end has one call eventfd per ring).
 
 using System;
 using System.Collections.Generic;
@@ -58,7 +64,9 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
     private GuestMemory? _memory;
     private VirtqDevice? _requestq;
     private VirtqDevice? _eventq;
-    private Doorbell? _call;
+    private Action? _notifyRequest; // notifies the driver of used requestq buffers
+    private Action? _notifyEvent;   // ... and of used eventq buffers
+    private bool _ownsQueues;
     private bool _irqNegotiated;
     private Thread? _thread;
     private volatile bool _stop;
@@ -234,15 +242,82 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             }
 
             _memory = memory;
-            _requestq = rq;
-            _eventq = eq;
-            _call = call;
-            _irqNegotiated = irq;
-            _stop = false;
-            _thread = new Thread(Serve) { IsBackground = true, Name = "virtio-gpio device" };
-            _thread.Start();
+            _ownsQueues = true;
+            StartServing(irq, rq!, eq, call.Ring, call.Ring);
             return RrStatus.Ok;
         }
+    }
+
+    /// <summary>
+    /// Starts serving queues someone else owns and has started (a vhost-user session): the device
+    /// never destroys them. <paramref name="notifyRequest"/> and <paramref name="notifyEvent"/>
+    /// tell the driver about used buffers on each queue.
+    /// </summary>
+    /// <returns><see cref="RrStatus.Ok"/>; <see cref="RrStatus.Busy"/> (serving already); <see cref="RrStatus.InvalidArgument"/> with <paramref name="error"/>.</returns>
+    public RrStatus Attach(ulong features, VirtqDevice requestq, VirtqDevice? eventq, Action notifyRequest, Action? notifyEvent, out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(requestq);
+        ArgumentNullException.ThrowIfNull(notifyRequest);
+        lock (_lifecycle)
+        {
+            error = null;
+            if (_thread is not null)
+            {
+                error = "the device is already serving; detach it first";
+                return RrStatus.Busy;
+            }
+
+            if ((features & ~DeviceFeatures) != 0)
+            {
+                error = $"features 0x{features:x} are not a subset of the offered 0x{DeviceFeatures:x}";
+                return RrStatus.InvalidArgument;
+            }
+
+            bool irq = (features & VIRTIO_GPIO_F_IRQ) != 0;
+            if (irq && (eventq is null || notifyEvent is null))
+            {
+                error = "VIRTIO_GPIO_F_IRQ needs the eventq";
+                return RrStatus.InvalidArgument;
+            }
+
+            _memory = null;
+            _ownsQueues = false;
+            StartServing(irq, requestq, irq ? eventq : null, notifyRequest, notifyEvent ?? notifyRequest);
+            return RrStatus.Ok;
+        }
+    }
+
+    /// <summary>Stops serving attached queues; line state and held eventq buffers stay (see file comment).</summary>
+    public void Detach()
+    {
+        lock (_lifecycle)
+        {
+            StopServing();
+        }
+    }
+
+    /// <summary>Whether the serve thread is running.</summary>
+    public bool IsServing
+    {
+        get
+        {
+            lock (_lifecycle)
+            {
+                return _thread is not null;
+            }
+        }
+    }
+
+    private void StartServing(bool irq, VirtqDevice rq, VirtqDevice? eq, Action notifyRequest, Action notifyEvent)
+    {
+        _requestq = rq;
+        _eventq = eq;
+        _notifyRequest = notifyRequest;
+        _notifyEvent = notifyEvent;
+        _irqNegotiated = irq;
+        _stop = false;
+        _thread = new Thread(Serve) { IsBackground = true, Name = "virtio-gpio device" };
+        _thread.Start();
     }
 
     /// <inheritdoc/>
@@ -284,8 +359,12 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             _thread = null;
         }
 
-        _requestq?.Destroy();
-        _eventq?.Destroy();
+        if (_ownsQueues)
+        {
+            _requestq?.Destroy();
+            _eventq?.Destroy();
+        }
+
         _requestq = null;
         _eventq = null;
         _memory = null;
@@ -357,7 +436,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
 
         if (answered > 0 && q.NotifyPrepare())
         {
-            _call!.Ring();
+            _notifyRequest!();
         }
 
         return answered > 0;
@@ -580,7 +659,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             CompleteHeld(ref line, VIRTIO_GPIO_IRQ_STATUS_INVALID);
             if (_eventq!.NotifyPrepare())
             {
-                _call!.Ring();
+                _notifyEvent!();
             }
         }
     }
@@ -640,7 +719,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
 
         if (taken > 0 && q.NotifyPrepare())
         {
-            _call!.Ring();
+            _notifyEvent!();
         }
 
         return taken > 0;
@@ -725,7 +804,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
 
         if (delivered && _eventq!.NotifyPrepare())
         {
-            _call!.Ring();
+            _notifyEvent!();
         }
 
         return true;

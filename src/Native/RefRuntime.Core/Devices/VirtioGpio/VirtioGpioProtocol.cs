@@ -138,8 +138,11 @@ public interface IVirtioGpioTransport
     /// <summary>True once the device needs a reset (virtio DEVICE_NEEDS_RESET): its hardware is gone or it failed.</summary>
     bool NeedsReset { get; }
 
-    /// <summary>The doorbell the driver rings to notify the device (kick).</summary>
+    /// <summary>The doorbell the driver rings to notify the device (kick) of new requestq buffers.</summary>
     Doorbell Kick { get; }
+
+    /// <summary>The doorbell for new eventq buffers (a vhost-user device has one kick per queue); by default <see cref="Kick"/>.</summary>
+    Doorbell EventqKick => Kick;
 
     /// <summary>
     /// Driver OK: the driver accepted <paramref name="features"/> and placed its queues; the
