@@ -36,7 +36,7 @@ internal static unsafe partial class Program
     private static readonly string[] Workloads = ["rcu_read", "rwls_read", "lock_read", "shared_counter", "refcount_private", "arc_private", "arc_shared"];
 
     private static Node s_node = new(42);
-    private static readonly RcuDomain s_domain = new();
+    private static readonly RawRcuDomain s_domain = new();
     private static readonly ReaderWriterLockSlim s_rwls = new();
     private static readonly Lock s_lock = new();
     private static int s_shared = 1;
@@ -171,7 +171,7 @@ internal static unsafe partial class Program
             {
                 RcuReader* r = s_domain.ReadLockRecord();
                 long v = Volatile.Read(ref s_node).Value;
-                RcuDomain.ReadUnlock(r);
+                RawRcuDomain.ReadUnlock(r);
                 return v;
             }
 

@@ -36,7 +36,7 @@ using (var stack = new GpioPairStack())
     using var fired = new ManualResetEventSlim(false);
     long firedAt = 0;
     Must(chip.DirectionInput(2), "direction_input(2)");
-    Must(chip.SetIrqType(2, GpioIrqType.EdgeRising), "irq type rising");
+    Must(chip.SetIrqType(2, RawGpioIrqType.EdgeRising), "irq type rising");
     Must(chip.SetIrqHandler(2, line =>
     {
         firedAt = Stopwatch.GetTimestamp();
@@ -108,7 +108,7 @@ using (var stack = new GpioPairStack())
 
     int count = 0;
     Must(stack.Ring.DirectionInput(7), "irq line");
-    Must(stack.Ring.SetIrqType(7, GpioIrqType.EdgeBoth), "irq type");
+    Must(stack.Ring.SetIrqType(7, RawGpioIrqType.EdgeBoth), "irq type");
     Must(stack.Ring.SetIrqHandler(7, _ => Interlocked.Increment(ref count)), "irq handler");
     bool level = false;
     var irq = new Samples("interrupt round trip, ring");

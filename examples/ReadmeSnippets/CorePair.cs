@@ -12,7 +12,7 @@ static class CorePair
 {
     public static void Run()
     {
-        var model = new Pl061Model();
+        var model = new RawPl061Model();
         if (Pl061Probe.OnModel(model, out var probed, out string? error) != RrStatus.Ok)
         {
             throw new InvalidOperationException(error);
@@ -26,7 +26,7 @@ static class CorePair
         }
 
         GuestMemory guestMemory = memory!;
-        GpioIrqType rising = GpioIrqType.EdgeRising;
+        RawGpioIrqType rising = RawGpioIrqType.EdgeRising;
 
         VirtioGpioDevice.Create(pl061Driver, names, offerIrq: true, out var device, out _);  // device side
         VirtioGpioChip.Probe(device!, guestMemory, out var chip, out _);                      // front end

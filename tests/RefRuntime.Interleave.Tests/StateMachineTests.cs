@@ -54,9 +54,9 @@ public sealed unsafe class StateMachineTests
 
     private static Scenario RevokeVsAccess(int readers, int revokers)
     {
-        var domain = new RcuDomain();
+        var domain = new RawRcuDomain();
         var resource = new Resource();
-        var rev = new Revocable<Resource>(domain, resource, r => Interlocked.Increment(ref r.Released));
+        var rev = new RawRevocable<Resource>(domain, resource, r => Interlocked.Increment(ref r.Released));
         string? seen = null;
         int revokedCount = 0;
         var threads = new Action[readers + revokers];
@@ -75,7 +75,7 @@ public sealed unsafe class StateMachineTests
                             seen ??= "a reader used the resource after it was released";
                         }
 
-                        RcuDomain.ReadUnlock(r);
+                        RawRcuDomain.ReadUnlock(r);
                     }
                 }
             };
@@ -127,9 +127,9 @@ public sealed unsafe class StateMachineTests
     {
         AssertClean(Run("reader straddling 2 grace periods", () =>
         {
-            var domain = new RcuDomain();
-            var first = new Revocable<Resource>(domain, new Resource(), r => Volatile.Write(ref r.Released, 1));
-            var second = new Revocable<Resource>(domain, new Resource(), r => Volatile.Write(ref r.Released, 1));
+            var domain = new RawRcuDomain();
+            var first = new RawRevocable<Resource>(domain, new Resource(), r => Volatile.Write(ref r.Released, 1));
+            var second = new RawRevocable<Resource>(domain, new Resource(), r => Volatile.Write(ref r.Released, 1));
             int loaded = 0;
             string? seen = null;
             return new Scenario
@@ -148,7 +148,7 @@ public sealed unsafe class StateMachineTests
                                 seen = "a reader used the resource after its grace period";
                             }
 
-                            RcuDomain.ReadUnlock(r);
+                            RawRcuDomain.ReadUnlock(r);
                         }
                     },
                     () =>
@@ -174,9 +174,9 @@ public sealed unsafe class StateMachineTests
     {
         Exploration e = Run("broken: revoke without a grace period", () =>
         {
-            var domain = new RcuDomain();
+            var domain = new RawRcuDomain();
             var resource = new Resource();
-            var rev = new Revocable<Resource>(domain, resource, r => Volatile.Write(ref r.Released, 1));
+            var rev = new RawRevocable<Resource>(domain, resource, r => Volatile.Write(ref r.Released, 1));
             string? seen = null;
             return new Scenario
             {
@@ -193,7 +193,7 @@ public sealed unsafe class StateMachineTests
                                 seen = "use after release";
                             }
 
-                            RcuDomain.ReadUnlock(r);
+                            RawRcuDomain.ReadUnlock(r);
                         }
                     },
                     () => rev.RevokeNoSync(),

@@ -49,8 +49,8 @@ public sealed class PublicSurfaceTests
 
     // The safe enums convert to Core's with a cast: same names, same values.
     [Theory]
-    [InlineData(typeof(GpioDirection), typeof(RefRuntime.Core.Devices.Gpio.GpioDirection))]
-    [InlineData(typeof(GpioIrqType), typeof(RefRuntime.Core.Devices.Gpio.GpioIrqType))]
+    [InlineData(typeof(GpioDirection), typeof(RefRuntime.Core.Devices.Gpio.RawGpioDirection))]
+    [InlineData(typeof(GpioIrqType), typeof(RefRuntime.Core.Devices.Gpio.RawGpioIrqType))]
     [InlineData(typeof(VirtqueueFeatures), typeof(RefRuntime.Core.Virtio.VirtqFeatures))]
     public void SafeEnums_SameNamesAndValuesAsCore(Type safe, Type core)
     {

@@ -17,10 +17,10 @@ using RefRuntime.Core.Virtio;
 public sealed class GpioPairStack : IDisposable
 {
     /// <summary>The device model (the "board": drives inputs, shows outputs).</summary>
-    public Pl061Model Model { get; } = new();
+    public RawPl061Model Model { get; } = new();
 
     /// <summary>The PL061 driver.</summary>
-    public Pl061Driver<DeviceBackend> Direct { get; }
+    public Pl061Driver<RawDeviceBackend> Direct { get; }
 
     /// <summary>The virtio-gpio device backend over the driver.</summary>
     public VirtioGpioDevice Device { get; }

@@ -62,10 +62,10 @@ public sealed class LockedGpioQueue : IGpioChip, IDisposable
     public int LineCount => _chip.LineCount;
 
     /// <inheritdoc/>
-    public RrStatus GetDirection(int line, out GpioDirection direction)
+    public RrStatus GetDirection(int line, out RawGpioDirection direction)
     {
         RrStatus s = Call(Op.GetDirection, line, 0, out int r);
-        direction = (GpioDirection)r;
+        direction = (RawGpioDirection)r;
         return s;
     }
 
@@ -87,7 +87,7 @@ public sealed class LockedGpioQueue : IGpioChip, IDisposable
     public RrStatus Set(int line, bool value) => Call(Op.Set, line, value ? 1 : 0, out _);
 
     /// <inheritdoc/>
-    public RrStatus SetIrqType(int line, GpioIrqType type) => Call(Op.SetIrqType, line, (int)type, out _);
+    public RrStatus SetIrqType(int line, RawGpioIrqType type) => Call(Op.SetIrqType, line, (int)type, out _);
 
     /// <inheritdoc/>
     public RrStatus SetIrqHandler(int line, Action<int>? handler) => _chip.SetIrqHandler(line, handler);
@@ -96,7 +96,7 @@ public sealed class LockedGpioQueue : IGpioChip, IDisposable
     public RrStatus DisableIrqNoSync(int line) => _chip.DisableIrqNoSync(line);
 
     /// <inheritdoc/>
-    public RrStatus GetIrqStats(int line, out GpioIrqStats stats) => _chip.GetIrqStats(line, out stats);
+    public RrStatus GetIrqStats(int line, out RawGpioIrqStats stats) => _chip.GetIrqStats(line, out stats);
 
     /// <summary>Reads several lines with all requests queued before waiting (pipelined).</summary>
     public RrStatus GetMultiple(ReadOnlySpan<int> lines, Span<bool> values)
@@ -197,7 +197,7 @@ public sealed class LockedGpioQueue : IGpioChip, IDisposable
             switch (r.Op)
             {
                 case Op.GetDirection:
-                    s = _chip.GetDirection(r.Line, out GpioDirection d);
+                    s = _chip.GetDirection(r.Line, out RawGpioDirection d);
                     result = (int)d;
                     break;
                 case Op.DirectionInput:
@@ -214,7 +214,7 @@ public sealed class LockedGpioQueue : IGpioChip, IDisposable
                     s = _chip.Set(r.Line, r.Value != 0);
                     break;
                 default:
-                    s = _chip.SetIrqType(r.Line, (GpioIrqType)r.Value);
+                    s = _chip.SetIrqType(r.Line, (RawGpioIrqType)r.Value);
                     break;
             }
 

@@ -14,9 +14,9 @@ using static RefRuntime.Core.Devices.Pl061.Pl061Regs;
 /// A lock around every operation: the C driver's spinlock design, in C#, with a "removed" flag
 /// checked under the lock. The lock-based baseline the revocable/gate driver replaces.
 /// </summary>
-internal sealed class LockedPl061(MappedIo<Pl061Map, DeviceBackend> regs)
+internal sealed class LockedPl061(RawMappedIo<Pl061Map, RawDeviceBackend> regs)
 {
-    private static readonly Reg8<Pl061Map>[] Alias = [new(4), new(8), new(16), new(32), new(64), new(128), new(256), new(512)];
+    private static readonly RawReg8<Pl061Map>[] Alias = [new(4), new(8), new(16), new(32), new(64), new(128), new(256), new(512)];
     private readonly Lock _lock = new();
     private bool _removed;
 
@@ -60,19 +60,19 @@ internal sealed class LockedPl061(MappedIo<Pl061Map, DeviceBackend> regs)
 public class Pl061Benchmarks
 {
     private const int Ops = 100;
-    private static readonly Reg8<Pl061Map> Line3 = new(4 << 3);
+    private static readonly RawReg8<Pl061Map> Line3 = new(4 << 3);
 
-    private readonly Pl061Model _model = new();
-    private MappedIo<Pl061Map, DeviceBackend> _regs;
-    private Pl061Driver<DeviceBackend> _driver = null!;
+    private readonly RawPl061Model _model = new();
+    private RawMappedIo<Pl061Map, RawDeviceBackend> _regs;
+    private Pl061Driver<RawDeviceBackend> _driver = null!;
     private LockedPl061 _locked = null!;
 
     [GlobalSetup]
     public void Setup()
     {
-        var io = new Io<DeviceBackend>(new DeviceBackend(_model, WindowSize));
+        var io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(_model, WindowSize));
         _regs = io.Bind<Pl061Map>();
-        if (Pl061Driver<DeviceBackend>.Probe(io, null, null, out var d, out string? error) != RrStatus.Ok)
+        if (Pl061Driver<RawDeviceBackend>.Probe(io, null, null, out var d, out string? error) != RrStatus.Ok)
         {
             throw new System.InvalidOperationException(error);
         }
@@ -176,19 +176,19 @@ public class Pl061Benchmarks
 public class Pl061ContendedBenchmarks
 {
     private const int Ops = 1000;
-    private static readonly Reg8<Pl061Map>[] Alias = [new(4), new(8), new(16), new(32), new(64), new(128), new(256), new(512)];
+    private static readonly RawReg8<Pl061Map>[] Alias = [new(4), new(8), new(16), new(32), new(64), new(128), new(256), new(512)];
 
     private readonly PartnerThread _partner = new();
-    private readonly Pl061Model _model = new();
-    private MappedIo<Pl061Map, DeviceBackend> _regs;
-    private Pl061Driver<DeviceBackend> _driver = null!;
+    private readonly RawPl061Model _model = new();
+    private RawMappedIo<Pl061Map, RawDeviceBackend> _regs;
+    private Pl061Driver<RawDeviceBackend> _driver = null!;
     private LockedPl061 _locked = null!;
 
     private void Setup()
     {
-        var io = new Io<DeviceBackend>(new DeviceBackend(_model, WindowSize));
+        var io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(_model, WindowSize));
         _regs = io.Bind<Pl061Map>();
-        Pl061Driver<DeviceBackend>.Probe(io, null, null, out var d, out _);
+        Pl061Driver<RawDeviceBackend>.Probe(io, null, null, out var d, out _);
         _driver = d!;
         _driver.DirectionOutput(0, false);
         _driver.DirectionOutput(1, false);
@@ -275,24 +275,24 @@ public class Pl061InterruptBenchmarks
 {
     private const int Edges = 100;
 
-    private readonly Pl061Model _bare = new();
-    private readonly Pl061Model _model = new();
-    private Pl061Driver<DeviceBackend> _driver = null!;
+    private readonly RawPl061Model _bare = new();
+    private readonly RawPl061Model _model = new();
+    private Pl061Driver<RawDeviceBackend> _driver = null!;
     private int _handled;
 
     [GlobalSetup]
     public void Setup()
     {
-        var io = new Io<DeviceBackend>(new DeviceBackend(_model, WindowSize));
-        Pl061Driver<DeviceBackend>.Probe(io, null, h =>
+        var io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(_model, WindowSize));
+        Pl061Driver<RawDeviceBackend>.Probe(io, null, h =>
         {
             _model.InterruptChanged += h;
             return new ActionDisposable(() => _model.InterruptChanged -= h);
         }, out var d, out _);
         _driver = d!;
-        _driver.SetIrqType(2, GpioIrqType.EdgeRising);
+        _driver.SetIrqType(2, RawGpioIrqType.EdgeRising);
         _driver.SetIrqHandler(2, _ => _handled++);
-        var bareIo = new Io<DeviceBackend>(new DeviceBackend(_bare, WindowSize));
+        var bareIo = new RawIo<RawDeviceBackend>(new RawDeviceBackend(_bare, WindowSize));
         bareIo.TryWrite8(0x04, GPIOIE);
         bareIo.TryWrite8(0x04, GPIOIEV);
         _bare.InterruptChanged += up =>

@@ -45,7 +45,7 @@ public class VirtioGpioBenchmarks
     public void SetupRingIrq()
     {
         Setup();
-        Check(_stack!.Ring.SetIrqType(7, GpioIrqType.EdgeBoth));
+        Check(_stack!.Ring.SetIrqType(7, RawGpioIrqType.EdgeBoth));
         Check(_stack.Ring.SetIrqHandler(7, _ => Interlocked.Increment(ref _fired)));
     }
 
@@ -54,7 +54,7 @@ public class VirtioGpioBenchmarks
     {
         Setup();
         Check(_stack!.Direct.DirectionInput(7));
-        Check(_stack.Direct.SetIrqType(7, GpioIrqType.EdgeBoth));
+        Check(_stack.Direct.SetIrqType(7, RawGpioIrqType.EdgeBoth));
         Check(_stack.Direct.SetIrqHandler(7, _ => Interlocked.Increment(ref _fired)));
     }
 

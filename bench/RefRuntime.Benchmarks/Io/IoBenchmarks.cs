@@ -15,14 +15,14 @@ public unsafe class IoBenchmarks
 {
     private const int Accesses = 1000;
 
-    public sealed class Map : IRegisterMap
+    public sealed class Map : IRawRegisterMap
     {
         public static nuint Size => 0x100;
     }
 
-    private static readonly Reg32<Map> Reg = new(0x40);
+    private static readonly RawReg32<Map> Reg = new(0x40);
 
-    private sealed class NullDevice : IDeviceModel
+    private sealed class NullDevice : IRawDeviceModel
     {
         public ulong Value;
 
@@ -31,19 +31,19 @@ public unsafe class IoBenchmarks
         public void Write(nuint offset, int width, ulong value) => Value = value;
     }
 
-    private IoRegion _region = null!;
-    private MappedIo<Map, MemoryBackend> _regs;
-    private MappedIo<Map, DeviceBackend> _device;
+    private RawIoRegion _region = null!;
+    private RawMappedIo<Map, RawMemoryBackend> _regs;
+    private RawMappedIo<Map, RawDeviceBackend> _device;
     private uint* _raw;
     private readonly Lock _lock = new();
 
     [GlobalSetup]
     public void Setup()
     {
-        _region = IoRegion.Allocate(0x100);
+        _region = RawIoRegion.Allocate(0x100);
         _regs = _region.Io.Bind<Map>();
         _raw = (uint*)(_region.Io.Backend.Base + 0x40);
-        _device = new Io<DeviceBackend>(new DeviceBackend(new NullDevice(), 0x100)).Bind<Map>();
+        _device = new RawIo<RawDeviceBackend>(new RawDeviceBackend(new NullDevice(), 0x100)).Bind<Map>();
     }
 
     [GlobalCleanup]
@@ -66,7 +66,7 @@ public unsafe class IoBenchmarks
     public uint Io_ReadLe32()
     {
         uint sum = 0;
-        MappedIo<Map, MemoryBackend> r = _regs;
+        RawMappedIo<Map, RawMemoryBackend> r = _regs;
         for (int i = 0; i < Accesses; i++)
         {
             sum += r.ReadLe32(Reg);
@@ -79,7 +79,7 @@ public unsafe class IoBenchmarks
     public uint Io_ReadBe32()
     {
         uint sum = 0;
-        MappedIo<Map, MemoryBackend> r = _regs;
+        RawMappedIo<Map, RawMemoryBackend> r = _regs;
         for (int i = 0; i < Accesses; i++)
         {
             sum += r.ReadBe32(Reg);
@@ -101,7 +101,7 @@ public unsafe class IoBenchmarks
     [Benchmark(OperationsPerInvoke = Accesses)]
     public void Io_WriteLe32()
     {
-        MappedIo<Map, MemoryBackend> r = _regs;
+        RawMappedIo<Map, RawMemoryBackend> r = _regs;
         for (int i = 0; i < Accesses; i++)
         {
             r.WriteLe32(Reg, (uint)i);
@@ -111,7 +111,7 @@ public unsafe class IoBenchmarks
     [Benchmark(OperationsPerInvoke = Accesses)]
     public void Io_WriteBe32()
     {
-        MappedIo<Map, MemoryBackend> r = _regs;
+        RawMappedIo<Map, RawMemoryBackend> r = _regs;
         for (int i = 0; i < Accesses; i++)
         {
             r.WriteBe32(Reg, (uint)i);
@@ -122,7 +122,7 @@ public unsafe class IoBenchmarks
     public uint Io_CheckedTryReadLe32()
     {
         uint sum = 0;
-        Io<MemoryBackend> io = _regs.Io;
+        RawIo<RawMemoryBackend> io = _regs.Io;
         for (int i = 0; i < Accesses; i++)
         {
             io.TryReadLe32(0x40, out uint v);
@@ -152,7 +152,7 @@ public unsafe class IoBenchmarks
     public uint DeviceWindow_ReadLe32()
     {
         uint sum = 0;
-        MappedIo<Map, DeviceBackend> r = _device;
+        RawMappedIo<Map, RawDeviceBackend> r = _device;
         for (int i = 0; i < Accesses; i++)
         {
             sum += r.ReadLe32(Reg);

@@ -25,7 +25,7 @@ namespace RefRuntime.Benchmarks.Memory;
 /// <item><c>ArcBlock</c>: allocate, touch, free blocks of 48, 64, 96 and 128 bytes, 16-aligned
 /// (an Arc header of 48 bytes plus payloads of 0–80 bytes, <see cref="RawArc.Create"/>).</item>
 /// <item><c>ReaderRecord</c>: the same for a 64-byte, 64-aligned <see cref="RcuReader"/> record.</item>
-/// <item><c>Block4K</c>: a 4 KiB zeroed block, 64-aligned (<see cref="IoRegion.Allocate"/>), and
+/// <item><c>Block4K</c>: a 4 KiB zeroed block, 64-aligned (<see cref="RawIoRegion.Allocate"/>), and
 /// DotNext's <see cref="UnmanagedMemoryPool{T}"/> rent/return of the same size.</item>
 /// <item><c>BoundsRead</c>: 64 bounds-checked 32-bit reads at run-time offsets in a 4 KiB block:
 /// <see cref="GuestMemory.TryTranslate"/> + load (the virtqueue's path) against DotNext's checked
@@ -56,7 +56,7 @@ public unsafe class NativeMemoryBenchmarks
     private readonly uint[] _offsets = new uint[Ops];
     private UnmanagedMemoryPool<byte> _pool = null!;
     private GuestMemory _guest = null!;
-    private IoRegion _io = null!;
+    private RawIoRegion _io = null!;
     private IUnmanagedMemory<uint> _dotnext = null!;
     private byte* _raw;
 
@@ -73,7 +73,7 @@ public unsafe class NativeMemoryBenchmarks
         }
 
         _guest = guest!;
-        _io = IoRegion.Allocate(BlockSize);
+        _io = RawIoRegion.Allocate(BlockSize);
         _dotnext = IUnmanagedMemory<uint>.AllocateZeroed(BlockSize / sizeof(uint));
         _raw = (byte*)NativeMemory.AlignedAlloc(BlockSize, 64);
 
@@ -332,7 +332,7 @@ public unsafe class NativeMemoryBenchmarks
     [Benchmark(OperationsPerInvoke = Ops), BenchmarkCategory("BoundsRead")]
     public uint BoundsRead_IoTryRead()
     {
-        Io<MemoryBackend> io = _io.Io;
+        RawIo<RawMemoryBackend> io = _io.Io;
         uint[] offsets = _offsets;
         uint sum = 0;
         for (int i = 0; i < offsets.Length; i++)

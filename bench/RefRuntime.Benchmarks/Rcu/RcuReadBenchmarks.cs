@@ -1,7 +1,7 @@
 using System.Threading;
 using BenchmarkDotNet.Attributes;
 using Epoch = DotNext.Threading.Epoch;
-using CoreDomain = RefRuntime.Core.Rcu.RcuDomain;
+using CoreDomain = RefRuntime.Core.Rcu.RawRcuDomain;
 
 namespace RefRuntime.Benchmarks.Rcu;
 

@@ -1,6 +1,6 @@
 using System.Threading;
 using BenchmarkDotNet.Attributes;
-using CoreDomain = RefRuntime.Core.Rcu.RcuDomain;
+using CoreDomain = RefRuntime.Core.Rcu.RawRcuDomain;
 
 namespace RefRuntime.Benchmarks.Rcu;
 

@@ -1,8 +1,8 @@
 using System.Threading;
 using BenchmarkDotNet.Attributes;
 using RefRuntime.Core.Rcu;
-using CoreDomain = RefRuntime.Core.Rcu.RcuDomain;
-using CoreRevocable = RefRuntime.Core.Revoke.Revocable<RefRuntime.Benchmarks.Revoke.Hw>;
+using CoreDomain = RefRuntime.Core.Rcu.RawRcuDomain;
+using CoreRevocable = RefRuntime.Core.Revoke.RawRevocable<RefRuntime.Benchmarks.Revoke.Hw>;
 
 namespace RefRuntime.Benchmarks.Revoke;
 

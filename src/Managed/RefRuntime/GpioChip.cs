@@ -115,7 +115,7 @@ public sealed class GpioChip : IDisposable
     /// <summary>A line's direction.</summary>
     public GpioDirection GetDirection(int line)
     {
-        Check(_device.GetDirection(line, out Core.Devices.Gpio.GpioDirection d), line);
+        Check(_device.GetDirection(line, out Core.Devices.Gpio.RawGpioDirection d), line);
         return (GpioDirection)d;
     }
 
@@ -139,7 +139,7 @@ public sealed class GpioChip : IDisposable
     /// <exception cref="ArgumentException">Level and edge together, or both levels.</exception>
     public void SetIrqType(int line, GpioIrqType type)
     {
-        RrStatus s = _device.SetIrqType(line, (Core.Devices.Gpio.GpioIrqType)type);
+        RrStatus s = _device.SetIrqType(line, (Core.Devices.Gpio.RawGpioIrqType)type);
         if (s == RrStatus.InvalidArgument && (uint)line < (uint)_device.LineCount)
         {
             throw new ArgumentException($"Invalid trigger {type}: choose one edge type or one level.", nameof(type));
@@ -167,7 +167,7 @@ public sealed class GpioChip : IDisposable
     /// <summary>A line's interrupt counters: handled, spurious (no handler called: trigger NONE), disabled as stuck. Readable after removal too.</summary>
     public GpioIrqStats GetIrqStats(int line)
     {
-        Check(_device.GetIrqStats(line, out Core.Devices.Gpio.GpioIrqStats s), line);
+        Check(_device.GetIrqStats(line, out Core.Devices.Gpio.RawGpioIrqStats s), line);
         return new GpioIrqStats(s.Handled, s.Spurious, s.StuckDisables, s.IsDisabled);
     }
 
@@ -239,7 +239,7 @@ public sealed class GpioChip : IDisposable
             return new VhostUserPair(transport, chip!);
         }
 
-        public RrStatus GetDirection(int line, out Core.Devices.Gpio.GpioDirection direction) => chip.GetDirection(line, out direction);
+        public RrStatus GetDirection(int line, out Core.Devices.Gpio.RawGpioDirection direction) => chip.GetDirection(line, out direction);
 
         public RrStatus DirectionInput(int line) => chip.DirectionInput(line);
 
@@ -249,13 +249,13 @@ public sealed class GpioChip : IDisposable
 
         public RrStatus Set(int line, bool value) => chip.Set(line, value);
 
-        public RrStatus SetIrqType(int line, Core.Devices.Gpio.GpioIrqType type) => chip.SetIrqType(line, type);
+        public RrStatus SetIrqType(int line, Core.Devices.Gpio.RawGpioIrqType type) => chip.SetIrqType(line, type);
 
         public RrStatus SetIrqHandler(int line, Action<int>? handler) => chip.SetIrqHandler(line, handler);
 
         public RrStatus DisableIrqNoSync(int line) => chip.DisableIrqNoSync(line);
 
-        public RrStatus GetIrqStats(int line, out Core.Devices.Gpio.GpioIrqStats stats) => chip.GetIrqStats(line, out stats);
+        public RrStatus GetIrqStats(int line, out Core.Devices.Gpio.RawGpioIrqStats stats) => chip.GetIrqStats(line, out stats);
 
         // The consumer's handlers run on the front end's interrupt thread.
         public bool InCall => chip.InCall;
@@ -291,12 +291,12 @@ public sealed class GpioChip : IDisposable
     /// <summary>The pair behind <see cref="ProbeVirtioPair"/>, as an IGpioDevice the wrapper can own.</summary>
     private sealed class VirtioPair : IGpioDevice
     {
-        private readonly Pl061Driver<Core.Io.DeviceBackend> _pl061;
+        private readonly Pl061Driver<Core.Io.RawDeviceBackend> _pl061;
         private readonly VirtioGpioDevice _backend;
         private readonly GuestMemory _memory;
         private int _destroyed;
 
-        private VirtioPair(Pl061Driver<Core.Io.DeviceBackend> pl061, VirtioGpioDevice backend, GuestMemory memory, VirtioGpioChip chip)
+        private VirtioPair(Pl061Driver<Core.Io.RawDeviceBackend> pl061, VirtioGpioDevice backend, GuestMemory memory, VirtioGpioChip chip)
         {
             _pl061 = pl061;
             _backend = backend;
@@ -308,7 +308,7 @@ public sealed class GpioChip : IDisposable
 
         public int LineCount => Chip.LineCount;
 
-        public static VirtioPair Create(Core.Devices.Pl061.Pl061Model model, IReadOnlyList<string?>? names)
+        public static VirtioPair Create(Core.Devices.Pl061.RawPl061Model model, IReadOnlyList<string?>? names)
         {
             if (Pl061Probe.OnModel(model, out var pl061, out string? error) != RrStatus.Ok)
             {
@@ -338,7 +338,7 @@ public sealed class GpioChip : IDisposable
             return new VirtioPair(pl061!, backend!, memory!, chip!);
         }
 
-        public RrStatus GetDirection(int line, out Core.Devices.Gpio.GpioDirection direction) => Chip.GetDirection(line, out direction);
+        public RrStatus GetDirection(int line, out Core.Devices.Gpio.RawGpioDirection direction) => Chip.GetDirection(line, out direction);
 
         public RrStatus DirectionInput(int line) => Chip.DirectionInput(line);
 
@@ -348,13 +348,13 @@ public sealed class GpioChip : IDisposable
 
         public RrStatus Set(int line, bool value) => Chip.Set(line, value);
 
-        public RrStatus SetIrqType(int line, Core.Devices.Gpio.GpioIrqType type) => Chip.SetIrqType(line, type);
+        public RrStatus SetIrqType(int line, Core.Devices.Gpio.RawGpioIrqType type) => Chip.SetIrqType(line, type);
 
         public RrStatus SetIrqHandler(int line, Action<int>? handler) => Chip.SetIrqHandler(line, handler);
 
         public RrStatus DisableIrqNoSync(int line) => Chip.DisableIrqNoSync(line);
 
-        public RrStatus GetIrqStats(int line, out Core.Devices.Gpio.GpioIrqStats stats) => Chip.GetIrqStats(line, out stats);
+        public RrStatus GetIrqStats(int line, out Core.Devices.Gpio.RawGpioIrqStats stats) => Chip.GetIrqStats(line, out stats);
 
         // The consumer's handlers run on the front end's interrupt thread; the device's on the PL061's dispatcher.
         public bool InCall => Chip.InCall || _pl061.InCall;

@@ -19,12 +19,12 @@ namespace RefRuntime;
 public readonly struct Io<TBackend>
     where TBackend : struct, IIoBackend
 {
-    private readonly Core.Io.Io<CoreBackend<TBackend>> _raw;
+    private readonly Core.Io.RawIo<CoreBackend<TBackend>> _raw;
 
     /// <summary>Wraps a backend.</summary>
     public Io(TBackend backend) => _raw = new(new CoreBackend<TBackend>(backend));
 
-    internal Io(Core.Io.Io<CoreBackend<TBackend>> raw) => _raw = raw;
+    internal Io(Core.Io.RawIo<CoreBackend<TBackend>> raw) => _raw = raw;
 
     /// <summary>The window size in bytes.</summary>
     public nuint Size => _raw.Size;

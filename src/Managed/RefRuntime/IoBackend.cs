@@ -48,9 +48,9 @@ public interface IIoBackend
 /// </summary>
 public readonly struct MemoryBackend : IIoBackend
 {
-    private readonly Core.Io.MemoryBackend _core;
+    private readonly Core.Io.RawMemoryBackend _core;
 
-    internal MemoryBackend(Core.Io.MemoryBackend core) => _core = core;
+    internal MemoryBackend(Core.Io.RawMemoryBackend core) => _core = core;
 
     /// <inheritdoc/>
     public nuint Size => _core.Size;
@@ -145,7 +145,7 @@ public readonly struct DeviceBackend : IIoBackend
 }
 
 /// <summary>A backend of this namespace seen through Core's backend interface, so Core's window checks and serves it.</summary>
-internal readonly struct CoreBackend<TBackend>(TBackend inner) : Core.Io.IIoBackend
+internal readonly struct CoreBackend<TBackend>(TBackend inner) : Core.Io.IRawIoBackend
     where TBackend : struct, IIoBackend
 {
     public readonly TBackend Inner = inner;

@@ -11,18 +11,18 @@ namespace RefRuntime;
 /// <see cref="Revocable{T}"/>, which makes every later access fail cleanly.</remarks>
 public sealed class IoRegion : IDisposable
 {
-    private readonly Core.Io.IoRegion _raw;
+    private readonly Core.Io.RawIoRegion _raw;
 
-    private IoRegion(Core.Io.IoRegion raw) => _raw = raw;
+    private IoRegion(Core.Io.RawIoRegion raw) => _raw = raw;
 
     /// <summary>Allocates <paramref name="size"/> zeroed bytes of native memory, 64-byte aligned.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> is 0.</exception>
     /// <exception cref="OutOfMemoryException">The allocation failed.</exception>
-    public static IoRegion Allocate(nuint size) => new(Core.Io.IoRegion.Allocate(size));
+    public static IoRegion Allocate(nuint size) => new(Core.Io.RawIoRegion.Allocate(size));
 
     /// <summary>Pins <paramref name="array"/> for the region's lifetime and uses it as the window's memory.</summary>
     /// <exception cref="ArgumentException">The array is empty.</exception>
-    public static IoRegion Pin(ulong[] array) => new(Core.Io.IoRegion.Pin(array));
+    public static IoRegion Pin(ulong[] array) => new(Core.Io.RawIoRegion.Pin(array));
 
     /// <summary>
     /// Borrows <paramref name="size"/> bytes at <paramref name="address"/> (a C host's mapping,
@@ -33,7 +33,7 @@ public sealed class IoRegion : IDisposable
     public static unsafe IoRegion DangerousWrap(nint address, nuint size)
     {
         // SAFETY: the caller's contract (above) keeps the memory mapped for the region's lifetime.
-        if (Core.Io.IoRegion.TryWrap((void*)address, size, out Core.Io.IoRegion? raw) != Core.RrStatus.Ok)
+        if (Core.Io.RawIoRegion.TryWrap((void*)address, size, out Core.Io.RawIoRegion? raw) != Core.RrStatus.Ok)
         {
             throw new ArgumentException($"IoRegion.DangerousWrap: 0x{address:x} (+{size}) is null, not 8-byte aligned, empty or wraps.", nameof(address));
         }

@@ -19,7 +19,7 @@ public sealed class Pl061Model : IDeviceModel
     /// <summary>Bytes of register space (the window a driver needs).</summary>
     public const int WindowSize = 0x1000;
 
-    internal Core.Devices.Pl061.Pl061Model Raw { get; } = new();
+    internal Core.Devices.Pl061.RawPl061Model Raw { get; } = new();
 
     /// <summary>Called with the new level whenever the interrupt line (GPIOINTR) changes, outside the model's lock.</summary>
     public event Action<bool>? InterruptChanged

@@ -1,4 +1,4 @@
-// The safe .NET face of RCU (RefRuntime.Core.Rcu.RcuDomain holds the algorithm).
+// The safe .NET face of RCU (RefRuntime.Core.Rcu.RawRcuDomain holds the algorithm).
 //
 //   using var guard = domain.ReadLock();          // a ref struct: cannot be captured by a lambda,
 //   Config? c = current.Read(guard);              // stored in a field or carried across an await,
@@ -8,7 +8,7 @@
 using System;
 using System.Threading;
 using RefRuntime.Core;
-using CoreDomain = RefRuntime.Core.Rcu.RcuDomain;
+using CoreDomain = RefRuntime.Core.Rcu.RawRcuDomain;
 using CoreReader = RefRuntime.Core.Rcu.RcuReader;
 
 namespace RefRuntime;

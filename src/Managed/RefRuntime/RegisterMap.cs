@@ -26,7 +26,7 @@ public interface IRegisterMap
 public readonly struct Reg8<TMap>
     where TMap : IRegisterMap
 {
-    internal readonly Core.Io.Reg8<RegisterMapOf<TMap>> Raw;
+    internal readonly Core.Io.RawReg8<RegisterMapOf<TMap>> Raw;
 
     /// <summary>Checks the offset against the map (once, where the register is declared).</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">The register does not fit the map.</exception>
@@ -41,7 +41,7 @@ public readonly struct Reg8<TMap>
 public readonly struct Reg32<TMap>
     where TMap : IRegisterMap
 {
-    internal readonly Core.Io.Reg32<RegisterMapOf<TMap>> Raw;
+    internal readonly Core.Io.RawReg32<RegisterMapOf<TMap>> Raw;
 
     /// <summary>Checks the offset against the map (once, where the register is declared).</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">The register does not fit the map or is misaligned.</exception>
@@ -56,7 +56,7 @@ public readonly struct Reg32<TMap>
 public readonly struct Reg64<TMap>
     where TMap : IRegisterMap
 {
-    internal readonly Core.Io.Reg64<RegisterMapOf<TMap>> Raw;
+    internal readonly Core.Io.RawReg64<RegisterMapOf<TMap>> Raw;
 
     /// <summary>Checks the offset against the map (once, where the register is declared).</summary>
     /// <exception cref="System.ArgumentOutOfRangeException">The register does not fit the map or is misaligned.</exception>
@@ -73,9 +73,9 @@ public readonly struct MappedIo<TMap, TBackend>
     where TMap : IRegisterMap
     where TBackend : struct, IIoBackend
 {
-    private readonly Core.Io.MappedIo<RegisterMapOf<TMap>, CoreBackend<TBackend>> _raw;
+    private readonly Core.Io.RawMappedIo<RegisterMapOf<TMap>, CoreBackend<TBackend>> _raw;
 
-    internal MappedIo(Core.Io.MappedIo<RegisterMapOf<TMap>, CoreBackend<TBackend>> raw) => _raw = raw;
+    internal MappedIo(Core.Io.RawMappedIo<RegisterMapOf<TMap>, CoreBackend<TBackend>> raw) => _raw = raw;
 
     /// <summary>The window (for checked accesses at run-time offsets).</summary>
     public Io<TBackend> Io => new(_raw.Io);
@@ -154,7 +154,7 @@ public readonly struct MappedIo<TMap, TBackend>
 }
 
 /// <summary>A register map of this namespace seen through Core's map interface; messages name <typeparamref name="TMap"/>.</summary>
-internal sealed class RegisterMapOf<TMap> : Core.Io.IRegisterMap
+internal sealed class RegisterMapOf<TMap> : Core.Io.IRawRegisterMap
     where TMap : IRegisterMap
 {
     public static nuint Size => TMap.Size;

@@ -42,7 +42,7 @@ public sealed class NoDeviceException : InvalidOperationException
 public sealed class Revocable<T>
     where T : class
 {
-    private readonly Core.Revoke.Revocable<T> _core;
+    private readonly Core.Revoke.RawRevocable<T> _core;
 
     /// <summary>Wraps <paramref name="resource"/>.</summary>
     /// <param name="domain">The RCU domain protecting accesses (default: <see cref="RcuDomain.Default"/>).</param>
@@ -51,7 +51,7 @@ public sealed class Revocable<T>
     public Revocable(T resource, RcuDomain? domain = null, Action<T>? release = null)
     {
         ArgumentNullException.ThrowIfNull(resource);
-        _core = new Core.Revoke.Revocable<T>((domain ?? RcuDomain.Default).Core, resource, release);
+        _core = new Core.Revoke.RawRevocable<T>((domain ?? RcuDomain.Default).Core, resource, release);
     }
 
     /// <summary>Whether the resource has been revoked.</summary>
@@ -115,7 +115,7 @@ public unsafe ref struct RevocableGuard<T>
             _reader = null;
             _value = null;
             // SAFETY: r is this thread's record (a ref struct never leaves its thread).
-            Core.Rcu.RcuDomain.ReadUnlock(r);
+            Core.Rcu.RawRcuDomain.ReadUnlock(r);
         }
     }
 }

@@ -50,8 +50,8 @@ internal static class Program
 
     private static int Serve(Options o)
     {
-        var model = new Pl061Model();
-        if (Pl061Probe.OnModel(model, out Pl061Driver<DeviceBackend>? driver, out string? error) != RrStatus.Ok)
+        var model = new RawPl061Model();
+        if (Pl061Probe.OnModel(model, out Pl061Driver<RawDeviceBackend>? driver, out string? error) != RrStatus.Ok)
         {
             Log($"the PL061 driver did not probe: {error}");
             return 1;

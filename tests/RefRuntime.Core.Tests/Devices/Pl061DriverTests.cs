@@ -9,7 +9,7 @@ using RefRuntime.Core.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
 using static RefRuntime.Core.Devices.Pl061.Pl061Regs;
-using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.DeviceBackend>;
+using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.RawDeviceBackend>;
 
 namespace RefRuntime.Core.Tests.Devices;
 
@@ -19,7 +19,7 @@ public sealed class Pl061DriverTests : IDisposable
     private readonly ITestOutputHelper _output;
 
     /// <summary>Wraps the model and records every access; flags any access once removal has completed.</summary>
-    private sealed class Tracer(Pl061Model model) : IDeviceModel
+    private sealed class Tracer(RawPl061Model model) : IRawDeviceModel
     {
         public readonly List<string> Trace = new();
         public volatile bool Gone;
@@ -61,10 +61,10 @@ public sealed class Pl061DriverTests : IDisposable
         }
     }
 
-    private readonly RcuDomain _domain = new();
-    private readonly Pl061Model _model = new();
+    private readonly RawRcuDomain _domain = new();
+    private readonly RawPl061Model _model = new();
     private readonly Tracer _tracer;
-    private readonly Io<DeviceBackend> _io;
+    private readonly RawIo<RawDeviceBackend> _io;
     private int _irqRegistrations;
     private int _irqReleases;
 
@@ -72,7 +72,7 @@ public sealed class Pl061DriverTests : IDisposable
     {
         _output = output;
         _tracer = new Tracer(_model);
-        _io = new Io<DeviceBackend>(new DeviceBackend(_tracer, WindowSize));
+        _io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(_tracer, WindowSize));
     }
 
     public void Dispose() => _domain.Dispose();
@@ -114,13 +114,13 @@ public sealed class Pl061DriverTests : IDisposable
     [Fact]
     public void Probe_NotAPl061_Refused()
     {
-        using var plain = IoRegion.Allocate(WindowSize);
-        var io = new Io<MemoryBackend>(plain.Io.Backend);
-        Assert.Equal(RrStatus.NoDevice, Pl061Driver<MemoryBackend>.Probe(io, _domain, null, out var d, out string? error));
+        using var plain = RawIoRegion.Allocate(WindowSize);
+        var io = new RawIo<RawMemoryBackend>(plain.Io.Backend);
+        Assert.Equal(RrStatus.NoDevice, Pl061Driver<RawMemoryBackend>.Probe(io, _domain, null, out var d, out string? error));
         Assert.Null(d);
         Assert.Contains("not a PL061", error, StringComparison.Ordinal);
-        using var small = IoRegion.Allocate(0x800);
-        Assert.Equal(RrStatus.InvalidArgument, Pl061Driver<MemoryBackend>.Probe(small.Io, _domain, null, out _, out error));
+        using var small = RawIoRegion.Allocate(0x800);
+        Assert.Equal(RrStatus.InvalidArgument, Pl061Driver<RawMemoryBackend>.Probe(small.Io, _domain, null, out _, out error));
         Assert.Contains("decodes 4096", error, StringComparison.Ordinal);
     }
 
@@ -134,8 +134,8 @@ public sealed class Pl061DriverTests : IDisposable
         Assert.Equal(0x08, _model.Outputs);
         Assert.Equal(RrStatus.Ok, d.DirectionInput(3));
         Assert.Equal(new[] { "R8 0x400", "W8 0x400=0x00" }, _tracer.Take());
-        Assert.Equal(RrStatus.Ok, d.GetDirection(3, out GpioDirection dir));
-        Assert.Equal(GpioDirection.Input, dir);
+        Assert.Equal(RrStatus.Ok, d.GetDirection(3, out RawGpioDirection dir));
+        Assert.Equal(RawGpioDirection.Input, dir);
     }
 
     // get/set use the masked data alias, one access each, no lock needed.
@@ -160,36 +160,36 @@ public sealed class Pl061DriverTests : IDisposable
 
     // irq_set_type: reads IEV, IS, IBE, then writes IS, IBE, IEV; invalid combinations are refused without MMIO.
     [Theory]
-    [InlineData(GpioIrqType.EdgeRising, 0x00, 0x00, 0x02)]
-    [InlineData(GpioIrqType.EdgeFalling, 0x00, 0x00, 0x00)]
-    [InlineData(GpioIrqType.EdgeBoth, 0x00, 0x02, 0x00)]
-    [InlineData(GpioIrqType.LevelHigh, 0x02, 0x00, 0x02)]
-    [InlineData(GpioIrqType.LevelLow, 0x02, 0x00, 0x00)]
-    [InlineData(GpioIrqType.None, 0x00, 0x00, 0x00)]
-    public void SetIrqType_ExactSequence(GpioIrqType type, int isv, int ibe, int iev)
+    [InlineData(RawGpioIrqType.EdgeRising, 0x00, 0x00, 0x02)]
+    [InlineData(RawGpioIrqType.EdgeFalling, 0x00, 0x00, 0x00)]
+    [InlineData(RawGpioIrqType.EdgeBoth, 0x00, 0x02, 0x00)]
+    [InlineData(RawGpioIrqType.LevelHigh, 0x02, 0x00, 0x02)]
+    [InlineData(RawGpioIrqType.LevelLow, 0x02, 0x00, 0x00)]
+    [InlineData(RawGpioIrqType.None, 0x00, 0x00, 0x00)]
+    public void SetIrqType_ExactSequence(RawGpioIrqType type, int isv, int ibe, int iev)
     {
         Driver d = Probe();
         Assert.Equal(RrStatus.Ok, d.SetIrqType(1, type));
         Assert.Equal(
             new[] { "R8 0x40c", "R8 0x404", "R8 0x408", $"W8 0x404=0x{isv:x2}", $"W8 0x408=0x{ibe:x2}", $"W8 0x40c=0x{iev:x2}" },
             _tracer.Take());
-        Assert.Equal(RrStatus.InvalidArgument, d.SetIrqType(1, GpioIrqType.LevelHigh | GpioIrqType.EdgeRising));
-        Assert.Equal(RrStatus.InvalidArgument, d.SetIrqType(1, GpioIrqType.LevelHigh | GpioIrqType.LevelLow));
-        Assert.Equal(RrStatus.InvalidArgument, d.SetIrqType(9, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.InvalidArgument, d.SetIrqType(1, RawGpioIrqType.LevelHigh | RawGpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.InvalidArgument, d.SetIrqType(1, RawGpioIrqType.LevelHigh | RawGpioIrqType.LevelLow));
+        Assert.Equal(RrStatus.InvalidArgument, d.SetIrqType(9, RawGpioIrqType.EdgeRising));
         Assert.Empty(_tracer.Take());
     }
 
     // Interrupt delivery for every trigger type, through the parent interrupt and the per-line handler.
     [Theory]
-    [InlineData(GpioIrqType.EdgeRising, 1)]
-    [InlineData(GpioIrqType.EdgeFalling, 1)]
-    [InlineData(GpioIrqType.EdgeBoth, 2)]
-    [InlineData(GpioIrqType.LevelHigh, 1)]
-    [InlineData(GpioIrqType.LevelLow, 1)]
-    public void Interrupts_EachTrigger_DeliveredToHandler(GpioIrqType type, int expected)
+    [InlineData(RawGpioIrqType.EdgeRising, 1)]
+    [InlineData(RawGpioIrqType.EdgeFalling, 1)]
+    [InlineData(RawGpioIrqType.EdgeBoth, 2)]
+    [InlineData(RawGpioIrqType.LevelHigh, 1)]
+    [InlineData(RawGpioIrqType.LevelLow, 1)]
+    public void Interrupts_EachTrigger_DeliveredToHandler(RawGpioIrqType type, int expected)
     {
         Driver d = Probe();
-        bool low = type == GpioIrqType.LevelLow;
+        bool low = type == RawGpioIrqType.LevelLow;
         _model.SetInput(4, low ? true : false); // idle level: inactive for the trigger
         int calls = 0;
         Assert.Equal(RrStatus.Ok, d.SetIrqType(4, type));
@@ -197,7 +197,7 @@ public sealed class Pl061DriverTests : IDisposable
         {
             Assert.Equal(4, line);
             calls++;
-            if (type is GpioIrqType.LevelHigh or GpioIrqType.LevelLow)
+            if (type is RawGpioIrqType.LevelHigh or RawGpioIrqType.LevelLow)
             {
                 _model.SetInput(4, low); // the handler clears the level source
             }
@@ -219,7 +219,7 @@ public sealed class Pl061DriverTests : IDisposable
         Driver d = Probe();
         d.DirectionOutput(0, true);
         d.DirectionOutput(1, false);
-        d.SetIrqType(5, GpioIrqType.EdgeBoth);
+        d.SetIrqType(5, RawGpioIrqType.EdgeBoth);
         d.SetIrqHandler(5, _ => { });
         Assert.Equal(RrStatus.Ok, d.Suspend());
         _model.Reset(); // power lost
@@ -243,7 +243,7 @@ public sealed class Pl061DriverTests : IDisposable
         Assert.Equal(1, _irqReleases);
         Assert.Equal(RrStatus.NoDevice, d.Set(0, false));
         Assert.Equal(RrStatus.NoDevice, d.Get(0, out _));
-        Assert.Equal(RrStatus.NoDevice, d.SetIrqType(0, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.NoDevice, d.SetIrqType(0, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.NoDevice, d.Suspend());
         _model.SetInput(3, true); // a late interrupt reaches nobody
         Assert.Equal(RrStatus.Ok, d.Remove());
@@ -264,9 +264,9 @@ public sealed class Pl061DriverTests : IDisposable
         int round = 0;
         for (; round < 10 || clock.Elapsed < budget; round++)
         {
-            var model = new Pl061Model();
+            var model = new RawPl061Model();
             var tracer = new Tracer(model);
-            var io = new Io<DeviceBackend>(new DeviceBackend(tracer, WindowSize));
+            var io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(tracer, WindowSize));
             Assert.Equal(RrStatus.Ok, Driver.Probe(io, _domain, null, out Driver? d, out _));
             int okAfterNoDevice = 0, errors = 0;
             var threads = new Thread[3];
@@ -340,7 +340,7 @@ public sealed class Pl061DriverTests : IDisposable
     // ---- interrupt handler lifetimes (free_irq / synchronize_irq semantics) ------------------
 
     /// <summary>Raises an edge on <paramref name="line"/> of <paramref name="model"/> on a thread of its own (the handler runs there).</summary>
-    private static Thread RaiseOnThread(Pl061Model model, int line)
+    private static Thread RaiseOnThread(RawPl061Model model, int line)
     {
         var t = new Thread(() =>
         {
@@ -359,7 +359,7 @@ public sealed class Pl061DriverTests : IDisposable
         Driver d = Probe();
         using var entered = new ManualResetEventSlim();
         int exited = 0, calls = 0, afterRemove = 0, removed = 0;
-        Assert.Equal(RrStatus.Ok, d.SetIrqType(2, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, d.SetIrqType(2, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, d.SetIrqHandler(2, _ =>
         {
             Interlocked.Increment(ref calls);
@@ -390,7 +390,7 @@ public sealed class Pl061DriverTests : IDisposable
     {
         Driver d = Probe();
         var inside = new List<RrStatus>();
-        Assert.Equal(RrStatus.Ok, d.SetIrqType(1, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, d.SetIrqType(1, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, d.SetIrqHandler(1, _ => inside.Add(d.Remove())));
         _model.SetInput(1, true);
         Assert.Equal(new[] { RrStatus.WouldDeadlock }, inside);
@@ -410,7 +410,7 @@ public sealed class Pl061DriverTests : IDisposable
         Driver d = Probe();
         using var entered = new ManualResetEventSlim();
         int exited = 0, calls = 0;
-        Assert.Equal(RrStatus.Ok, d.SetIrqType(3, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, d.SetIrqType(3, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, d.SetIrqHandler(3, _ =>
         {
             Interlocked.Increment(ref calls);
@@ -435,7 +435,7 @@ public sealed class Pl061DriverTests : IDisposable
         Driver d = Probe();
         using var entered = new ManualResetEventSlim();
         int exited = 0, newCalls = 0;
-        Assert.Equal(RrStatus.Ok, d.SetIrqType(3, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, d.SetIrqType(3, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, d.SetIrqHandler(3, _ =>
         {
             entered.Set();
@@ -469,8 +469,8 @@ public sealed class Pl061DriverTests : IDisposable
             inside.Add(d.SetIrqHandler(5, self));            // the same handler: a re-arm
             inside.Add(d.SetIrqHandler(6, _ => otherCalls++)); // a free line
         };
-        Assert.Equal(RrStatus.Ok, d.SetIrqType(5, GpioIrqType.EdgeRising));
-        Assert.Equal(RrStatus.Ok, d.SetIrqType(6, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, d.SetIrqType(5, RawGpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, d.SetIrqType(6, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, d.SetIrqHandler(5, self));
         _model.SetInput(5, true);
         Assert.Equal(new[] { RrStatus.WouldDeadlock, RrStatus.WouldDeadlock, RrStatus.Ok, RrStatus.Ok, RrStatus.Ok }, inside);
@@ -487,12 +487,12 @@ public sealed class Pl061DriverTests : IDisposable
     public void Handler_RaisesAnotherChipsInterrupt_Delivered()
     {
         Driver a = Probe();
-        var modelB = new Pl061Model();
+        var modelB = new RawPl061Model();
         Assert.Equal(RrStatus.Ok, Pl061Probe.OnModel(modelB, out Driver? b, out _));
         int bCalls = 0;
-        Assert.Equal(RrStatus.Ok, b!.SetIrqType(0, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, b!.SetIrqType(0, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, b.SetIrqHandler(0, _ => bCalls++));
-        Assert.Equal(RrStatus.Ok, a.SetIrqType(0, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, a.SetIrqType(0, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, a.SetIrqHandler(0, _ => modelB.SetInput(0, true)));
         _model.SetInput(0, true);
         Assert.Equal(1, bCalls);
@@ -513,9 +513,9 @@ public sealed class Pl061DriverTests : IDisposable
         _model.SetInput(4, false); // a falling edge latches in hardware
         Assert.Equal(0, calls);
         Assert.False(_model.Interrupt); // acknowledged all the same
-        Assert.Equal(RrStatus.Ok, d.GetIrqStats(4, out GpioIrqStats st));
+        Assert.Equal(RrStatus.Ok, d.GetIrqStats(4, out RawGpioIrqStats st));
         Assert.Equal((0UL, 1UL, 0UL, false), (st.Handled, st.Spurious, st.StuckDisables, st.IsDisabled));
-        Assert.Equal(RrStatus.Ok, d.SetIrqType(4, GpioIrqType.EdgeFalling));
+        Assert.Equal(RrStatus.Ok, d.SetIrqType(4, RawGpioIrqType.EdgeFalling));
         _model.SetInput(4, true);
         _model.SetInput(4, false);
         Assert.Equal(1, calls);
@@ -536,7 +536,7 @@ public sealed class Pl061DriverTests : IDisposable
         Console.SetError(stderr);
         try
         {
-            Assert.Equal(RrStatus.Ok, d.SetIrqType(3, GpioIrqType.LevelHigh));
+            Assert.Equal(RrStatus.Ok, d.SetIrqType(3, RawGpioIrqType.LevelHigh));
             Assert.Equal(RrStatus.Ok, d.SetIrqHandler(3, _ => calls++)); // never clears the level
             _model.SetInput(3, true);
             int burst = calls;
@@ -554,7 +554,7 @@ public sealed class Pl061DriverTests : IDisposable
         string report = stderr.ToString();
         Assert.Single(report.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("nobody cared", report, StringComparison.Ordinal);
-        Assert.Equal(RrStatus.Ok, d.GetIrqStats(3, out GpioIrqStats st));
+        Assert.Equal(RrStatus.Ok, d.GetIrqStats(3, out RawGpioIrqStats st));
         Assert.Equal(((ulong)Driver.StuckBound, 0UL, 1UL, true), (st.Handled, st.Spurious, st.StuckDisables, st.IsDisabled));
         // Re-armed by setting the handler again (this one clears the level): delivered once.
         int fixedCalls = 0;
@@ -580,12 +580,12 @@ public sealed class Pl061DriverTests : IDisposable
         Console.SetError(System.IO.TextWriter.Null);
         try
         {
-            Assert.Equal(RrStatus.Ok, d.SetIrqType(2, GpioIrqType.LevelLow));
+            Assert.Equal(RrStatus.Ok, d.SetIrqType(2, RawGpioIrqType.LevelLow));
             Assert.Equal(RrStatus.Ok, d.SetIrqHandler(2, _ => calls++)); // the pin idles low: asserted at once
             Assert.Equal(Driver.StuckBound, calls);
             _model.SetInput(2, true); // the source goes quiet
-            Assert.Equal(RrStatus.Ok, d.SetIrqType(2, GpioIrqType.LevelLow));
-            Assert.Equal(RrStatus.Ok, d.GetIrqStats(2, out GpioIrqStats st));
+            Assert.Equal(RrStatus.Ok, d.SetIrqType(2, RawGpioIrqType.LevelLow));
+            Assert.Equal(RrStatus.Ok, d.GetIrqStats(2, out RawGpioIrqStats st));
             Assert.False(st.IsDisabled);
             _model.SetInput(2, false); // armed again: delivered (and, never cleared, stuck again)
             Assert.Equal(2 * Driver.StuckBound, calls);
@@ -596,16 +596,16 @@ public sealed class Pl061DriverTests : IDisposable
         }
 
         Assert.Equal(RrStatus.Ok, d.Remove());
-        Assert.Equal(RrStatus.Ok, d.GetIrqStats(2, out GpioIrqStats after));
+        Assert.Equal(RrStatus.Ok, d.GetIrqStats(2, out RawGpioIrqStats after));
         Assert.Equal((2UL, true), (after.StuckDisables, after.IsDisabled));
     }
 
     // disable_irq_nosync from the line's own handler: masked without waiting, the handler stays,
     // nothing is lost: the level (or a latched edge) is delivered once the line is re-armed.
     [Theory]
-    [InlineData(GpioIrqType.LevelHigh)]
-    [InlineData(GpioIrqType.EdgeRising)]
-    public void DisableIrqNoSync_FromOwnHandler_MaskedUntilReArmed_NothingLost(GpioIrqType type)
+    [InlineData(RawGpioIrqType.LevelHigh)]
+    [InlineData(RawGpioIrqType.EdgeRising)]
+    public void DisableIrqNoSync_FromOwnHandler_MaskedUntilReArmed_NothingLost(RawGpioIrqType type)
     {
         Driver d = Probe();
         var seen = new List<RrStatus>();
@@ -615,21 +615,21 @@ public sealed class Pl061DriverTests : IDisposable
         _model.SetInput(6, true);
         Assert.Equal(new[] { RrStatus.Ok }, seen); // once: masked, not stuck
         Assert.False(_model.Interrupt);
-        if (type == GpioIrqType.EdgeRising)
+        if (type == RawGpioIrqType.EdgeRising)
         {
             _model.SetInput(6, false);
             _model.SetInput(6, true); // latched while masked
             Assert.Single(seen);
         }
 
-        Assert.Equal(RrStatus.Ok, d.GetIrqStats(6, out GpioIrqStats st));
+        Assert.Equal(RrStatus.Ok, d.GetIrqStats(6, out RawGpioIrqStats st));
         Assert.False(st.IsDisabled);
         Assert.Equal(RrStatus.Ok, d.SetIrqHandler(6, handler)); // re-arm: delivered now
         Assert.Equal(2, seen.Count);
     }
 
     /// <summary>A broken PL061: GPIOMIS always shows line 0, whatever is acked or masked.</summary>
-    private sealed class StuckMis(Pl061Model model) : IDeviceModel
+    private sealed class StuckMis(RawPl061Model model) : IRawDeviceModel
     {
         public ulong Read(nuint offset, int width) => offset == GPIOMIS ? 0x01 : model.Read(offset, width);
 
@@ -641,10 +641,10 @@ public sealed class Pl061DriverTests : IDisposable
     [Fact]
     public void Storm_StatusNeverClears_LineDisabled_DispatchReturns()
     {
-        var io = new Io<DeviceBackend>(new DeviceBackend(new StuckMis(new Pl061Model()), WindowSize));
+        var io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(new StuckMis(new RawPl061Model()), WindowSize));
         Assert.Equal(RrStatus.Ok, Driver.Probe(io, _domain, null, out Driver? d, out _));
         int calls = 0;
-        Assert.Equal(RrStatus.Ok, d!.SetIrqType(0, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, d!.SetIrqType(0, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, d.SetIrqHandler(0, _ => calls++));
         var stderr = new System.IO.StringWriter();
         System.IO.TextWriter previous = Console.Error;
@@ -661,23 +661,23 @@ public sealed class Pl061DriverTests : IDisposable
             Console.SetError(previous);
         }
 
-        Assert.Equal(RrStatus.Ok, d.GetIrqStats(0, out GpioIrqStats st));
+        Assert.Equal(RrStatus.Ok, d.GetIrqStats(0, out RawGpioIrqStats st));
         Assert.Equal((1UL, true), (st.StuckDisables, st.IsDisabled));
         Assert.Single(stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(RrStatus.Ok, d.Destroy());
     }
 
-    // rr_gpio_irq_stats_t and GpioIrqStats agree (the header pins the same with _Static_assert).
+    // rr_gpio_irq_stats_t and RawGpioIrqStats agree (the header pins the same with _Static_assert).
     [Fact]
     public void GpioIrqStats_LayoutMatchesHeader()
     {
-        Assert.Equal(32, System.Runtime.InteropServices.Marshal.SizeOf<GpioIrqStats>());
-        Assert.Equal(32, System.Runtime.CompilerServices.Unsafe.SizeOf<GpioIrqStats>());
-        Assert.Equal(0, (int)System.Runtime.InteropServices.Marshal.OffsetOf<GpioIrqStats>(nameof(GpioIrqStats.Handled)));
-        Assert.Equal(8, (int)System.Runtime.InteropServices.Marshal.OffsetOf<GpioIrqStats>(nameof(GpioIrqStats.Spurious)));
-        Assert.Equal(16, (int)System.Runtime.InteropServices.Marshal.OffsetOf<GpioIrqStats>(nameof(GpioIrqStats.StuckDisables)));
-        Assert.Equal(24, (int)System.Runtime.InteropServices.Marshal.OffsetOf<GpioIrqStats>(nameof(GpioIrqStats.Disabled)));
-        Assert.Equal(28, (int)System.Runtime.InteropServices.Marshal.OffsetOf<GpioIrqStats>(nameof(GpioIrqStats.Reserved)));
+        Assert.Equal(32, System.Runtime.InteropServices.Marshal.SizeOf<RawGpioIrqStats>());
+        Assert.Equal(32, System.Runtime.CompilerServices.Unsafe.SizeOf<RawGpioIrqStats>());
+        Assert.Equal(0, (int)System.Runtime.InteropServices.Marshal.OffsetOf<RawGpioIrqStats>(nameof(RawGpioIrqStats.Handled)));
+        Assert.Equal(8, (int)System.Runtime.InteropServices.Marshal.OffsetOf<RawGpioIrqStats>(nameof(RawGpioIrqStats.Spurious)));
+        Assert.Equal(16, (int)System.Runtime.InteropServices.Marshal.OffsetOf<RawGpioIrqStats>(nameof(RawGpioIrqStats.StuckDisables)));
+        Assert.Equal(24, (int)System.Runtime.InteropServices.Marshal.OffsetOf<RawGpioIrqStats>(nameof(RawGpioIrqStats.Disabled)));
+        Assert.Equal(28, (int)System.Runtime.InteropServices.Marshal.OffsetOf<RawGpioIrqStats>(nameof(RawGpioIrqStats.Reserved)));
     }
 
     // Removal and handler changes racing interrupts raised from several threads, with handlers
@@ -693,7 +693,7 @@ public sealed class Pl061DriverTests : IDisposable
         int round = 0;
         for (; round < 6 || clock.Elapsed < budget; round++)
         {
-            var model = new Pl061Model();
+            var model = new RawPl061Model();
             Assert.Equal(RrStatus.Ok, Pl061Probe.OnModel(model, out Driver? d, out _));
             const int lines = 4;
             var running = new int[lines];
@@ -722,7 +722,7 @@ public sealed class Pl061DriverTests : IDisposable
             };
             for (int l = 0; l < lines; l++)
             {
-                Assert.Equal(RrStatus.Ok, d!.SetIrqType(l, GpioIrqType.EdgeBoth));
+                Assert.Equal(RrStatus.Ok, d!.SetIrqType(l, RawGpioIrqType.EdgeBoth));
                 Assert.Equal(RrStatus.Ok, d.SetIrqHandler(l, Handler()));
             }
 

@@ -9,13 +9,13 @@ namespace RefRuntime.Core.Tests.Devices;
 /// <summary>The PL061 model against docs/pl061.md, accessed through an MMIO device window.</summary>
 public sealed class Pl061ModelTests
 {
-    private readonly Pl061Model _dev = new();
-    private readonly Io<DeviceBackend> _io;
+    private readonly RawPl061Model _dev = new();
+    private readonly RawIo<RawDeviceBackend> _io;
     private readonly List<bool> _irqs = new();
 
     public Pl061ModelTests()
     {
-        _io = new Io<DeviceBackend>(new DeviceBackend(_dev, WindowSize));
+        _io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(_dev, WindowSize));
         _dev.InterruptChanged += _irqs.Add;
     }
 

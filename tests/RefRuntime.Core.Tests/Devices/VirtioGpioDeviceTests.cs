@@ -39,9 +39,9 @@ public sealed class VirtioGpioDeviceTests(ITestOutputHelper output)
     [Fact]
     public void Create_BadNames_Refused()
     {
-        var model = new Pl061Model();
-        var io = new RefRuntime.Core.Io.Io<RefRuntime.Core.Io.DeviceBackend>(new RefRuntime.Core.Io.DeviceBackend(model, Pl061Regs.WindowSize));
-        Assert.Equal(RrStatus.Ok, Pl061Driver<RefRuntime.Core.Io.DeviceBackend>.Probe(io, null, null, out var pl, out _));
+        var model = new RawPl061Model();
+        var io = new RefRuntime.Core.Io.RawIo<RefRuntime.Core.Io.RawDeviceBackend>(new RefRuntime.Core.Io.RawDeviceBackend(model, Pl061Regs.WindowSize));
+        Assert.Equal(RrStatus.Ok, Pl061Driver<RefRuntime.Core.Io.RawDeviceBackend>.Probe(io, null, null, out var pl, out _));
         string?[] dup = ["a", "b", "a", null, null, null, null, null];
         Assert.Equal(RrStatus.InvalidArgument, VirtioGpioDevice.Create(pl!, dup, true, out _, out string? e1));
         Assert.Contains("not unique", e1);

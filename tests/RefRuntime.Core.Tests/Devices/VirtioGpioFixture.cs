@@ -7,7 +7,7 @@ using RefRuntime.Core.Tests.Support;
 using RefRuntime.Core.Virtio;
 using Xunit;
 using static RefRuntime.Core.Devices.VirtioGpio.VirtioGpioConst;
-using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.DeviceBackend>;
+using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.RawDeviceBackend>;
 
 namespace RefRuntime.Core.Tests.Devices;
 
@@ -20,7 +20,7 @@ internal sealed unsafe class VirtioGpioFixture : IDisposable
 {
     public static readonly string?[] SpecNames = ["led-red", null, "button", null, null, null, null, null];
 
-    public readonly Pl061Model Model = new();
+    public readonly RawPl061Model Model = new();
     public readonly Driver Pl061;
     public readonly VirtioGpioDevice Device;
     public readonly GuestMemory Memory;

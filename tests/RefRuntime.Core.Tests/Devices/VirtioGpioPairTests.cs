@@ -12,7 +12,7 @@ using RefRuntime.Core.Virtio;
 using Xunit;
 using Xunit.Abstractions;
 using static RefRuntime.Core.Devices.VirtioGpio.VirtioGpioConst;
-using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.DeviceBackend>;
+using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.RawDeviceBackend>;
 
 namespace RefRuntime.Core.Tests.Devices;
 
@@ -26,7 +26,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
     /// <summary>The whole stack: model, PL061 driver, virtio-gpio device, front end.</summary>
     private sealed class Pair : IDisposable
     {
-        public readonly Pl061Model Model = new();
+        public readonly RawPl061Model Model = new();
         public readonly Driver Pl061;
         public readonly VirtioGpioDevice Device;
         public readonly GuestMemory Memory;
@@ -66,29 +66,29 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         }
     }
 
-    private static Driver DirectPl061(Pl061Model model)
+    private static Driver DirectPl061(RawPl061Model model)
     {
         Assert.Equal(RrStatus.Ok, Pl061Probe.OnModel(model, out Driver? d, out _));
         return d!;
     }
 
     /// <summary>Consumer code written against IGpioChip only; returns what it observed.</summary>
-    private static List<string> Consumer(IGpioChip chip, Pl061Model model)
+    private static List<string> Consumer(IGpioChip chip, RawPl061Model model)
     {
         var seen = new List<string>();
         seen.Add($"lines {chip.LineCount}");
         seen.Add($"out0 {chip.DirectionOutput(0, true)} pins {model.Outputs & 1}");
         seen.Add($"set0 {chip.Set(0, false)} pins {model.Outputs & 1}");
-        seen.Add($"dir0 {chip.GetDirection(0, out GpioDirection d0)} {d0}");
+        seen.Add($"dir0 {chip.GetDirection(0, out RawGpioDirection d0)} {d0}");
         seen.Add($"get0 {chip.Get(0, out bool v0)} {v0}");
         seen.Add($"in1 {chip.DirectionInput(1)}");
         model.SetInput(1, true);
         seen.Add($"get1 {chip.Get(1, out bool v1)} {v1}");
-        seen.Add($"dir1 {chip.GetDirection(1, out GpioDirection d1)} {d1}");
+        seen.Add($"dir1 {chip.GetDirection(1, out RawGpioDirection d1)} {d1}");
         using var fired = new SemaphoreSlim(0);
         int firedLine = -1;
         seen.Add($"in2 {chip.DirectionInput(2)}");
-        seen.Add($"type2 {chip.SetIrqType(2, GpioIrqType.EdgeRising)}");
+        seen.Add($"type2 {chip.SetIrqType(2, RawGpioIrqType.EdgeRising)}");
         seen.Add($"handler2 {chip.SetIrqHandler(2, n => { firedLine = n; fired.Release(); })}");
         model.SetInput(2, true);
         seen.Add($"irq {fired.Wait(60_000)} line {firedLine}");
@@ -98,7 +98,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         model.SetInput(2, true);
         seen.Add($"after unsubscribe {!fired.Wait(100)}");
         seen.Add($"bad line {chip.Get(9, out _)} {chip.Set(-1, true)}");
-        seen.Add($"bad type {chip.SetIrqType(3, GpioIrqType.LevelHigh | GpioIrqType.LevelLow)}");
+        seen.Add($"bad type {chip.SetIrqType(3, RawGpioIrqType.LevelHigh | RawGpioIrqType.LevelLow)}");
         return seen;
     }
 
@@ -106,7 +106,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
     [Fact]
     public void Consumer_SameResultsDirectAndThroughTheRing()
     {
-        var directModel = new Pl061Model();
+        var directModel = new RawPl061Model();
         Driver direct = DirectPl061(directModel);
         List<string> viaDirect = Consumer(direct, directModel);
         direct.Destroy();
@@ -132,17 +132,17 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
 
     // Every trigger type across the ring, and a second event after the handler ran (requeue).
     [Theory]
-    [InlineData(GpioIrqType.EdgeRising, false, true)]
-    [InlineData(GpioIrqType.EdgeFalling, true, false)]
-    [InlineData(GpioIrqType.EdgeBoth, true, false)]
-    [InlineData(GpioIrqType.LevelHigh, false, true)]
-    [InlineData(GpioIrqType.LevelLow, true, false)]
-    public void Interrupt_EveryType_AcrossTheRing(GpioIrqType type, bool idle, bool active)
+    [InlineData(RawGpioIrqType.EdgeRising, false, true)]
+    [InlineData(RawGpioIrqType.EdgeFalling, true, false)]
+    [InlineData(RawGpioIrqType.EdgeBoth, true, false)]
+    [InlineData(RawGpioIrqType.LevelHigh, false, true)]
+    [InlineData(RawGpioIrqType.LevelLow, true, false)]
+    public void Interrupt_EveryType_AcrossTheRing(RawGpioIrqType type, bool idle, bool active)
     {
         using var pair = new Pair();
         pair.Model.SetInput(4, idle);
         using var fired = new SemaphoreSlim(0);
-        bool level = type is GpioIrqType.LevelHigh or GpioIrqType.LevelLow;
+        bool level = type is RawGpioIrqType.LevelHigh or RawGpioIrqType.LevelLow;
         Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(4));
         Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(4, type));
         Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(4, n =>
@@ -160,7 +160,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
             pair.Model.SetInput(4, active);
             Assert.True(fired.Wait(60_000), $"round {round}: no interrupt");
             pair.Model.SetInput(4, idle);
-            if (type == GpioIrqType.EdgeBoth)
+            if (type == RawGpioIrqType.EdgeBoth)
             {
                 Assert.True(fired.Wait(60_000), $"round {round}: no interrupt for the other edge");
             }
@@ -176,9 +176,9 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         using var pair = new Pair();
         using var fired = new SemaphoreSlim(0);
         Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(5));
-        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, _ => fired.Release()));
-        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeFalling)); // NONE, then falling
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, RawGpioIrqType.EdgeFalling)); // NONE, then falling
         pair.Model.SetInput(5, true);
         Assert.False(fired.Wait(150));
         pair.Model.SetInput(5, false);
@@ -213,7 +213,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         Assert.Equal(RrStatus.InvalidArgument, pair.Chip.GetDirection(6, out _)); // NONE is not a direction
         Assert.Equal(RrStatus.InvalidArgument, pair.Chip.SetIrqHandler(6, _ => { })); // no trigger type set
         Assert.Equal(RrStatus.Ok, pair.Chip.DirectionOutput(6, true));
-        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(6, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(6, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.InvalidArgument, pair.Chip.SetIrqHandler(6, _ => { })); // rule 7: not on an output
         Assert.Equal(RrStatus.Ok, pair.Chip.Free(6));
         Assert.Equal(RrStatus.InvalidArgument, pair.Chip.Get(6, out _));
@@ -565,7 +565,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         var t = new ScriptedIrqTransport(8, []);
         Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
         Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(t, mem!, out VirtioGpioChip? chip, out _));
-        Assert.Equal(RrStatus.Ok, chip!.SetIrqType(5, GpioIrqType.EdgeRising)); // stored: not enabled yet
+        Assert.Equal(RrStatus.Ok, chip!.SetIrqType(5, RawGpioIrqType.EdgeRising)); // stored: not enabled yet
 
         // Enable: SET_IRQ_TYPE rising, acknowledged, then the eventq buffer.
         var enable = Background<RrStatus>.Run(() => chip.SetIrqHandler(5, _ => { }));
@@ -579,7 +579,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
 
         // Change to falling: NONE first; as the device, return the held buffer INVALID before
         // answering (rule D13).
-        var change = Background<RrStatus>.Run(() => chip.SetIrqType(5, GpioIrqType.EdgeFalling));
+        var change = Background<RrStatus>.Run(() => chip.SetIrqType(5, RawGpioIrqType.EdgeFalling));
         (head, req) = t.TakeRequest();
         Assert.Equal(new VirtioGpioRequest(VIRTIO_GPIO_MSG_IRQ_TYPE, 5, VIRTIO_GPIO_IRQ_TYPE_NONE), req);
         t.ReturnEvent(eventHead, VIRTIO_GPIO_IRQ_STATUS_INVALID);
@@ -618,14 +618,14 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         var t = new ScriptedIrqTransport(8, []);
         Assert.Equal(RrStatus.Ok, GuestMemory.Create(1 << 20, 0x4000_0000, out GuestMemory? mem));
         Assert.Equal(RrStatus.Ok, VirtioGpioChip.Probe(t, mem!, out VirtioGpioChip? chip, out _));
-        Assert.Equal(RrStatus.Ok, chip!.SetIrqType(2, GpioIrqType.LevelHigh));
+        Assert.Equal(RrStatus.Ok, chip!.SetIrqType(2, RawGpioIrqType.LevelHigh));
         var call = Background<RrStatus>.Run(() => chip.SetIrqHandler(2, _ => { }));
         (ushort head, _) = t.TakeRequest();
         t.Answer(head, VIRTIO_GPIO_STATUS_OK, 0);
         Assert.True(call.Wait(TimeSpan.FromSeconds(10)));
         (ushort eventHead, _) = t.TakeEvent();
 
-        call = Background<RrStatus>.Run(() => chip.SetIrqType(2, GpioIrqType.EdgeBoth));
+        call = Background<RrStatus>.Run(() => chip.SetIrqType(2, RawGpioIrqType.EdgeBoth));
         (head, VirtioGpioRequest req) = t.TakeRequest();
         Assert.Equal(VIRTIO_GPIO_IRQ_TYPE_NONE, req.Value);
         t.ReturnEvent(eventHead, VIRTIO_GPIO_IRQ_STATUS_INVALID);
@@ -664,10 +664,10 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         using var pair = new Pair();
         using var fired = new SemaphoreSlim(0);
         Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(5));
-        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, _ => fired.Release()));
         ushort before = pair.EventqUsedIdx;
-        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeFalling));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, RawGpioIrqType.EdgeFalling));
         Assert.Equal(1, (ushort)(pair.EventqUsedIdx - before));
         pair.Model.SetInput(5, true);
         pair.Model.SetInput(5, false);
@@ -684,7 +684,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         TimeSpan duration = StressConfig.Duration(1.0);
         long irqs = 0, errors = 0, ops = 0;
         Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(7));
-        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(7, GpioIrqType.EdgeBoth));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(7, RawGpioIrqType.EdgeBoth));
         Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(7, _ => Interlocked.Increment(ref irqs)));
         var threads = new List<Thread>();
         for (int l = 0; l < 2; l++)
@@ -740,11 +740,11 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         var stderr = new System.IO.StringWriter();
         System.IO.TextWriter previous = Console.Error;
         Console.SetError(TextWriter.Synchronized(stderr));
-        GpioIrqStats st;
+        RawGpioIrqStats st;
         try
         {
             Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(3));
-            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(3, GpioIrqType.LevelHigh));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(3, RawGpioIrqType.LevelHigh));
             Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(3, _ => Interlocked.Increment(ref calls)));
             pair.Model.SetInput(3, true);
             var sw = Stopwatch.StartNew();
@@ -765,7 +765,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         Assert.Single(report.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("nobody cared", report, StringComparison.Ordinal);
         // The PL061 under the device never saw a stuck line: the device masks level lines itself.
-        Assert.Equal(RrStatus.Ok, pair.Pl061.GetIrqStats(3, out GpioIrqStats pl061));
+        Assert.Equal(RrStatus.Ok, pair.Pl061.GetIrqStats(3, out RawGpioIrqStats pl061));
         Assert.Equal(0UL, pl061.StuckDisables);
 
         // Re-armed with a handler that quietens the source: delivered again.
@@ -790,14 +790,14 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         using var fired = new SemaphoreSlim(0);
         Action<int> handler = _ => fired.Release();
         Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(5));
-        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, handler));
         Assert.Equal(RrStatus.Ok, pair.Chip.DisableIrqNoSync(5)); // the buffer is with the device
         pair.Model.SetInput(5, true);
         Assert.False(fired.Wait(200)); // masked: held, not run
         Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(5, handler)); // the same handler: re-arm
         Assert.True(fired.Wait(TimeSpan.FromSeconds(30)), "the held edge was lost");
-        Assert.Equal(RrStatus.Ok, pair.Chip.GetIrqStats(5, out GpioIrqStats st));
+        Assert.Equal(RrStatus.Ok, pair.Chip.GetIrqStats(5, out RawGpioIrqStats st));
         Assert.Equal((1UL, 0UL), (st.Handled, st.Spurious));
         // Later edges flow as before.
         pair.Model.SetInput(5, false);
@@ -814,7 +814,7 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
         var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var fired = new SemaphoreSlim(0);
         Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(6));
-        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(6, GpioIrqType.EdgeRising));
+        Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(6, RawGpioIrqType.EdgeRising));
         Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(6, n =>
         {
             seen.Enqueue($"clear {pair.Chip.SetIrqHandler(n, null)}");
@@ -852,8 +852,8 @@ public sealed class VirtioGpioPairTests(ITestOutputHelper output)
             int stop = 0;
             Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(4));
             Assert.Equal(RrStatus.Ok, pair.Chip.DirectionInput(5));
-            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(4, GpioIrqType.LevelHigh));
-            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, GpioIrqType.EdgeBoth));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(4, RawGpioIrqType.LevelHigh));
+            Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqType(5, RawGpioIrqType.EdgeBoth));
             Assert.Equal(RrStatus.Ok, pair.Chip.SetIrqHandler(4, n =>
             {
                 Interlocked.Increment(ref irqs);

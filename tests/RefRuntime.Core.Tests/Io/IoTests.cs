@@ -11,22 +11,22 @@ namespace RefRuntime.Core.Tests.Io;
 /// <summary>MMIO windows (docs/mmio.md): byte order per width, offset checks, register maps, device dispatch.</summary>
 public sealed unsafe class IoTests
 {
-    public sealed class TestMap : IRegisterMap
+    public sealed class TestMap : IRawRegisterMap
     {
         public static nuint Size => 0x100;
     }
 
-    private static readonly Reg32<TestMap> Ctrl = new(0x00);
-    private static readonly Reg32<TestMap> Status = new(0x04);
-    private static readonly Reg64<TestMap> Counter = new(0x08);
-    private static readonly Reg8<TestMap> Byte = new(0xFF);
+    private static readonly RawReg32<TestMap> Ctrl = new(0x00);
+    private static readonly RawReg32<TestMap> Status = new(0x04);
+    private static readonly RawReg64<TestMap> Counter = new(0x08);
+    private static readonly RawReg8<TestMap> Byte = new(0xFF);
 
     // Every width, both byte orders: the bytes in memory are what the name says.
     [Fact]
     public void Accessors_EachWidthAndByteOrder_LayBytesAsNamed()
     {
-        using var region = IoRegion.Allocate(64);
-        Io<MemoryBackend> io = region.Io;
+        using var region = RawIoRegion.Allocate(64);
+        RawIo<RawMemoryBackend> io = region.Io;
         byte* mem = io.Backend.Base;
         Assert.True(io.TryWriteLe32(0x11223344, 0));
         Assert.Equal(new byte[] { 0x44, 0x33, 0x22, 0x11 }, new ReadOnlySpan<byte>(mem, 4).ToArray());
@@ -72,8 +72,8 @@ public sealed unsafe class IoTests
     [InlineData(ulong.MaxValue, 1)]
     public void Accessors_BadOffset_RefusedWithoutAccess(ulong offset, int width)
     {
-        using var region = IoRegion.Allocate(64);
-        Io<MemoryBackend> io = region.Io;
+        using var region = RawIoRegion.Allocate(64);
+        RawIo<RawMemoryBackend> io = region.Io;
         nuint o = (nuint)offset;
         bool ok = width switch
         {
@@ -98,13 +98,13 @@ public sealed unsafe class IoTests
     [Fact]
     public void RegisterMap_CheckedAtDeclarationAndBind()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Reg32<TestMap>(0x100));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Reg32<TestMap>(0x02));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Reg64<TestMap>(0xFC));
-        using var small = IoRegion.Allocate(0x80);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RawReg32<TestMap>(0x100));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RawReg32<TestMap>(0x02));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RawReg64<TestMap>(0xFC));
+        using var small = RawIoRegion.Allocate(0x80);
         Assert.Throws<ArgumentException>(() => small.Io.Bind<TestMap>());
-        using var region = IoRegion.Allocate(0x100);
-        MappedIo<TestMap, MemoryBackend> regs = region.Io.Bind<TestMap>();
+        using var region = RawIoRegion.Allocate(0x100);
+        RawMappedIo<TestMap, RawMemoryBackend> regs = region.Io.Bind<TestMap>();
         regs.WriteLe32(Ctrl, 0xCAFEF00D);
         regs.WriteBe32(Status, 0x01020304);
         regs.WriteLe64(Counter, 42);
@@ -125,7 +125,7 @@ public sealed unsafe class IoTests
     }
 
     /// <summary>A device with side effects: read-to-clear, write-1-to-clear, an address-masked data register.</summary>
-    private sealed class SideEffectDevice : IDeviceModel
+    private sealed class SideEffectDevice : IRawDeviceModel
     {
         public readonly List<string> Trace = new();
         public uint Events = 0b1011;   // 0x00: read-to-clear
@@ -166,17 +166,17 @@ public sealed unsafe class IoTests
         }
     }
 
-    public sealed class DevMap : IRegisterMap
+    public sealed class DevMap : IRawRegisterMap
     {
         public static nuint Size => 0x200;
     }
 
-    private static readonly Reg32<DevMap> Events = new(0x00);
-    private static readonly Reg32<DevMap> W1c = new(0x04);
+    private static readonly RawReg32<DevMap> Events = new(0x00);
+    private static readonly RawReg32<DevMap> W1c = new(0x04);
 
-    // The same driver code, written once against MappedIo<DevMap, T>, runs over a device model.
-    private static (uint First, uint Second, uint StatusAfter) Driver<T>(MappedIo<DevMap, T> regs)
-        where T : struct, IIoBackend
+    // The same driver code, written once against RawMappedIo<DevMap, T>, runs over a device model.
+    private static (uint First, uint Second, uint StatusAfter) Driver<T>(RawMappedIo<DevMap, T> regs)
+        where T : struct, IRawIoBackend
     {
         uint first = regs.ReadLe32(Events);
         uint second = regs.ReadLe32(Events);
@@ -188,7 +188,7 @@ public sealed unsafe class IoTests
     public void DeviceWindow_SideEffects_DispatchedPerAccessWithExactTrace()
     {
         var dev = new SideEffectDevice();
-        var io = new Io<DeviceBackend>(new DeviceBackend(dev, 0x200));
+        var io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(dev, 0x200));
         (uint first, uint second, uint status) = Driver(io.Bind<DevMap>());
         Assert.Equal(0b1011u, first);
         Assert.Equal(0u, second); // read-to-clear
@@ -205,7 +205,7 @@ public sealed unsafe class IoTests
         Assert.False(io.TryReadLe32(0x1FE, out _));
         Assert.Equal(6, dev.Trace.Count);
         // The same driver over plain memory.
-        using var region = IoRegion.Allocate(0x200);
+        using var region = RawIoRegion.Allocate(0x200);
         region.Io.TryWriteLe32(9, 0);
         Assert.Equal((9u, 9u, 5u), Driver(region.Io.Bind<DevMap>())); // plain memory: no side effects
     }
@@ -215,8 +215,8 @@ public sealed unsafe class IoTests
     [Trait("Category", "Stress")]
     public void ConcurrentAccess_NeverTorn()
     {
-        using var region = IoRegion.Allocate(64);
-        Io<MemoryBackend> io = region.Io;
+        using var region = RawIoRegion.Allocate(64);
+        RawIo<RawMemoryBackend> io = region.Io;
         int stop = 0;
         long torn = 0, reads = 0;
         var readers = new Thread[2];
@@ -262,22 +262,22 @@ public sealed unsafe class IoTests
     public void IoRegion_PinWrapDispose()
     {
         var words = new ulong[4];
-        using (var pinned = IoRegion.Pin(words))
+        using (var pinned = RawIoRegion.Pin(words))
         {
             pinned.Io.TryWriteLe32(0xAABBCCDD, 8);
             Assert.Equal(0xAABBCCDDUL, words[1]);
         }
 
         ulong backing = 0;
-        Assert.Equal(RrStatus.Ok, IoRegion.TryWrap(&backing, 8, out IoRegion? wrapped));
+        Assert.Equal(RrStatus.Ok, RawIoRegion.TryWrap(&backing, 8, out RawIoRegion? wrapped));
         wrapped!.Io.TryWriteLe64(77, 0);
         Assert.Equal(77UL, backing);
         wrapped.Dispose();
-        Assert.Equal(RrStatus.InvalidArgument, IoRegion.TryWrap((byte*)&backing + 1, 4, out _));
-        Assert.Equal(RrStatus.InvalidArgument, IoRegion.TryWrap(null, 4, out _));
-        Assert.Equal(RrStatus.InvalidArgument, IoRegion.TryWrap(&backing, 0, out _));
-        Assert.Throws<ArgumentException>(() => IoRegion.Pin(Array.Empty<ulong>()));
-        var r = IoRegion.Allocate(16);
+        Assert.Equal(RrStatus.InvalidArgument, RawIoRegion.TryWrap((byte*)&backing + 1, 4, out _));
+        Assert.Equal(RrStatus.InvalidArgument, RawIoRegion.TryWrap(null, 4, out _));
+        Assert.Equal(RrStatus.InvalidArgument, RawIoRegion.TryWrap(&backing, 0, out _));
+        Assert.Throws<ArgumentException>(() => RawIoRegion.Pin(Array.Empty<ulong>()));
+        var r = RawIoRegion.Allocate(16);
         r.Dispose();
         r.Dispose();
         Assert.True(r.IsDisposed);
@@ -288,13 +288,13 @@ public sealed unsafe class IoTests
     [Fact]
     public void RevocableWindow_AfterRevoke_AccessFailsAndRegionReleased()
     {
-        using var domain = new RcuDomain();
-        var region = IoRegion.Allocate(64);
-        var window = new Revocable<IoRegion>(domain, region);
-        IoRegion? inside = window.TryAccess(out RcuReader* rec);
+        using var domain = new RawRcuDomain();
+        var region = RawIoRegion.Allocate(64);
+        var window = new RawRevocable<RawIoRegion>(domain, region);
+        RawIoRegion? inside = window.TryAccess(out RcuReader* rec);
         Assert.NotNull(inside);
         Assert.True(inside!.Io.TryWriteLe32(5, 0));
-        RcuDomain.ReadUnlock(rec);
+        RawRcuDomain.ReadUnlock(rec);
         Assert.Equal(RrStatus.Ok, window.Revoke(out bool did));
         Assert.True(did);
         Assert.True(region.IsDisposed); // released by the revocation (IDisposable)

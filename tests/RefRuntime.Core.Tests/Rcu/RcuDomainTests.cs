@@ -14,7 +14,7 @@ namespace RefRuntime.Core.Tests.Rcu;
 public sealed unsafe class RcuDomainTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
-    private readonly RcuDomain _d = new();
+    private readonly RawRcuDomain _d = new();
 
     public void Dispose()
     {
@@ -31,7 +31,7 @@ public sealed unsafe class RcuDomainTests : IDisposable
         private readonly ManualResetEventSlim _release = new();
         private readonly Thread _thread;
 
-        public HeldReader(RcuDomain d, int nesting = 1)
+        public HeldReader(RawRcuDomain d, int nesting = 1)
         {
             _thread = new Thread(() =>
             {
@@ -139,7 +139,7 @@ public sealed unsafe class RcuDomainTests : IDisposable
     [Fact]
     public void Synchronize_InsideOwnSection_WouldDeadlock()
     {
-        using var other = new RcuDomain();
+        using var other = new RawRcuDomain();
         _d.ReadLock();
         Assert.Equal(RrStatus.WouldDeadlock, _d.Synchronize());
         Assert.Equal(RrStatus.Ok, other.Synchronize());
@@ -151,7 +151,7 @@ public sealed unsafe class RcuDomainTests : IDisposable
     [Fact]
     public void Domains_AreIndependent()
     {
-        using var other = new RcuDomain();
+        using var other = new RawRcuDomain();
         using var reader = new HeldReader(other);
         Background<RrStatus> sync = Background<RrStatus>.Run(_d.Synchronize);
         Assert.True(sync.Wait(Patience));
@@ -247,7 +247,7 @@ public sealed unsafe class RcuDomainTests : IDisposable
     [Fact]
     public void StallHandler_LongReader_Reported()
     {
-        var stalls = new List<RcuStall>();
+        var stalls = new List<RawRcuStall>();
         _d.SetStallHandler(TimeSpan.FromMilliseconds(50), s =>
         {
             lock (stalls)
@@ -294,7 +294,7 @@ public sealed unsafe class RcuDomainTests : IDisposable
     [Fact]
     public void Destroy_BusyThenRunsCallbacksThenUnusable()
     {
-        var d = new RcuDomain();
+        var d = new RawRcuDomain();
         int ran = 0;
         var reader = new HeldReader(d);
         Assert.Equal(RrStatus.Busy, d.Destroy());
@@ -306,7 +306,7 @@ public sealed unsafe class RcuDomainTests : IDisposable
         Assert.Equal(RrStatus.Ok, d.Destroy()); // idempotent
         Assert.Throws<ObjectDisposedException>(() => d.Call(() => { }));
         Assert.Throws<ObjectDisposedException>(() => d.Synchronize());
-        Assert.Equal(RrStatus.InvalidArgument, RcuDomain.Default.Destroy());
+        Assert.Equal(RrStatus.InvalidArgument, RawRcuDomain.Default.Destroy());
     }
 
     // A thread that read in a domain keeps its record cached; after another thread destroyed the
@@ -319,7 +319,7 @@ public sealed unsafe class RcuDomainTests : IDisposable
         NativeHeap.Quarantine = true;
         try
         {
-            var d = new RcuDomain();
+            var d = new RawRcuDomain();
             using var cached = new ManualResetEventSlim(false);
             using var destroyed = new ManualResetEventSlim(false);
             Exception? seen = null;

@@ -36,7 +36,7 @@ public sealed unsafe class RcuTortureTests(ITestOutputHelper output)
     public void Torture_ReadersNeverSeePoisonOrOverAgedObjects()
     {
         TimeSpan duration = StressConfig.Duration(3);
-        using var domain = new RcuDomain();
+        using var domain = new RawRcuDomain();
         NativeHeap.Quarantine = true;
         nint published = (nint)NewItem(0);
         int stop = 0;
@@ -55,7 +55,7 @@ public sealed unsafe class RcuTortureTests(ITestOutputHelper output)
                     do
                     {
                         domain.ReadLock();
-                        Item* it = (Item*)RcuPointer.Dereference(ref published);
+                        Item* it = (Item*)RawRcuPointer.Dereference(ref published);
                         // SAFETY: inside the section the item is not freed (what this test checks).
                         for (int spin = 0; spin < 20; spin++)
                         {
@@ -99,7 +99,7 @@ public sealed unsafe class RcuTortureTests(ITestOutputHelper output)
                 do
                 {
                     Item* fresh = NewItem(serial++);
-                    Item* old = (Item*)RcuPointer.Exchange(ref published, (nint)fresh);
+                    Item* old = (Item*)RawRcuPointer.Exchange(ref published, (nint)fresh);
                     Volatile.Write(ref old->Age, 0);
                     domain.Call(() =>
                     {
@@ -118,7 +118,7 @@ public sealed unsafe class RcuTortureTests(ITestOutputHelper output)
             while (clock.Elapsed < duration)
             {
                 Item* fresh = NewItem(serial1++);
-                Item* old = (Item*)RcuPointer.Exchange(ref published, (nint)fresh);
+                Item* old = (Item*)RawRcuPointer.Exchange(ref published, (nint)fresh);
                 Volatile.Write(ref old->Age, 0);
                 pipeline.Add((nint)old);
                 Assert.Equal(RrStatus.Ok, domain.Synchronize());

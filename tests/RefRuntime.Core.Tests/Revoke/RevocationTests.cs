@@ -12,7 +12,7 @@ namespace RefRuntime.Core.Tests.Revoke;
 /// <summary>Revocable, CallGate and DevresList semantics (docs/revocation.md).</summary>
 public sealed unsafe class RevocationTests : IDisposable
 {
-    private readonly RcuDomain _d = new();
+    private readonly RawRcuDomain _d = new();
 
     public void Dispose() => _d.Dispose();
 
@@ -26,7 +26,7 @@ public sealed unsafe class RevocationTests : IDisposable
     public void Revocable_RevokeWaitsForAccessInFlight_ReleasesOnce()
     {
         var res = new Resource();
-        var r = new Revocable<Resource>(_d, res, x => Interlocked.Increment(ref x.Released));
+        var r = new RawRevocable<Resource>(_d, res, x => Interlocked.Increment(ref x.Released));
         var inside = new ManualResetEventSlim();
         var leave = new ManualResetEventSlim();
         var t = new Thread(() =>
@@ -36,7 +36,7 @@ public sealed unsafe class RevocationTests : IDisposable
             inside.Set();
             leave.Wait();
             Assert.Equal(0, Volatile.Read(ref v!.Released)); // still valid during the access
-            RcuDomain.ReadUnlock(rec);
+            RawRcuDomain.ReadUnlock(rec);
         });
         t.Start();
         inside.Wait();
@@ -60,7 +60,7 @@ public sealed unsafe class RevocationTests : IDisposable
         for (int round = 0; round < 50; round++)
         {
             var res = new Resource();
-            var r = new Revocable<Resource>(_d, res, x => Interlocked.Increment(ref x.Released));
+            var r = new RawRevocable<Resource>(_d, res, x => Interlocked.Increment(ref x.Released));
             int winners = 0;
             var threads = new Thread[4];
             for (int i = 0; i < threads.Length; i++)
@@ -90,13 +90,13 @@ public sealed unsafe class RevocationTests : IDisposable
     [Fact]
     public void Revocable_RevokeDuringAccess_WouldDeadlockNothingRevoked()
     {
-        var r = new Revocable<Resource>(_d, new Resource());
+        var r = new RawRevocable<Resource>(_d, new Resource());
         Resource? v = r.TryAccess(out RcuReader* rec);
         Assert.NotNull(v);
         Assert.Equal(RrStatus.WouldDeadlock, r.Revoke(out bool did));
         Assert.False(did);
         Assert.False(r.IsRevoked);
-        RcuDomain.ReadUnlock(rec);
+        RawRcuDomain.ReadUnlock(rec);
         Assert.True(r.RevokeNoSync());
         Assert.False(r.RevokeNoSync());
     }

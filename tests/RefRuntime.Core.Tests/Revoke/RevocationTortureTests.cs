@@ -30,7 +30,7 @@ public sealed unsafe class RevocationTortureTests
 
     private sealed class Generation
     {
-        public required Revocable<Resource> Revocable { get; init; }
+        public required RawRevocable<Resource> Revocable { get; init; }
 
         public required Resource ViaRevocable { get; init; }
 
@@ -49,7 +49,7 @@ public sealed unsafe class RevocationTortureTests
     {
         TimeSpan duration = StressConfig.Duration(1.5);
         int readers = Math.Min(StressConfig.Threads, 6);
-        using var domain = new RcuDomain();
+        using var domain = new RawRcuDomain();
         Generation current = NewGeneration(domain, 0);
         // Each reader announces the generation it works on, so that a gate is destroyed only once
         // no reader can still enter it (destroying a gate under a caller is not allowed).
@@ -99,7 +99,7 @@ public sealed unsafe class RevocationTortureTests
                             Error("a Revocable access saw its resource after release");
                         }
 
-                        RcuDomain.ReadUnlock(rec);
+                        RawRcuDomain.ReadUnlock(rec);
                     }
 
                     RcuReader* call = gen.Gate.Enter();
@@ -196,14 +196,14 @@ public sealed unsafe class RevocationTortureTests
         Assert.True(accesses > 0 && gateCalls > 0, "the readers never got in");
     }
 
-    private static Generation NewGeneration(RcuDomain domain, long number)
+    private static Generation NewGeneration(RawRcuDomain domain, long number)
     {
         var viaRevocable = new Resource();
         return new Generation
         {
             Number = number,
             ViaRevocable = viaRevocable,
-            Revocable = new Revocable<Resource>(domain, viaRevocable, r =>
+            Revocable = new RawRevocable<Resource>(domain, viaRevocable, r =>
             {
                 Interlocked.Increment(ref r.Releases);
                 Volatile.Write(ref r.Poisoned, 1);

@@ -66,8 +66,8 @@ public sealed class VhostGpioCrossProcessTests(ITestOutputHelper output)
                 Assert.Equal("button", f.Chip.LineName(2));
 
                 Assert.Equal(RrStatus.Ok, chip.DirectionOutput(1, true));
-                Assert.Equal(RrStatus.Ok, chip.GetDirection(1, out GpioDirection d));
-                Assert.Equal(GpioDirection.Output, d);
+                Assert.Equal(RrStatus.Ok, chip.GetDirection(1, out RawGpioDirection d));
+                Assert.Equal(RawGpioDirection.Output, d);
                 Assert.Equal(RrStatus.Ok, chip.Get(1, out bool v));
                 Assert.True(v);
                 Assert.Equal(RrStatus.Ok, chip.Set(1, false));
@@ -77,7 +77,7 @@ public sealed class VhostGpioCrossProcessTests(ITestOutputHelper output)
                 // The loopback wire: line 0's output drives line 3's input.
                 Assert.Equal(RrStatus.Ok, chip.DirectionInput(3));
                 Assert.Equal(RrStatus.Ok, chip.GetDirection(3, out d));
-                Assert.Equal(GpioDirection.Input, d);
+                Assert.Equal(RawGpioDirection.Input, d);
                 Assert.Equal(RrStatus.Ok, chip.DirectionOutput(0, true));
                 Assert.Equal(RrStatus.Ok, chip.Get(3, out v));
                 Assert.True(v);
@@ -130,7 +130,7 @@ public sealed class VhostGpioCrossProcessTests(ITestOutputHelper output)
             int lastLine = -1;
             Assert.Equal(RrStatus.Ok, chip.DirectionOutput(0, false));
             Assert.Equal(RrStatus.Ok, chip.DirectionInput(3));
-            Assert.Equal(RrStatus.Ok, chip.SetIrqType(3, GpioIrqType.EdgeRising));
+            Assert.Equal(RrStatus.Ok, chip.SetIrqType(3, RawGpioIrqType.EdgeRising));
             Assert.Equal(RrStatus.Ok, chip.SetIrqHandler(3, n => { lastLine = n; fired.Release(); }));
             for (int i = 0; i < 5; i++)
             {
@@ -143,7 +143,7 @@ public sealed class VhostGpioCrossProcessTests(ITestOutputHelper output)
             // Level-high on line 2 driven by line 1.
             Assert.Equal(RrStatus.Ok, chip.DirectionOutput(1, false));
             Assert.Equal(RrStatus.Ok, chip.DirectionInput(2));
-            Assert.Equal(RrStatus.Ok, chip.SetIrqType(2, GpioIrqType.LevelHigh));
+            Assert.Equal(RrStatus.Ok, chip.SetIrqType(2, RawGpioIrqType.LevelHigh));
             using var level = new SemaphoreSlim(0);
             Assert.Equal(RrStatus.Ok, chip.SetIrqHandler(2, n =>
             {

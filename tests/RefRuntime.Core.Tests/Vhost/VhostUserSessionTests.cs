@@ -7,7 +7,7 @@ using RefRuntime.Core.Tests.Support;
 using RefRuntime.Core.Vhost;
 using RefRuntime.Core.Virtio;
 using Xunit;
-using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.DeviceBackend>;
+using Driver = RefRuntime.Core.Devices.Pl061.Pl061Driver<RefRuntime.Core.Io.RawDeviceBackend>;
 
 namespace RefRuntime.Core.Tests.Vhost;
 
@@ -20,7 +20,7 @@ public sealed unsafe class VhostUserSessionTests
 {
     private sealed class Stack : IDisposable
     {
-        public readonly Pl061Model Model = new();
+        public readonly RawPl061Model Model = new();
         public readonly Driver Pl061;
         public readonly VirtioGpioDevice Device;
         public readonly FakeVhostPlatform Platform = new();
@@ -81,7 +81,7 @@ public sealed unsafe class VhostUserSessionTests
         Assert.Equal(RrStatus.Ok, chip.Get(0, out bool v)); // 1
         Assert.True(v);
         Assert.Equal(RrStatus.Ok, chip.DirectionInput(3)); // 1
-        Assert.Equal(RrStatus.Ok, chip.SetIrqType(3, GpioIrqType.EdgeFalling));
+        Assert.Equal(RrStatus.Ok, chip.SetIrqType(3, RawGpioIrqType.EdgeFalling));
         using var fired = new SemaphoreSlim(0);
         Assert.Equal(RrStatus.Ok, chip.SetIrqHandler(3, _ => fired.Release())); // 1 (SET_IRQ_TYPE) + eventq buffer
         s.Model.SetInput(3, true);
@@ -206,7 +206,7 @@ public sealed unsafe class VhostUserSessionFuzzTests(Xunit.Abstractions.ITestOut
     [Trait("Category", "Stress")]
     public void RandomRequests_NeverThrow_CloseEveryDescriptorOnce()
     {
-        var model = new Pl061Model();
+        var model = new RawPl061Model();
         Assert.Equal(RrStatus.Ok, Pl061Probe.OnModel(model, out Driver? pl061, out _));
         Assert.Equal(RrStatus.Ok, VirtioGpioDevice.Create(pl061!, null, true, out VirtioGpioDevice? device, out _));
         var rng = new Random(1729);

@@ -5,7 +5,7 @@ using System;
 namespace RefRuntime.Core.Io;
 
 /// <summary>A device backend that calls C functions: <c>read(ctx, offset, width)</c> and <c>write(ctx, offset, width, value)</c>.</summary>
-public readonly unsafe struct CallbackBackend : IIoBackend
+public readonly unsafe struct CallbackBackend : IRawIoBackend
 {
     private readonly delegate* unmanaged<void*, ulong, int, ulong> _read;
     private readonly delegate* unmanaged<void*, ulong, int, ulong, void> _write;

@@ -25,13 +25,13 @@ namespace RefRuntime.Core.Io;
 
 /// <summary>An MMIO window over a backend (see file comment). A small struct: copy it freely.</summary>
 /// <typeparam name="TBackend">Plain memory or a device model.</typeparam>
-public readonly struct Io<TBackend>
-    where TBackend : struct, IIoBackend
+public readonly struct RawIo<TBackend>
+    where TBackend : struct, IRawIoBackend
 {
     private readonly TBackend _backend;
 
     /// <summary>Wraps a backend.</summary>
-    public Io(TBackend backend) => _backend = backend;
+    public RawIo(TBackend backend) => _backend = backend;
 
     /// <summary>The window size in bytes.</summary>
     public nuint Size => _backend.Size;
@@ -48,15 +48,15 @@ public readonly struct Io<TBackend>
     /// <typeparam name="TMap">The register map.</typeparam>
     /// <returns>The bound window, whose register accessors carry no check.</returns>
     /// <exception cref="ArgumentException">The window is smaller than the map needs.</exception>
-    public MappedIo<TMap, TBackend> Bind<TMap>()
-        where TMap : IRegisterMap
+    public RawMappedIo<TMap, TBackend> Bind<TMap>()
+        where TMap : IRawRegisterMap
     {
         if (_backend.Size < TMap.Size)
         {
             throw new ArgumentException($"The window has {_backend.Size} bytes; register map {RegisterCheck.NameOf<TMap>()} needs {TMap.Size}.");
         }
 
-        return new MappedIo<TMap, TBackend>(this);
+        return new RawMappedIo<TMap, TBackend>(this);
     }
 
     // ---- unchecked accessors: the caller (a bound map) proved the offset ----------------

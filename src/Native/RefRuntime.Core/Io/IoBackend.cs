@@ -4,7 +4,7 @@
 // that reacts to each access (read-to-clear, write-1-to-clear, address masking...).
 //
 // Backends are structs and the window is generic over them, so a driver written once against
-// Io<TBackend> is compiled separately for each: on plain memory every access is a single mov,
+// RawIo<TBackend> is compiled separately for each: on plain memory every access is a single mov,
 // with no interface call (the C# counterpart of Rust's monomorphised Io). Spec: docs/mmio.md.
 
 using System;
@@ -15,7 +15,7 @@ using System.Threading;
 namespace RefRuntime.Core.Io;
 
 /// <summary>One access at a time, value in little-endian bus order. Offsets are already checked.</summary>
-public interface IIoBackend
+public interface IRawIoBackend
 {
     /// <summary>The window size in bytes.</summary>
     nuint Size { get; }
@@ -50,14 +50,14 @@ public interface IIoBackend
 /// never merged, repeated or elided). On a big-endian host the value is swapped to bus order.
 /// </summary>
 /// <remarks><b>Invariants:</b> <c>_base</c> is 8-byte aligned and <c>_size</c> bytes from it
-/// stay mapped while the backend is used (the owning <see cref="IoRegion"/> or the caller who
+/// stay mapped while the backend is used (the owning <see cref="RawIoRegion"/> or the caller who
 /// wrapped the memory guarantees it).</remarks>
-public readonly unsafe struct MemoryBackend : IIoBackend
+public readonly unsafe struct RawMemoryBackend : IRawIoBackend
 {
     private readonly byte* _base;
     private readonly nuint _size;
 
-    internal MemoryBackend(byte* @base, nuint size)
+    internal RawMemoryBackend(byte* @base, nuint size)
     {
         _base = @base;
         _size = size;
@@ -113,7 +113,7 @@ public readonly unsafe struct MemoryBackend : IIoBackend
 }
 
 /// <summary>A device model: registers with side effects, given each access's offset, width and value.</summary>
-public interface IDeviceModel
+public interface IRawDeviceModel
 {
     /// <summary>A read of <paramref name="width"/> bytes (1, 2, 4 or 8) at <paramref name="offset"/>; the value in bus order.</summary>
     ulong Read(nuint offset, int width);
@@ -123,13 +123,13 @@ public interface IDeviceModel
 }
 
 /// <summary>A window served by a device model: every access is a call to the model.</summary>
-public readonly struct DeviceBackend : IIoBackend
+public readonly struct RawDeviceBackend : IRawIoBackend
 {
-    private readonly IDeviceModel _model;
+    private readonly IRawDeviceModel _model;
     private readonly nuint _size;
 
     /// <summary>Serves <paramref name="size"/> bytes of register space with <paramref name="model"/>.</summary>
-    public DeviceBackend(IDeviceModel model, nuint size)
+    public RawDeviceBackend(IRawDeviceModel model, nuint size)
     {
         ArgumentNullException.ThrowIfNull(model);
         _model = model;
@@ -140,7 +140,7 @@ public readonly struct DeviceBackend : IIoBackend
     public nuint Size => _size;
 
     /// <summary>The model.</summary>
-    public IDeviceModel Model => _model;
+    public IRawDeviceModel Model => _model;
 
     /// <inheritdoc/>
     public byte Load8(nuint offset) => (byte)_model.Read(offset, 1);

@@ -13,14 +13,14 @@ namespace RefRuntime.Core.Io;
 /// <remarks><b>Safety:</b> a window obtained from <see cref="Io"/> must not be used after the
 /// region is disposed; to share a region with code that may outlive it, hand it out through a
 /// <c>Revocable</c> (a revocable window), which makes every later access fail cleanly.</remarks>
-public sealed unsafe class IoRegion : IDisposable
+public sealed unsafe class RawIoRegion : IDisposable
 {
     private byte* _base;
     private readonly nuint _size;
     private readonly bool _owned;
     private GCHandle _pin;
 
-    private IoRegion(byte* @base, nuint size, bool owned, GCHandle pin = default)
+    private RawIoRegion(byte* @base, nuint size, bool owned, GCHandle pin = default)
     {
         _base = @base;
         _size = size;
@@ -31,32 +31,32 @@ public sealed unsafe class IoRegion : IDisposable
     /// <summary>Allocates <paramref name="size"/> zeroed bytes of native memory, 64-byte aligned.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> is 0.</exception>
     /// <exception cref="OutOfMemoryException">The allocation failed.</exception>
-    public static IoRegion Allocate(nuint size)
+    public static RawIoRegion Allocate(nuint size)
     {
         ArgumentOutOfRangeException.ThrowIfZero(size);
         byte* p = (byte*)NativeHeap.AllocZeroed(size, 64);
-        return p == null ? throw new OutOfMemoryException("IoRegion: native allocation failed.") : new IoRegion(p, size, owned: true);
+        return p == null ? throw new OutOfMemoryException("RawIoRegion: native allocation failed.") : new RawIoRegion(p, size, owned: true);
     }
 
     /// <summary>Pins <paramref name="array"/> for the region's lifetime and uses it as the window's memory.</summary>
     /// <exception cref="ArgumentException">The array is empty or its data is not 8-byte aligned.</exception>
-    public static IoRegion Pin(ulong[] array)
+    public static RawIoRegion Pin(ulong[] array)
     {
         ArgumentNullException.ThrowIfNull(array);
         if (array.Length == 0)
         {
-            throw new ArgumentException("IoRegion.Pin: the array is empty.", nameof(array));
+            throw new ArgumentException("RawIoRegion.Pin: the array is empty.", nameof(array));
         }
 
         GCHandle h = GCHandle.Alloc(array, GCHandleType.Pinned);
         // SAFETY: pinned until Dispose frees the handle.
-        return new IoRegion((byte*)h.AddrOfPinnedObject(), (nuint)array.Length * 8, owned: false, h);
+        return new RawIoRegion((byte*)h.AddrOfPinnedObject(), (nuint)array.Length * 8, owned: false, h);
     }
 
     /// <summary>Borrows <paramref name="size"/> bytes at <paramref name="address"/>: the caller keeps them mapped until the region is disposed.</summary>
     /// <returns><see cref="RrStatus.Ok"/>, or <see cref="RrStatus.InvalidArgument"/> for a null or misaligned address or a zero size.</returns>
     /// <remarks><b>Safety:</b> the memory stays valid for the region's lifetime (the caller's contract).</remarks>
-    public static RrStatus TryWrap(void* address, nuint size, out IoRegion? region)
+    public static RrStatus TryWrap(void* address, nuint size, out RawIoRegion? region)
     {
         region = null;
         if (address == null || ((nuint)address & 7) != 0 || size == 0 || (nuint)address + size < (nuint)address)
@@ -64,7 +64,7 @@ public sealed unsafe class IoRegion : IDisposable
             return RrStatus.InvalidArgument;
         }
 
-        region = new IoRegion((byte*)address, size, owned: false);
+        region = new RawIoRegion((byte*)address, size, owned: false);
         return RrStatus.Ok;
     }
 
@@ -76,13 +76,13 @@ public sealed unsafe class IoRegion : IDisposable
 
     /// <summary>A plain-memory window over the region.</summary>
     /// <exception cref="ObjectDisposedException">The region was disposed.</exception>
-    public Io<MemoryBackend> Io
+    public RawIo<RawMemoryBackend> Io
     {
         get
         {
             byte* b = _base;
             ObjectDisposedException.ThrowIf(b == null, this);
-            return new Io<MemoryBackend>(new MemoryBackend(b, _size));
+            return new RawIo<RawMemoryBackend>(new RawMemoryBackend(b, _size));
         }
     }
 

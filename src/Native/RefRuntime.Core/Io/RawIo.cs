@@ -177,11 +177,11 @@ public static unsafe class RawIo
 
     /// <summary>The plain window of a validated state (kind plain).</summary>
     /// <remarks><b>Safety:</b> <paramref name="s"/> is live and of kind plain.</remarks>
-    public static Io<MemoryBackend> PlainIo(IoState* s) => new(new MemoryBackend(s->Base, (nuint)s->Size));
+    public static RawIo<RawMemoryBackend> PlainIo(IoState* s) => new(new RawMemoryBackend(s->Base, (nuint)s->Size));
 
     /// <summary>The device window of a validated state (kind device).</summary>
     /// <remarks><b>Safety:</b> <paramref name="s"/> is live and of kind device.</remarks>
-    public static Io<CallbackBackend> DeviceIo(IoState* s) => new(new CallbackBackend(s->Read, s->Write, s->Context, (nuint)s->Size));
+    public static RawIo<CallbackBackend> DeviceIo(IoState* s) => new(new CallbackBackend(s->Read, s->Write, s->Context, (nuint)s->Size));
 
     /// <summary>One checked read: <see cref="RrStatus.InvalidArgument"/> for a bad width or an unknown flag, or an offset out of bounds, overflowing or misaligned.</summary>
     public static RrStatus Read(IoState* s, ulong offset, uint flags, out ulong value)
@@ -195,12 +195,12 @@ public static unsafe class RawIo
         bool ok;
         if (s->Kind == KindPlain)
         {
-            var io = new Io<MemoryBackend>(new MemoryBackend(s->Base, (nuint)s->Size));
+            var io = new RawIo<RawMemoryBackend>(new RawMemoryBackend(s->Base, (nuint)s->Size));
             ok = Read(io, (nuint)offset, flags, out value);
         }
         else
         {
-            var io = new Io<CallbackBackend>(new CallbackBackend(s->Read, s->Write, s->Context, (nuint)s->Size));
+            var io = new RawIo<CallbackBackend>(new CallbackBackend(s->Read, s->Write, s->Context, (nuint)s->Size));
             ok = Read(io, (nuint)offset, flags, out value);
         }
 
@@ -216,13 +216,13 @@ public static unsafe class RawIo
         }
 
         bool ok = s->Kind == KindPlain
-            ? Write(new Io<MemoryBackend>(new MemoryBackend(s->Base, (nuint)s->Size)), (nuint)offset, flags, value)
-            : Write(new Io<CallbackBackend>(new CallbackBackend(s->Read, s->Write, s->Context, (nuint)s->Size)), (nuint)offset, flags, value);
+            ? Write(new RawIo<RawMemoryBackend>(new RawMemoryBackend(s->Base, (nuint)s->Size)), (nuint)offset, flags, value)
+            : Write(new RawIo<CallbackBackend>(new CallbackBackend(s->Read, s->Write, s->Context, (nuint)s->Size)), (nuint)offset, flags, value);
         return ok ? RrStatus.Ok : RrStatus.InvalidArgument;
     }
 
-    private static bool Read<T>(Io<T> io, nuint offset, uint flags, out ulong value)
-        where T : struct, IIoBackend
+    private static bool Read<T>(RawIo<T> io, nuint offset, uint flags, out ulong value)
+        where T : struct, IRawIoBackend
     {
         bool be = (flags & IoFlags.BigEndian) != 0;
         bool ok;
@@ -250,8 +250,8 @@ public static unsafe class RawIo
         }
     }
 
-    private static bool Write<T>(Io<T> io, nuint offset, uint flags, ulong value)
-        where T : struct, IIoBackend
+    private static bool Write<T>(RawIo<T> io, nuint offset, uint flags, ulong value)
+        where T : struct, IRawIoBackend
     {
         bool be = (flags & IoFlags.BigEndian) != 0;
         return (flags & IoFlags.WidthMask) switch

@@ -31,7 +31,7 @@ public unsafe struct RcuHead
     public delegate* unmanaged<RcuHead*, void> Func;
 }
 
-public sealed unsafe partial class RcuDomain
+public sealed unsafe partial class RawRcuDomain
 {
     /// <summary>The default bound on callbacks queued and not yet run (see <see cref="MaxPendingCallbacks"/>).</summary>
     public const long DefaultMaxPending = 1_000_000;

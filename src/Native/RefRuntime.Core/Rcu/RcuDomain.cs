@@ -26,7 +26,7 @@
 // reader entering after the flip takes the new phase and is not waited for.
 //
 // Compiler ordering on the .NET side. The record store is a Volatile.Write and protected loads
-// go through Volatile.Read (RcuPointer); the .NET memory model gives those release and acquire
+// go through Volatile.Read (RawRcuPointer); the .NET memory model gives those release and acquire
 // semantics, which alone would allow a later load to move above the earlier store. RyuJIT and
 // the NativeAOT compiler do not move volatile accesses across each other, which is what the
 // read side relies on (the C inline read side uses an explicit compiler barrier instead). The
@@ -45,10 +45,10 @@ namespace RefRuntime.Core.Rcu;
 /// <summary>A reader that has kept a grace period waiting longer than the stall threshold.</summary>
 /// <param name="ThreadId">The managed id of the reader's thread.</param>
 /// <param name="Waited">How long the grace period has waited for it so far.</param>
-public readonly record struct RcuStall(int ThreadId, TimeSpan Waited);
+public readonly record struct RawRcuStall(int ThreadId, TimeSpan Waited);
 
 /// <summary>An RCU domain (see file comment). Thread-safe.</summary>
-public sealed unsafe partial class RcuDomain : IDisposable
+public sealed unsafe partial class RawRcuDomain : IDisposable
 {
     /// <summary>Magic of a live domain's native state ("RCU1").</summary>
     public const uint MagicLive = 0x3155_4352;
@@ -81,21 +81,21 @@ public sealed unsafe partial class RcuDomain : IDisposable
     private long _gpStarted;
     private long _gpCompleted;
     private long _stallTicks = long.MaxValue;
-    private Action<RcuStall>? _onStall;
+    private Action<RawRcuStall>? _onStall;
     private volatile bool _disposed;
 
     /// <summary>The process-wide default domain; never disposed.</summary>
-    public static RcuDomain Default { get; } = new(pinned: true);
+    public static RawRcuDomain Default { get; } = new(pinned: true);
 
     /// <summary>Creates a domain, independent of every other: its readers never delay another domain's grace periods.</summary>
     /// <param name="pinned">Whether the native state keeps the domain alive (for domains owned by C code) until <see cref="Dispose"/>.</param>
-    public RcuDomain(bool pinned = false)
+    public RawRcuDomain(bool pinned = false)
     {
         // SAFETY: fresh zeroed block of sizeof(RcuDomainState), 64-aligned, freed in Dispose.
         _state = (RcuDomainState*)NativeHeap.AllocZeroed((nuint)sizeof(RcuDomainState), 64);
         if (_state == null)
         {
-            throw new OutOfMemoryException("RcuDomain: native allocation failed.");
+            throw new OutOfMemoryException("RawRcuDomain: native allocation failed.");
         }
 
         _self = GCHandle.Alloc(this, pinned ? GCHandleType.Normal : GCHandleType.Weak);
@@ -122,7 +122,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
     /// <param name="state">A pointer from <see cref="State"/>.</param>
     /// <param name="domain">The domain.</param>
     /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.InvalidArgument"/> (NULL) or <see cref="RrStatus.BadHandle"/>.</returns>
-    public static RrStatus TryFromState(RcuDomainState* state, out RcuDomain? domain)
+    public static RrStatus TryFromState(RcuDomainState* state, out RawRcuDomain? domain)
     {
         domain = null;
         if (state == null)
@@ -136,7 +136,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
             return RrStatus.BadHandle;
         }
 
-        domain = GCHandle.FromIntPtr(state->Managed).Target as RcuDomain;
+        domain = GCHandle.FromIntPtr(state->Managed).Target as RawRcuDomain;
         return domain is null || domain._disposed ? RrStatus.BadHandle : RrStatus.Ok;
     }
 
@@ -226,7 +226,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
     {
         if (_disposed)
         {
-            throw new ObjectDisposedException(nameof(RcuDomain));
+            throw new ObjectDisposedException(nameof(RawRcuDomain));
         }
 
         ThreadReaders readers = t_readers ??= new ThreadReaders();
@@ -269,7 +269,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
         RcuReader* fresh = (RcuReader*)NativeHeap.AllocZeroed((nuint)sizeof(RcuReader), 64);
         if (fresh == null)
         {
-            throw new OutOfMemoryException("RcuDomain: reader record allocation failed.");
+            throw new OutOfMemoryException("RawRcuDomain: reader record allocation failed.");
         }
 
         fresh->InUse = 1;
@@ -430,7 +430,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
     /// <summary>Reports readers that keep a grace period waiting longer than <paramref name="threshold"/>; <see langword="null"/> turns reports off.</summary>
     /// <param name="threshold">How long a grace period may wait for one reader before it is reported.</param>
     /// <param name="onStall">Called on the waiting writer's thread, once per reader per wait; must not throw.</param>
-    public void SetStallHandler(TimeSpan threshold, Action<RcuStall>? onStall)
+    public void SetStallHandler(TimeSpan threshold, Action<RawRcuStall>? onStall)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threshold, TimeSpan.Zero);
         _onStall = onStall;
@@ -441,7 +441,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
     {
         try
         {
-            _onStall?.Invoke(new RcuStall(threadId, waited));
+            _onStall?.Invoke(new RawRcuStall(threadId, waited));
         }
         catch (Exception e)
         {
@@ -526,9 +526,9 @@ public sealed unsafe partial class RcuDomain : IDisposable
         {
             throw new InvalidOperationException(s switch
             {
-                RrStatus.Busy => "RcuDomain.Dispose: a reader is still inside a read-side section.",
-                RrStatus.WouldDeadlock => "RcuDomain.Dispose: called from one of the domain's own callbacks.",
-                _ => "RcuDomain.Dispose: the default domain cannot be disposed.",
+                RrStatus.Busy => "RawRcuDomain.Dispose: a reader is still inside a read-side section.",
+                RrStatus.WouldDeadlock => "RawRcuDomain.Dispose: called from one of the domain's own callbacks.",
+                _ => "RawRcuDomain.Dispose: the default domain cannot be disposed.",
             });
         }
     }
@@ -536,7 +536,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
     /// <summary>The last domain a thread used and its record there: the read side's fast path.</summary>
     private struct ReaderCache
     {
-        public RcuDomain? Domain;
+        public RawRcuDomain? Domain;
         public RcuReader* Reader;
     }
 
@@ -548,19 +548,19 @@ public sealed unsafe partial class RcuDomain : IDisposable
     {
         // Strong references: a WeakReference here would be finalized together with this object,
         // possibly first, and could no longer name the domain when the records are handed back.
-        private readonly List<(RcuDomain Domain, nint Reader)> _entries = new();
+        private readonly List<(RawRcuDomain Domain, nint Reader)> _entries = new();
 
         ~ThreadReaders()
         {
-            foreach ((RcuDomain domain, nint r) in _entries)
+            foreach ((RawRcuDomain domain, nint r) in _entries)
             {
                 domain.ReleaseRecord((RcuReader*)r);
             }
         }
 
-        public RcuReader* Find(RcuDomain domain)
+        public RcuReader* Find(RawRcuDomain domain)
         {
-            foreach ((RcuDomain d, nint r) in _entries)
+            foreach ((RawRcuDomain d, nint r) in _entries)
             {
                 if (ReferenceEquals(d, domain))
                 {
@@ -571,7 +571,7 @@ public sealed unsafe partial class RcuDomain : IDisposable
             return null;
         }
 
-        public void Add(RcuDomain domain, RcuReader* r)
+        public void Add(RawRcuDomain domain, RcuReader* r)
         {
             _entries.RemoveAll(e => e.Domain.IsDisposed);
             _entries.Add((domain, (nint)r));

@@ -3,7 +3,7 @@
 //
 //   RcuDomainState (128 bytes, 64-aligned)        RcuReader (64 bytes, 64-aligned, one per thread per domain)
 //   0   magic, id                                  0   ctr    nesting (bits 0..31) | phase (bit 32)
-//   8   managed handle (GCHandle of RcuDomain)     8   next   the domain's registry list
+//   8   managed handle (GCHandle of RawRcuDomain)     8   next   the domain's registry list
 //   64  gp_ctr  phase (bit 32) | 1 -- its own line 16  in_use 1 while a thread owns the record
 //                                                  20  thread id of the owner (diagnostics)
 //
@@ -20,13 +20,13 @@ namespace RefRuntime.Core.Rcu;
 [StructLayout(LayoutKind.Sequential, Size = 128)]
 public struct RcuDomainState
 {
-    /// <summary><see cref="RcuDomain.MagicLive"/> while the domain exists.</summary>
+    /// <summary><see cref="RawRcuDomain.MagicLive"/> while the domain exists.</summary>
     public uint Magic;
 
     /// <summary>The domain's process-unique id.</summary>
     public uint Id;
 
-    /// <summary>A GCHandle to the managed <see cref="RcuDomain"/>.</summary>
+    /// <summary>A GCHandle to the managed <see cref="RawRcuDomain"/>.</summary>
     public nint Managed;
 
     private readonly ulong _pad0, _pad1, _pad2, _pad3, _pad4, _pad5;

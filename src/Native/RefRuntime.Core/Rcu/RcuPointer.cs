@@ -11,7 +11,7 @@ using System.Threading;
 namespace RefRuntime.Core.Rcu;
 
 /// <summary>Publication and reading of RCU-protected pointers and references.</summary>
-public static class RcuPointer
+public static class RawRcuPointer
 {
     /// <summary>Publishes <paramref name="value"/>: everything written to it before is visible to readers that load it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

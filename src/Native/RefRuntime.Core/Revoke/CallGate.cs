@@ -20,15 +20,15 @@ namespace RefRuntime.Core.Revoke;
 /// <summary>A call-draining gate (see file comment). Thread-safe.</summary>
 public sealed unsafe class CallGate : IDisposable
 {
-    private readonly RcuDomain _domain;
+    private readonly RawRcuDomain _domain;
     private int _disconnected;
 
     /// <summary>Creates an open gate.</summary>
     /// <param name="pinned">Whether C code owns the gate (its domain state then keeps it alive until disposed).</param>
-    public CallGate(bool pinned = false) => _domain = new RcuDomain(pinned);
+    public CallGate(bool pinned = false) => _domain = new RawRcuDomain(pinned);
 
     /// <summary>The gate's domain (its native state is the C handle's core).</summary>
-    public RcuDomain Domain => _domain;
+    public RawRcuDomain Domain => _domain;
 
     /// <summary>Whether <see cref="Disconnect"/> has been called.</summary>
     public bool IsDisconnected => Volatile.Read(ref _disconnected) != 0;
@@ -44,7 +44,7 @@ public sealed unsafe class CallGate : IDisposable
         // process-wide barrier supplies the hardware side (see file comment).
         if (Volatile.Read(ref _disconnected) != 0)
         {
-            RcuDomain.ReadUnlock(r);
+            RawRcuDomain.ReadUnlock(r);
             return null;
         }
 
@@ -54,7 +54,7 @@ public sealed unsafe class CallGate : IDisposable
     /// <summary>Leaves a call entered with <see cref="Enter"/>.</summary>
     /// <param name="r">The record Enter returned.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Leave(RcuReader* r) => RcuDomain.ReadUnlock(r);
+    public static void Leave(RcuReader* r) => RawRcuDomain.ReadUnlock(r);
 
     /// <summary>Whether the calling thread is inside a call through this gate.</summary>
     public bool InCall => _domain.InReadSection;

@@ -51,7 +51,7 @@ public static unsafe class RawRevocable
     public const uint MagicLive = 0x3156_5252;
 
     /// <summary>Creates a revocable holding <paramref name="resource"/> (non-null).</summary>
-    public static RrStatus Create(RcuDomain domain, void* resource, delegate* unmanaged<void*, void*, void> destroy, void* context, out RevocableState* state)
+    public static RrStatus Create(RawRcuDomain domain, void* resource, delegate* unmanaged<void*, void*, void> destroy, void* context, out RevocableState* state)
     {
         state = null;
         if (resource == null)
@@ -76,7 +76,7 @@ public static unsafe class RawRevocable
     }
 
     /// <summary>Validates a handle: non-null, aligned, live magic, and its domain alive.</summary>
-    public static RrStatus Validate(RevocableState* s, out RcuDomain? domain)
+    public static RrStatus Validate(RevocableState* s, out RawRcuDomain? domain)
     {
         domain = null;
         if (s == null)
@@ -90,11 +90,11 @@ public static unsafe class RawRevocable
             return RrStatus.BadHandle;
         }
 
-        return RcuDomain.TryFromState(s->Domain, out domain);
+        return RawRcuDomain.TryFromState(s->Domain, out domain);
     }
 
     /// <summary>Enters a read-side section and returns the resource, or null (section already left) once revoked.</summary>
-    public static void* TryAccess(RevocableState* s, RcuDomain domain)
+    public static void* TryAccess(RevocableState* s, RawRcuDomain domain)
     {
         domain.ReadLock();
         Interleave.Point("revocable.access.load");
@@ -110,7 +110,7 @@ public static unsafe class RawRevocable
 
     /// <summary>Revokes: new accesses fail at once; waits for accesses in flight; destroys the resource once.</summary>
     /// <returns><see cref="RrStatus.Ok"/> with <paramref name="revoked"/> telling whether this call did it, or <see cref="RrStatus.WouldDeadlock"/> inside an access (nothing revoked).</returns>
-    public static RrStatus Revoke(RevocableState* s, RcuDomain domain, bool wait, out bool revoked)
+    public static RrStatus Revoke(RevocableState* s, RawRcuDomain domain, bool wait, out bool revoked)
     {
         revoked = false;
         if (wait && domain.InReadSection)
@@ -141,7 +141,7 @@ public static unsafe class RawRevocable
     }
 
     /// <summary>Frees the object, revoking (with a grace period) first if it is still live.</summary>
-    public static RrStatus Free(RevocableState* s, RcuDomain domain)
+    public static RrStatus Free(RevocableState* s, RawRcuDomain domain)
     {
         RrStatus st = Revoke(s, domain, wait: true, out _);
         if (st != RrStatus.Ok)

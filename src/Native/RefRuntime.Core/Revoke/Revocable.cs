@@ -1,4 +1,4 @@
-// Revocable<T>: a managed resource that can be revoked while others may still try to use it.
+// RawRevocable<T>: a managed resource that can be revoked while others may still try to use it.
 // Same algorithm as RawRevocable (docs/revocation.md), over a managed reference: access is a read-side
 // section plus one load; revoke unpublishes, waits for a grace period, then releases the
 // resource exactly once (concurrent revokes: one wins).
@@ -11,15 +11,15 @@ namespace RefRuntime.Core.Revoke;
 
 /// <summary>A revocable managed resource (see file comment).</summary>
 /// <typeparam name="T">The resource type.</typeparam>
-public sealed class Revocable<T>
+public sealed class RawRevocable<T>
     where T : class
 {
-    private readonly RcuDomain _domain;
+    private readonly RawRcuDomain _domain;
     private readonly Action<T>? _release;
     private T? _value;
 
     /// <summary>Wraps <paramref name="value"/>; <paramref name="release"/> (default: Dispose for IDisposable) runs once on revocation.</summary>
-    public Revocable(RcuDomain domain, T value, Action<T>? release = null)
+    public RawRevocable(RawRcuDomain domain, T value, Action<T>? release = null)
     {
         ArgumentNullException.ThrowIfNull(domain);
         ArgumentNullException.ThrowIfNull(value);
@@ -29,13 +29,13 @@ public sealed class Revocable<T>
     }
 
     /// <summary>The domain whose read-side sections protect accesses.</summary>
-    public RcuDomain Domain => _domain;
+    public RawRcuDomain Domain => _domain;
 
     /// <summary>Whether the resource has been revoked.</summary>
     public bool IsRevoked => Volatile.Read(ref _value) is null;
 
     /// <summary>Enters a read-side section and loads the resource; on null the section has been left again.</summary>
-    /// <param name="reader">The thread's record, for <see cref="RcuDomain.ReadUnlock(RcuReader*)"/>.</param>
+    /// <param name="reader">The thread's record, for <see cref="RawRcuDomain.ReadUnlock(RcuReader*)"/>.</param>
     /// <returns>The resource, or null once revoked.</returns>
     public unsafe T? TryAccess(out RcuReader* reader)
     {
@@ -44,7 +44,7 @@ public sealed class Revocable<T>
         T? v = Volatile.Read(ref _value);
         if (v is null)
         {
-            RcuDomain.ReadUnlock(reader);
+            RawRcuDomain.ReadUnlock(reader);
             reader = null;
         }
 

@@ -5,10 +5,10 @@
 //
 // Design. The table is an immutable array of GuestRegion sorted by guest address, published
 // through one reference (RCU-style: readers load it inside a read-side section of the map's own
-// RcuDomain; writers build a new array under a lock and swap it in). Translating a descriptor
+// RawRcuDomain; writers build a new array under a lock and swap it in). Translating a descriptor
 // happens inside a section: find the region (binary search), check the whole range, and pin the
 // region for as long as the chain is held (GuestRegion's refcount). A writer that removes or
-// replaces regions unpublishes them, waits one grace period (RcuDomain.Synchronize: every
+// replaces regions unpublishes them, waits one grace period (RawRcuDomain.Synchronize: every
 // translator that could still see the old table has left its section, having pinned what it
 // uses), then drops the table's reference. A region is unmapped when its count reaches zero: at
 // once if nothing was pinned, otherwise when the last chain or ring that uses it lets go.
@@ -51,7 +51,7 @@ public sealed unsafe class GuestMemoryMap : IDisposable
     /// <summary>The default limit on regions (GET_MAX_MEM_SLOTS answers it).</summary>
     public const int DefaultMaxRegions = 64;
 
-    private readonly RcuDomain _rcu = new();
+    private readonly RawRcuDomain _rcu = new();
     private readonly Lock _writer = new();
     private readonly int _maxRegions;
     private GuestRegion[] _table = [];
@@ -71,7 +71,7 @@ public sealed unsafe class GuestMemoryMap : IDisposable
     public int MaxRegions => _maxRegions;
 
     /// <summary>The read-side domain translations run in.</summary>
-    internal RcuDomain Rcu => _rcu;
+    internal RawRcuDomain Rcu => _rcu;
 
     /// <summary>Regions in the current table.</summary>
     public int Count => Volatile.Read(ref _table).Length;
@@ -292,7 +292,7 @@ public sealed unsafe class GuestMemoryMap : IDisposable
         }
         finally
         {
-            RcuDomain.ReadUnlock(reader);
+            RawRcuDomain.ReadUnlock(reader);
         }
     }
 
@@ -324,7 +324,7 @@ public sealed unsafe class GuestMemoryMap : IDisposable
         }
         finally
         {
-            RcuDomain.ReadUnlock(reader);
+            RawRcuDomain.ReadUnlock(reader);
         }
     }
 

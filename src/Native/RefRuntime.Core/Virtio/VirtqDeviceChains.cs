@@ -257,7 +257,7 @@ public sealed unsafe partial class VirtqDevice
                 DropScratchPins();
             }
 
-            RcuDomain.ReadUnlock(reader);
+            RawRcuDomain.ReadUnlock(reader);
         }
     }
 

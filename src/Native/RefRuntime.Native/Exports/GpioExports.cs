@@ -59,7 +59,7 @@ internal static unsafe class GpioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            void* h = ObjectHandle.Alloc(new Pl061Model(), HandleKind.Pl061Model);
+            void* h = ObjectHandle.Alloc(new RawPl061Model(), HandleKind.Pl061Model);
             // SAFETY: non-NULL out pointer (checked).
             *outModel = h;
             return (int)(h == null ? RrStatus.OutOfMemory : RrStatus.Ok);
@@ -75,7 +75,7 @@ internal static unsafe class GpioExports
     {
         try
         {
-            return (int)ObjectHandle.Destroy<Pl061Model>(model, HandleKind.Pl061Model, static _ => RrStatus.Ok);
+            return (int)ObjectHandle.Destroy<RawPl061Model>(model, HandleKind.Pl061Model, static _ => RrStatus.Ok);
         }
         catch (Exception e)
         {
@@ -88,7 +88,7 @@ internal static unsafe class GpioExports
     {
         try
         {
-            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out Pl061Model? m);
+            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out RawPl061Model? m);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -118,7 +118,7 @@ internal static unsafe class GpioExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out Pl061Model? m);
+            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out RawPl061Model? m);
             // SAFETY: non-NULL out pointer (checked).
             *outputs = s == RrStatus.Ok ? m!.Outputs : (byte)0;
             return (int)s;
@@ -141,7 +141,7 @@ internal static unsafe class GpioExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outChip = null;
-            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out Pl061Model? m);
+            RrStatus s = ObjectHandle.Resolve(model, HandleKind.Pl061Model, out RawPl061Model? m);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -182,7 +182,7 @@ internal static unsafe class GpioExports
             IGpioDevice? device;
             if (io->Kind == RawIo.KindPlain)
             {
-                s = Pl061Driver<MemoryBackend>.Probe(RawIo.PlainIo(io), null, null, out var d, out _);
+                s = Pl061Driver<RawMemoryBackend>.Probe(RawIo.PlainIo(io), null, null, out var d, out _);
                 device = d;
             }
             else
@@ -222,7 +222,7 @@ internal static unsafe class GpioExports
             }
 
             RrStatus s = ChipOf(chip, out IGpioDevice? d);
-            GpioDirection dir = GpioDirection.Input;
+            RawGpioDirection dir = RawGpioDirection.Input;
             if (s == RrStatus.Ok)
             {
                 s = d!.GetDirection(line, out dir);
@@ -313,7 +313,7 @@ internal static unsafe class GpioExports
         try
         {
             RrStatus s = ChipOf(chip, out IGpioDevice? d);
-            return (int)(s == RrStatus.Ok ? d!.SetIrqType(line, (GpioIrqType)type) : s);
+            return (int)(s == RrStatus.Ok ? d!.SetIrqType(line, (RawGpioIrqType)type) : s);
         }
         catch (Exception e)
         {
@@ -342,7 +342,7 @@ internal static unsafe class GpioExports
     }
 
     [UnmanagedCallersOnly(EntryPoint = "rr_gpio_irq_stats")]
-    private static int IrqStats(void* chip, int line, GpioIrqStats* stats)
+    private static int IrqStats(void* chip, int line, RawGpioIrqStats* stats)
     {
         try
         {
@@ -352,14 +352,14 @@ internal static unsafe class GpioExports
             }
 
             RrStatus s = ChipOf(chip, out IGpioDevice? d);
-            GpioIrqStats value = default;
+            RawGpioIrqStats value = default;
             if (s == RrStatus.Ok)
             {
                 s = d!.GetIrqStats(line, out value);
             }
 
             // SAFETY: non-NULL out pointer (checked) to an rr_gpio_irq_stats_t, whose layout
-            // GpioIrqStats matches (pinned by the header's static asserts and a test).
+            // RawGpioIrqStats matches (pinned by the header's static asserts and a test).
             *stats = value;
             return (int)s;
         }

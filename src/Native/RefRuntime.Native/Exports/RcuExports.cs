@@ -12,7 +12,7 @@ namespace RefRuntime.Native.Exports;
 internal static unsafe class RcuExports
 {
     [UnmanagedCallersOnly(EntryPoint = "rr_rcu_default_domain")]
-    private static RcuDomainState* DefaultDomain() => RcuDomain.Default.State;
+    private static RcuDomainState* DefaultDomain() => RawRcuDomain.Default.State;
 
     [UnmanagedCallersOnly(EntryPoint = "rr_rcu_domain_create")]
     private static int Create(RcuDomainState** outDomain)
@@ -25,7 +25,7 @@ internal static unsafe class RcuExports
             }
 
             // SAFETY: non-NULL out pointer (checked). A C-owned domain is pinned until destroyed.
-            *outDomain = new RcuDomain(pinned: true).State;
+            *outDomain = new RawRcuDomain(pinned: true).State;
             return (int)RrStatus.Ok;
         }
         catch (Exception e)
@@ -39,7 +39,7 @@ internal static unsafe class RcuExports
     {
         try
         {
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             return (int)(s == RrStatus.Ok ? domain!.Destroy() : s);
         }
         catch (Exception e)
@@ -53,7 +53,7 @@ internal static unsafe class RcuExports
     {
         try
         {
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             if (s == RrStatus.Ok)
             {
                 domain!.ReadLock();
@@ -72,7 +72,7 @@ internal static unsafe class RcuExports
     {
         try
         {
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             if (s == RrStatus.Ok && !domain!.ReadUnlock())
             {
                 return (int)RrStatus.InvalidArgument; // not inside a section
@@ -98,7 +98,7 @@ internal static unsafe class RcuExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outReader = null;
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             if (s == RrStatus.Ok)
             {
                 *outReader = domain!.CurrentReader();
@@ -117,7 +117,7 @@ internal static unsafe class RcuExports
     {
         try
         {
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             return (int)(s == RrStatus.Ok ? domain!.Synchronize() : s);
         }
         catch (Exception e)
@@ -131,7 +131,7 @@ internal static unsafe class RcuExports
     {
         try
         {
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             return (int)(s == RrStatus.Ok ? domain!.Call(head, func) : s);
         }
         catch (Exception e)
@@ -145,7 +145,7 @@ internal static unsafe class RcuExports
     {
         try
         {
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             return (int)(s == RrStatus.Ok ? domain!.Barrier() : s);
         }
         catch (Exception e)
@@ -164,7 +164,7 @@ internal static unsafe class RcuExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             if (s == RrStatus.Ok)
             {
                 // SAFETY: non-NULL out pointer (checked).
@@ -189,7 +189,7 @@ internal static unsafe class RcuExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             // SAFETY: non-NULL out pointer (checked).
             *done = s == RrStatus.Ok && domain!.Poll(cookie) ? (byte)1 : (byte)0;
             return (int)s;
@@ -205,13 +205,13 @@ internal static unsafe class RcuExports
     {
         try
         {
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
             }
 
-            Action<RcuStall>? handler = null;
+            Action<RawRcuStall>? handler = null;
             if (fn != null)
             {
                 nint f = (nint)fn, c = (nint)ctx;
@@ -238,7 +238,7 @@ internal static unsafe class RcuExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             if (s == RrStatus.Ok)
             {
                 domain!.MaxPendingCallbacks = (long)max;
@@ -262,7 +262,7 @@ internal static unsafe class RcuExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            RrStatus s = RcuDomain.TryFromState(d, out RcuDomain? domain);
+            RrStatus s = RawRcuDomain.TryFromState(d, out RawRcuDomain? domain);
             if (s == RrStatus.Ok)
             {
                 // SAFETY: rr_rcu_stats_t is four uint64_t (header); non-NULL (checked).

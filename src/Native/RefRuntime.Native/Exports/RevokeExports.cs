@@ -25,8 +25,8 @@ internal static unsafe class RevokeExports
 
             // SAFETY: non-NULL out pointer (checked).
             *outR = null;
-            RcuDomain? domain = RcuDomain.Default;
-            RrStatus s = d == null ? RrStatus.Ok : RcuDomain.TryFromState(d, out domain);
+            RawRcuDomain? domain = RawRcuDomain.Default;
+            RrStatus s = d == null ? RrStatus.Ok : RawRcuDomain.TryFromState(d, out domain);
             if (s != RrStatus.Ok)
             {
                 return (int)s;
@@ -47,7 +47,7 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = RawRevocable.Validate(r, out RcuDomain? domain);
+            RrStatus s = RawRevocable.Validate(r, out RawRcuDomain? domain);
             if (s != RrStatus.Ok)
             {
                 Abi.SetError(s);
@@ -68,7 +68,7 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = RawRevocable.Validate(r, out RcuDomain? domain);
+            RrStatus s = RawRevocable.Validate(r, out RawRcuDomain? domain);
             if (s == RrStatus.Ok && !domain!.ReadUnlock())
             {
                 return (int)RrStatus.InvalidArgument; // no access in progress on this thread
@@ -86,7 +86,7 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = RawRevocable.Validate(r, out RcuDomain? domain);
+            RrStatus s = RawRevocable.Validate(r, out RawRcuDomain? domain);
             bool did = false;
             if (s == RrStatus.Ok)
             {
@@ -118,7 +118,7 @@ internal static unsafe class RevokeExports
     {
         try
         {
-            RrStatus s = RawRevocable.Validate(r, out RcuDomain? domain);
+            RrStatus s = RawRevocable.Validate(r, out RawRcuDomain? domain);
             return (int)(s == RrStatus.Ok ? RawRevocable.Free(r, domain!) : s);
         }
         catch (Exception e)

@@ -26,9 +26,9 @@ public sealed class GpioChipSlice : IGpioChip
     public int LineCount { get; }
 
     /// <inheritdoc/>
-    public RrStatus GetDirection(int line, out GpioDirection direction)
+    public RrStatus GetDirection(int line, out RawGpioDirection direction)
     {
-        direction = GpioDirection.Input;
+        direction = RawGpioDirection.Input;
         return In(line) ? _chip.GetDirection(line, out direction) : RrStatus.InvalidArgument;
     }
 
@@ -49,7 +49,7 @@ public sealed class GpioChipSlice : IGpioChip
     public RrStatus Set(int line, bool value) => In(line) ? _chip.Set(line, value) : RrStatus.InvalidArgument;
 
     /// <inheritdoc/>
-    public RrStatus SetIrqType(int line, GpioIrqType type) => In(line) ? _chip.SetIrqType(line, type) : RrStatus.InvalidArgument;
+    public RrStatus SetIrqType(int line, RawGpioIrqType type) => In(line) ? _chip.SetIrqType(line, type) : RrStatus.InvalidArgument;
 
     /// <inheritdoc/>
     public RrStatus SetIrqHandler(int line, Action<int>? handler) => In(line) ? _chip.SetIrqHandler(line, handler) : RrStatus.InvalidArgument;
@@ -58,7 +58,7 @@ public sealed class GpioChipSlice : IGpioChip
     public RrStatus DisableIrqNoSync(int line) => In(line) ? _chip.DisableIrqNoSync(line) : RrStatus.InvalidArgument;
 
     /// <inheritdoc/>
-    public RrStatus GetIrqStats(int line, out GpioIrqStats stats)
+    public RrStatus GetIrqStats(int line, out RawGpioIrqStats stats)
     {
         stats = default;
         return In(line) ? _chip.GetIrqStats(line, out stats) : RrStatus.InvalidArgument;

@@ -14,7 +14,7 @@
 namespace RefRuntime.Core.Devices.Gpio;
 
 /// <summary>A line's direction (Linux <c>GPIO_LINE_DIRECTION_OUT</c> = 0, <c>_IN</c> = 1).</summary>
-public enum GpioDirection
+public enum RawGpioDirection
 {
     /// <summary>Output.</summary>
     Output = 0,
@@ -25,7 +25,7 @@ public enum GpioDirection
 
 /// <summary>Interrupt trigger (Linux <c>IRQ_TYPE_*</c> values).</summary>
 [System.Flags]
-public enum GpioIrqType
+public enum RawGpioIrqType
 {
     /// <summary>No trigger: the line's interrupt is disabled.</summary>
     None = 0,
@@ -49,7 +49,7 @@ public enum GpioIrqType
 /// <summary>A line's interrupt counters (<c>rr_gpio_irq_stats_t</c> in the C header: same layout).</summary>
 /// <remarks>Counters only grow; <see cref="Disabled"/> is the line's state now.</remarks>
 [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
-public struct GpioIrqStats
+public struct RawGpioIrqStats
 {
     /// <summary>Interrupts handed to the line's handler.</summary>
     public ulong Handled;
@@ -80,7 +80,7 @@ public interface IGpioChip
     int LineCount { get; }
 
     /// <summary>A line's direction.</summary>
-    RrStatus GetDirection(int line, out GpioDirection direction);
+    RrStatus GetDirection(int line, out RawGpioDirection direction);
 
     /// <summary>Makes a line an input.</summary>
     RrStatus DirectionInput(int line);
@@ -95,7 +95,7 @@ public interface IGpioChip
     RrStatus Set(int line, bool value);
 
     /// <summary>Sets a line's interrupt trigger.</summary>
-    RrStatus SetIrqType(int line, GpioIrqType type);
+    RrStatus SetIrqType(int line, RawGpioIrqType type);
 
     /// <summary>
     /// Routes a line's interrupt to <paramref name="handler"/> (called with the line) and unmasks
@@ -115,7 +115,7 @@ public interface IGpioChip
     RrStatus DisableIrqNoSync(int line);
 
     /// <summary>A line's interrupt counters; still readable after the device was removed.</summary>
-    RrStatus GetIrqStats(int line, out GpioIrqStats stats);
+    RrStatus GetIrqStats(int line, out RawGpioIrqStats stats);
 }
 
 /// <summary>A GPIO chip backed by a device that can be suspended, resumed and removed.</summary>

@@ -61,7 +61,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
     /// <summary>A line's interrupt state; every field is guarded by the driver's lock.</summary>
     private struct LineIrq
     {
-        public GpioIrqType Trigger; // the software trigger: IS/IBE/IEV cannot tell NONE from falling
+        public RawGpioIrqType Trigger; // the software trigger: IS/IBE/IEV cannot tell NONE from falling
         public bool Stuck;          // disabled as stuck: left masked until re-armed
         public bool NoSyncMasked;   // masked by DisableIrqNoSync until re-armed
         public int Unhandled;       // level handler calls in a row that left the level asserted
@@ -131,7 +131,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
     });
 
     /// <inheritdoc/>
-    public RrStatus GetIrqStats(int line, out GpioIrqStats stats)
+    public RrStatus GetIrqStats(int line, out RawGpioIrqStats stats)
     {
         stats = default;
         if ((uint)line >= Pl061Regs.Lines)
@@ -156,7 +156,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
     public void Interrupt(bool asserted) => OnInterrupt(asserted);
 
     /// <summary>Records a line's new trigger and re-arms the line if it was disabled (as stuck or by DisableIrqNoSync). Caller holds the lock, inside a call.</summary>
-    private void SetTriggerLocked(MappedIo<Pl061Map, TBackend> regs, int n, GpioIrqType type)
+    private void SetTriggerLocked(RawMappedIo<Pl061Map, TBackend> regs, int n, RawGpioIrqType type)
     {
         ref LineIrq irq = ref _irq[n];
         irq.Trigger = type;
@@ -280,7 +280,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
 
         try
         {
-            MappedIo<Pl061Map, TBackend> regs = hw.Regs;
+            RawMappedIo<Pl061Map, TBackend> regs = hw.Regs;
             byte pending = regs.Read(Mis);
             if (pending == 0)
             {
@@ -313,7 +313,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
     }
 
     /// <summary>A pending line's flow: handle_edge_irq, handle_level_irq, or handle_bad_irq for trigger NONE.</summary>
-    private void HandleLine(MappedIo<Pl061Map, TBackend> regs, int n)
+    private void HandleLine(RawMappedIo<Pl061Map, TBackend> regs, int n)
     {
         byte bit = (byte)(1 << n);
         Action<int>? handler;
@@ -335,7 +335,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
             // Ack: mask_ack_irq acks a level line too (harmless: its RIS follows the level).
             regs.Write(Ic, bit);
             handler = _handlers[n];
-            if (handler is null || irq.Trigger == GpioIrqType.None)
+            if (handler is null || irq.Trigger == RawGpioIrqType.None)
             {
                 irq.Spurious++; // handle_bad_irq: a level line without a handler stays masked
                 return;
@@ -352,7 +352,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
     }
 
     /// <summary>After a level line's handler: unmask it, or disable it when the handler keeps leaving the level asserted.</summary>
-    private void EndLevel(MappedIo<Pl061Map, TBackend> regs, int n)
+    private void EndLevel(RawMappedIo<Pl061Map, TBackend> regs, int n)
     {
         byte bit = (byte)(1 << n);
         bool disabled = false;
@@ -390,7 +390,7 @@ public sealed unsafe partial class Pl061Driver<TBackend>
     }
 
     /// <summary>Disables a line that kept GPIOMIS set for StormBound rounds.</summary>
-    private void DisableStorming(MappedIo<Pl061Map, TBackend> regs, int n)
+    private void DisableStorming(RawMappedIo<Pl061Map, TBackend> regs, int n)
     {
         byte bit = (byte)(1 << n);
         lock (_lock)
@@ -416,5 +416,5 @@ public sealed unsafe partial class Pl061Driver<TBackend>
     private static void ReportStuck(int line, string why) =>
         Console.Error.WriteLine($"refruntime: pl061: irq line {line}: nobody cared ({why}); line disabled until its handler or trigger is set again");
 
-    private static bool IsLevel(GpioIrqType t) => t is GpioIrqType.LevelHigh or GpioIrqType.LevelLow;
+    private static bool IsLevel(RawGpioIrqType t) => t is RawGpioIrqType.LevelHigh or RawGpioIrqType.LevelLow;
 }

@@ -24,7 +24,7 @@ using static RefRuntime.Core.Devices.Pl061.Pl061Regs;
 namespace RefRuntime.Core.Devices.Pl061;
 
 /// <summary>The PL061's register map: a 4 KiB window.</summary>
-public sealed class Pl061Map : IRegisterMap
+public sealed class Pl061Map : IRawRegisterMap
 {
     /// <inheritdoc/>
     public static nuint Size => WindowSize;
@@ -33,27 +33,27 @@ public sealed class Pl061Map : IRegisterMap
 /// <summary>The PL061 driver (see file comment), generic over the window's backend.</summary>
 /// <typeparam name="TBackend">Plain memory or a device model.</typeparam>
 public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
-    where TBackend : struct, IIoBackend
+    where TBackend : struct, IRawIoBackend
 {
-    private static readonly Reg8<Pl061Map> Dir = new(GPIODIR);
-    private static readonly Reg8<Pl061Map> Is = new(GPIOIS);
-    private static readonly Reg8<Pl061Map> Ibe = new(GPIOIBE);
-    private static readonly Reg8<Pl061Map> Iev = new(GPIOIEV);
-    private static readonly Reg8<Pl061Map> Ie = new(GPIOIE);
-    private static readonly Reg8<Pl061Map> Ris = new(GPIORIS);
-    private static readonly Reg8<Pl061Map> Mis = new(GPIOMIS);
-    private static readonly Reg8<Pl061Map> Ic = new(GPIOIC);
-    private static readonly Reg8<Pl061Map>[] DataAlias = CreateAliases();
+    private static readonly RawReg8<Pl061Map> Dir = new(GPIODIR);
+    private static readonly RawReg8<Pl061Map> Is = new(GPIOIS);
+    private static readonly RawReg8<Pl061Map> Ibe = new(GPIOIBE);
+    private static readonly RawReg8<Pl061Map> Iev = new(GPIOIEV);
+    private static readonly RawReg8<Pl061Map> Ie = new(GPIOIE);
+    private static readonly RawReg8<Pl061Map> Ris = new(GPIORIS);
+    private static readonly RawReg8<Pl061Map> Mis = new(GPIOMIS);
+    private static readonly RawReg8<Pl061Map> Ic = new(GPIOIC);
+    private static readonly RawReg8<Pl061Map>[] DataAlias = CreateAliases();
 
     private readonly CallGate _gate = new();
-    private readonly Revocable<Hardware> _hw;
+    private readonly RawRevocable<Hardware> _hw;
     private readonly DevresList _resources = new();
     private readonly Lock _lock = new();
     private SavedContext _saved;
 
-    private sealed class Hardware(MappedIo<Pl061Map, TBackend> regs)
+    private sealed class Hardware(RawMappedIo<Pl061Map, TBackend> regs)
     {
-        public readonly MappedIo<Pl061Map, TBackend> Regs = regs;
+        public readonly RawMappedIo<Pl061Map, TBackend> Regs = regs;
     }
 
     private struct SavedContext
@@ -69,8 +69,8 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
     // The hardware is revocable on the gate's own domain: a gate call is already a read-side
     // section of it, so an operation needs one section, not two (removal disconnects, then
     // revokes, each waiting for that domain's readers).
-    private Pl061Driver(MappedIo<Pl061Map, TBackend> regs) =>
-        _hw = new Revocable<Hardware>(_gate.Domain, new Hardware(regs));
+    private Pl061Driver(RawMappedIo<Pl061Map, TBackend> regs) =>
+        _hw = new RawRevocable<Hardware>(_gate.Domain, new Hardware(regs));
 
     /// <summary>Probe steps, in order; a fault can be injected at each (tests).</summary>
     public enum ProbeStep
@@ -115,7 +115,7 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
     /// <param name="error">Why probing failed.</param>
     /// <param name="injectFault">Fails the probe at the given step (tests).</param>
     /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.InvalidArgument"/> (window too small), <see cref="RrStatus.NoDevice"/> (not a PL061), or the failed step's status.</returns>
-    public static RrStatus Probe(Io<TBackend> io, RcuDomain? domain, Func<Action<bool>, IDisposable>? requestIrq, out Pl061Driver<TBackend>? driver, out string? error, ProbeStep? injectFault = null)
+    public static RrStatus Probe(RawIo<TBackend> io, RawRcuDomain? domain, Func<Action<bool>, IDisposable>? requestIrq, out Pl061Driver<TBackend>? driver, out string? error, ProbeStep? injectFault = null)
     {
         driver = null;
         error = null;
@@ -125,12 +125,12 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
             return RrStatus.InvalidArgument;
         }
 
-        MappedIo<Pl061Map, TBackend> regs = io.Bind<Pl061Map>();
+        RawMappedIo<Pl061Map, TBackend> regs = io.Bind<Pl061Map>();
         uint periph = 0, cell = 0;
         for (uint i = 0; i < 4; i++)
         {
-            periph |= (uint)regs.Read(new Reg8<Pl061Map>(GPIOPeriphID0 + (4 * i))) << (int)(8 * i);
-            cell |= (uint)regs.Read(new Reg8<Pl061Map>(GPIOPCellID0 + (4 * i))) << (int)(8 * i);
+            periph |= (uint)regs.Read(new RawReg8<Pl061Map>(GPIOPeriphID0 + (4 * i))) << (int)(8 * i);
+            cell |= (uint)regs.Read(new RawReg8<Pl061Map>(GPIOPCellID0 + (4 * i))) << (int)(8 * i);
         }
 
         // The AMBA bus binds only PrimeCells; the PL061 driver matches 0x00041061 under mask 0x000FFFFF.
@@ -233,11 +233,11 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
     // ---- the gpio_chip operations --------------------------------------------------------
 
     /// <inheritdoc/>
-    public RrStatus GetDirection(int line, out GpioDirection direction)
+    public RrStatus GetDirection(int line, out RawGpioDirection direction)
     {
         byte dir = 0;
         RrStatus s = With(line, (regs, n) => dir = regs.Read(Dir));
-        direction = (dir & (1 << line)) != 0 ? GpioDirection.Output : GpioDirection.Input;
+        direction = (dir & (1 << line)) != 0 ? RawGpioDirection.Output : RawGpioDirection.Input;
         return s;
     }
 
@@ -314,11 +314,11 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
     }
 
     /// <inheritdoc/>
-    public RrStatus SetIrqType(int line, GpioIrqType type)
+    public RrStatus SetIrqType(int line, RawGpioIrqType type)
     {
-        bool level = (type & (GpioIrqType.LevelHigh | GpioIrqType.LevelLow)) != 0;
-        bool edge = (type & GpioIrqType.EdgeBoth) != 0;
-        if ((level && edge) || type == (GpioIrqType.LevelHigh | GpioIrqType.LevelLow) || ((int)type & ~0xF) != 0)
+        bool level = (type & (RawGpioIrqType.LevelHigh | RawGpioIrqType.LevelLow)) != 0;
+        bool edge = (type & RawGpioIrqType.EdgeBoth) != 0;
+        if ((level && edge) || type == (RawGpioIrqType.LevelHigh | RawGpioIrqType.LevelLow) || ((int)type & ~0xF) != 0)
         {
             return RrStatus.InvalidArgument; // "choose one": level and edge together, or both levels
         }
@@ -334,9 +334,9 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
                 {
                     ibe &= (byte)~bit;
                     isv |= bit;
-                    iev = type == GpioIrqType.LevelHigh ? (byte)(iev | bit) : (byte)(iev & ~bit);
+                    iev = type == RawGpioIrqType.LevelHigh ? (byte)(iev | bit) : (byte)(iev & ~bit);
                 }
-                else if (type == GpioIrqType.EdgeBoth)
+                else if (type == RawGpioIrqType.EdgeBoth)
                 {
                     isv &= (byte)~bit;
                     ibe |= bit;
@@ -345,7 +345,7 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
                 {
                     isv &= (byte)~bit;
                     ibe &= (byte)~bit;
-                    iev = type == GpioIrqType.EdgeRising ? (byte)(iev | bit) : (byte)(iev & ~bit);
+                    iev = type == RawGpioIrqType.EdgeRising ? (byte)(iev | bit) : (byte)(iev & ~bit);
                 }
                 else
                 {
@@ -419,11 +419,11 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
         if (hw is not null)
         {
             hw.Regs.Write(Ie, 0);
-            RcuDomain.ReadUnlock(access);
+            RawRcuDomain.ReadUnlock(access);
         }
     }
 
-    private RrStatus With(int line, Action<MappedIo<Pl061Map, TBackend>, int> op)
+    private RrStatus With(int line, Action<RawMappedIo<Pl061Map, TBackend>, int> op)
     {
         if ((uint)line >= Lines)
         {
@@ -462,7 +462,7 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
     /// Afterwards - out of the call and the lock - dispatches an interrupt that a register write
     /// of <paramref name="op"/> raised under the lock (OnInterrupt only marked it).
     /// </summary>
-    private RrStatus WithDevice(Action<MappedIo<Pl061Map, TBackend>> op)
+    private RrStatus WithDevice(Action<RawMappedIo<Pl061Map, TBackend>> op)
     {
         Hardware? hw = EnterHardware(out RcuReader* call);
         if (hw is null)
@@ -483,12 +483,12 @@ public sealed unsafe partial class Pl061Driver<TBackend> : IGpioDevice
         return RrStatus.Ok;
     }
 
-    private static Reg8<Pl061Map>[] CreateAliases()
+    private static RawReg8<Pl061Map>[] CreateAliases()
     {
-        var a = new Reg8<Pl061Map>[Lines];
+        var a = new RawReg8<Pl061Map>[Lines];
         for (int n = 0; n < Lines; n++)
         {
-            a[n] = new Reg8<Pl061Map>((nuint)(4 << n)); // base + BIT(n + 2)
+            a[n] = new RawReg8<Pl061Map>((nuint)(4 << n)); // base + BIT(n + 2)
         }
 
         return a;
@@ -503,11 +503,11 @@ public static class Pl061Probe
     /// window; the model's interrupt output feeds the driver until the driver is removed.
     /// </summary>
     /// <returns>As <see cref="Pl061Driver{TBackend}.Probe"/>.</returns>
-    public static RrStatus OnModel(Pl061Model model, out Pl061Driver<DeviceBackend>? driver, out string? error)
+    public static RrStatus OnModel(RawPl061Model model, out Pl061Driver<RawDeviceBackend>? driver, out string? error)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var io = new Io<DeviceBackend>(new DeviceBackend(model, WindowSize));
-        return Pl061Driver<DeviceBackend>.Probe(io, null, handler =>
+        var io = new RawIo<RawDeviceBackend>(new RawDeviceBackend(model, WindowSize));
+        return Pl061Driver<RawDeviceBackend>.Probe(io, null, handler =>
         {
             model.InterruptChanged += handler;
             return new ActionDisposable(() => model.InterruptChanged -= handler);

@@ -1,5 +1,5 @@
 // A register-accurate model of the ARM PrimeCell PL061 GPIO controller, served through an MMIO
-// device window (IDeviceModel). Spec: docs/pl061.md (ARM DDI 0190: register map, GPIODATA
+// device window (IRawDeviceModel). Spec: docs/pl061.md (ARM DDI 0190: register map, GPIODATA
 // address masking, interrupt detection, AFSEL; QEMU hw/gpio/pl061.c for what the manual
 // leaves open).
 //
@@ -82,7 +82,7 @@ public static class Pl061Regs
 }
 
 /// <summary>The PL061 model (see file comment). Thread-safe: MMIO from drivers and pin changes from the board may race.</summary>
-public sealed class Pl061Model : IDeviceModel
+public sealed class RawPl061Model : IRawDeviceModel
 {
     private readonly Lock _lock = new();
     private byte _data;      // outputs: last written; inputs: the pin level

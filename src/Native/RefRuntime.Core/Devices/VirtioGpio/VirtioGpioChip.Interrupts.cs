@@ -63,7 +63,7 @@ public sealed unsafe partial class VirtioGpioChip
     }
 
     /// <inheritdoc/>
-    public RrStatus GetIrqStats(int line, out GpioIrqStats stats)
+    public RrStatus GetIrqStats(int line, out RawGpioIrqStats stats)
     {
         stats = default;
         if ((uint)line >= (uint)_ngpio)
@@ -181,12 +181,12 @@ public sealed unsafe partial class VirtioGpioChip
             }
         }
 
-        GpioIrqType type = l.Type;
-        bool level = type is GpioIrqType.LevelHigh or GpioIrqType.LevelLow;
+        RawGpioIrqType type = l.Type;
+        bool level = type is RawGpioIrqType.LevelHigh or RawGpioIrqType.LevelLow;
         // Still active after its handler? (A failed request counts as no: never disable on doubt.)
         bool active = level && l.Enabled
             && Request(line, VIRTIO_GPIO_MSG_GET_VALUE, 0, out byte value) == RrStatus.Ok
-            && (value != 0) == (type == GpioIrqType.LevelHigh);
+            && (value != 0) == (type == RawGpioIrqType.LevelHigh);
         bool disabled = false;
         bool requeue;
         lock (_lineSync)
@@ -244,5 +244,5 @@ public sealed unsafe partial class VirtioGpioChip
         return true;
     }
 
-    private static bool IsEdge(GpioIrqType t) => (t & GpioIrqType.EdgeBoth) != 0;
+    private static bool IsEdge(RawGpioIrqType t) => (t & RawGpioIrqType.EdgeBoth) != 0;
 }

@@ -61,7 +61,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
 
     private sealed class IrqLine
     {
-        public GpioIrqType Type;
+        public RawGpioIrqType Type;
         public Action<int>? Handler;   // written under the irq lock and _lineSync
         public volatile bool Enabled;
         public bool Queued;
@@ -262,9 +262,9 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
     // ---- the gpio_chip operations ----------------------------------------------------------
 
     /// <inheritdoc/>
-    public RrStatus GetDirection(int line, out GpioDirection direction)
+    public RrStatus GetDirection(int line, out RawGpioDirection direction)
     {
-        direction = GpioDirection.Input;
+        direction = RawGpioDirection.Input;
         RrStatus s = Request(line, VIRTIO_GPIO_MSG_GET_DIRECTION, 0, out byte v);
         if (s != RrStatus.Ok)
         {
@@ -276,7 +276,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
             case VIRTIO_GPIO_DIRECTION_IN:
                 return RrStatus.Ok;
             case VIRTIO_GPIO_DIRECTION_OUT:
-                direction = GpioDirection.Output;
+                direction = RawGpioDirection.Output;
                 return RrStatus.Ok;
             default:
                 return RrStatus.InvalidArgument; // NONE (not requested) or garbage, as Linux: -EINVAL
@@ -309,7 +309,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
     public RrStatus Free(int line) => Request(line, VIRTIO_GPIO_MSG_SET_DIRECTION, VIRTIO_GPIO_DIRECTION_NONE, out _);
 
     /// <inheritdoc/>
-    public RrStatus SetIrqType(int line, GpioIrqType type)
+    public RrStatus SetIrqType(int line, RawGpioIrqType type)
     {
         if ((uint)line >= (uint)_ngpio || !IsValidIrqType((uint)type))
         {
@@ -345,7 +345,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
     /// NONE step; the buffer goes back to it only once the new type is acknowledged (enable before
     /// unmask), so it does not bounce off a disabled line meanwhile. Caller holds the irq lock.
     /// </summary>
-    private RrStatus ChangeEnabledIrqType(int line, IrqLine l, GpioIrqType type)
+    private RrStatus ChangeEnabledIrqType(int line, IrqLine l, RawGpioIrqType type)
     {
         lock (_queueLock)
         {
@@ -356,7 +356,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
         if (s == RrStatus.Ok)
         {
             // The device has the line disabled now.
-            if (type == GpioIrqType.None)
+            if (type == RawGpioIrqType.None)
             {
                 l.Enabled = false;
             }
@@ -444,7 +444,7 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
             return Request(line, VIRTIO_GPIO_MSG_IRQ_TYPE, VIRTIO_GPIO_IRQ_TYPE_NONE, out _);
         }
 
-        if (!l.Enabled && l.Type == GpioIrqType.None)
+        if (!l.Enabled && l.Type == RawGpioIrqType.None)
         {
             running = 0;
             return RrStatus.InvalidArgument; // set a trigger type first

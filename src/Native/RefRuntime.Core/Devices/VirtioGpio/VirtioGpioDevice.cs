@@ -330,7 +330,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             for (int i = 0; i < _ngpio; i++)
             {
                 _chip.SetIrqHandler(i, null);
-                _chip.SetIrqType(i, GpioIrqType.None);
+                _chip.SetIrqType(i, RawGpioIrqType.None);
                 _chip.DirectionInput(i);
             }
 
@@ -563,7 +563,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             case VIRTIO_GPIO_DIRECTION_NONE:
                 // Rule D11: release the line: interrupt off, input, state forgotten (always OK
                 // while the chip answers).
-                if (!Chip(_chip.SetIrqHandler(n, null)) || !Chip(_chip.SetIrqType(n, GpioIrqType.None)) || !Chip(_chip.DirectionInput(n)))
+                if (!Chip(_chip.SetIrqHandler(n, null)) || !Chip(_chip.SetIrqType(n, RawGpioIrqType.None)) || !Chip(_chip.DirectionInput(n)))
                 {
                     return false;
                 }
@@ -607,7 +607,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
 
         if (type == VIRTIO_GPIO_IRQ_TYPE_NONE)
         {
-            if (!Chip(_chip.SetIrqHandler(n, null)) || !Chip(_chip.SetIrqType(n, GpioIrqType.None)))
+            if (!Chip(_chip.SetIrqHandler(n, null)) || !Chip(_chip.SetIrqType(n, RawGpioIrqType.None)))
             {
                 return false;
             }
@@ -621,7 +621,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             return false;
         }
 
-        if (!Chip(_chip.SetIrqType(n, (GpioIrqType)type)))
+        if (!Chip(_chip.SetIrqType(n, (RawGpioIrqType)type)))
         {
             return false;
         }
@@ -634,7 +634,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             // An edge recorded before this point belongs to the disabled period: discard it.
             if (!Chip(_chip.SetIrqHandler(n, _irqHandler)))
             {
-                _chip.SetIrqType(n, GpioIrqType.None);
+                _chip.SetIrqType(n, RawGpioIrqType.None);
                 line.IrqType = VIRTIO_GPIO_IRQ_TYPE_NONE;
                 return false;
             }

@@ -100,7 +100,7 @@ public static class VirtioGpioConst
     public static bool IsValidIrqType(uint type) => type is 0 or 1 or 2 or 3 or 4 or 8;
 
     /// <summary>The virtio IRQ type code of a Linux-style trigger (the values coincide).</summary>
-    public static uint ToVirtio(Gpio.GpioIrqType type) => (uint)type;
+    public static uint ToVirtio(Gpio.RawGpioIrqType type) => (uint)type;
 }
 
 /// <summary>A requestq request, decoded from its 8 little-endian bytes.</summary>
