@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The QEMU test: a Debian 12 guest drives refruntime-vhost-gpio through QEMU 7.2's
+# vhost-user-gpio-pci with Linux's own gpio-virtio driver and the libgpiod tools.
+#
+#   1. tests/qemu/prepare.sh builds the guest (kernel, gpio-virtio.ko, initramfs) under build/qemu;
+#   2. the back-end listens on a socket with 8 named lines and loopback pairs 0:1 and 2:3;
+#   3. QEMU boots the guest with the device on that socket (TCG unless a working KVM exists);
+#      tests/qemu/init runs the checks inside and prints one "RRQ PASS|FAIL" line per check;
+#   4. the host acts on the guest's marks: it samples the back-end's CPU time around the timed
+#      set/get loop, unplugs the PL061 behind the back-end (SIGUSR1) and checks that the back-end
+#      is still alive afterwards; at the end it stops the back-end with SIGTERM.
+#
+# Prints "PASS|FAIL qemu/<check>: detail" lines, the guest-measured rates, the back-end's CPU
+# time per request, and ends with "N passed, N failed" (test.sh --qemu adds these to its totals).
+# Logs: build/qemu/guest.log (the whole console), build/qemu/backend.log.
+#
+# Usage: tests/qemu/run.sh [--smoke]
+#   --smoke   boot without the device: checks the guest side alone (modules load, tools run)
+# Environment: RR_VHOST_GPIO (the back-end; default dist/bin/refruntime-vhost-gpio),
+#   RR_QEMU_ACCEL (tcg|kvm; default: kvm only where a usable one exists), RR_QEMU_TIMEOUT
+#   (seconds for the whole boot; default 600), RR_QEMU_RATE (sets and gets in the timed loop).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out="$root/build/qemu"
+smoke=""
+[[ ${1:-} == --smoke ]] && smoke=1
+backend=${RR_VHOST_GPIO:-$root/dist/bin/refruntime-vhost-gpio}
+timeout_s=${RR_QEMU_TIMEOUT:-600}
+rate=${RR_QEMU_RATE:-3000}
+lines=8
+names=rr-out0,rr-in1,rr-out2,rr-in3,rr-led4,rr-led5,rr-key6,rr-key7
+loopback=0:1,2:3
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "PASS qemu/$1: $2"; }
+fail() { failed=$((failed + 1)); echo "FAIL qemu/$1: $2"; }
+finish() {
+  echo
+  echo "$passed passed, $failed failed"
+  ((failed == 0 && passed > 0))
+  exit $?
+}
+
+be_pid="" qemu_pidfile="$out/qemu.pid" tmp=$(mktemp -d /tmp/rrq.XXXXXX)
+cleanup() {
+  [[ -s $qemu_pidfile ]] && kill "$(cat "$qemu_pidfile")" 2>/dev/null
+  [[ -n $be_pid ]] && kill "$be_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# --- the guest --------------------------------------------------------------------------------
+echo "==> QEMU test: preparing the guest (first run: packages, kernel download, module build)"
+t=$SECONDS
+if ! "$root/tests/qemu/prepare.sh"; then
+  fail prepare "tests/qemu/prepare.sh failed"
+  finish
+fi
+echo "   prepared in $((SECONDS - t)) s"
+
+# --- accelerator: KVM only where a normal one works ---------------------------------------------
+# A nested kvm_pvm module hangs a stock kernel, so its /dev/kvm does not count.
+accel=${RR_QEMU_ACCEL:-}
+if [[ -z $accel ]]; then
+  accel=tcg
+  if [[ -r /dev/kvm && -w /dev/kvm && ! -d /sys/module/kvm_pvm ]] \
+    && [[ -d /sys/module/kvm_intel || -d /sys/module/kvm_amd ]]; then
+    accel=kvm
+  fi
+fi
+
+# --- the back-end -------------------------------------------------------------------------------
+if [[ -z $smoke ]]; then
+  if [[ ! -x $backend ]]; then
+    fail backend-built "$backend does not exist (./build.sh builds it); booting the guest alone instead"
+    smoke=1
+  else
+    caps=$("$backend" --print-capabilities 2>&1)
+    if grep -qE '"type" *: *"gpio"' <<<"$caps"; then pass print-capabilities "$(tr -d '\n' <<<"$caps")"
+    else fail print-capabilities "$caps"; fi
+    sock="$tmp/gpio.sock"
+    "$backend" --socket-path "$sock" --lines "$lines" --names "$names" --loopback "$loopback" \
+      >"$out/backend.log" 2>&1 &
+    be_pid=$!
+    for _ in $(seq 100); do [[ -S $sock ]] || ! kill -0 "$be_pid" 2>/dev/null && break; sleep 0.1; done
+    if [[ ! -S $sock ]]; then
+      fail backend-listens "no socket at $sock after 10 s; backend.log: $(tail -5 "$out/backend.log")"
+      finish
+    fi
+    pass backend-listens "pid $be_pid on $sock"
+  fi
+fi
+
+# --- boot -----------------------------------------------------------------------------------------
+append="console=ttyS0 panic=-1 rrq.lines=$lines rrq.names=$names rrq.loopback=$loopback rrq.rate=$rate"
+qemu=(qemu-system-x86_64 -machine "q35,accel=$accel" -cpu max -m 512M -smp 1
+  -kernel "$out/vmlinuz" -initrd "$out/initramfs.cpio.gz"
+  -bios /usr/share/qemu/qboot.rom -display none -monitor none -serial stdio -no-reboot
+  -pidfile "$qemu_pidfile")
+if [[ -n $smoke ]]; then
+  qemu+=(-append "$append rrq.mode=smoke")
+else
+  # vhost-user needs guest RAM in a shared, fd-backed object (QEMU docs/interop/vhost-user.rst,
+  # "Memory regions"); memfd needs no hugetlbfs mount.
+  qemu+=(-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem
+    -chardev "socket,id=gpio,path=$sock" -device vhost-user-gpio-pci,chardev=gpio
+    -append "$append rrq.mode=full rrq.unplug=1")
+fi
+
+# /proc/<pid>/stat fields 14 and 15 (utime, stime; proc(5)), in clock ticks, all threads.
+cpu_ticks() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo -1; return; }
+  s=${s##*) }
+  set -- $s
+  echo $(( ${12} + ${13} ))
+}
+
+echo "==> booting the guest ($accel$([[ -n $smoke ]] && echo ', smoke: no device'); timeout ${timeout_s} s; console in $out/guest.log)"
+rm -f "$qemu_pidfile"
+: >"$out/guest.log"
+t0=$SECONDS booted="" done="" alive="" cpu0="" cpu1="" requests=""
+while IFS= read -r line; do
+  line=${line%$'\r'}
+  printf '%s\n' "$line" >>"$out/guest.log"
+  case "$line" in
+    "RRQ PASS "*) passed=$((passed + 1)); echo "PASS qemu/${line#RRQ PASS }" ;;
+    "RRQ FAIL "*) failed=$((failed + 1)); echo "FAIL qemu/${line#RRQ FAIL }" ;;
+    "RRQ INFO booted"*) booted=$((SECONDS - t0)); echo "   guest: ${line#RRQ INFO } (host: ${booted} s after QEMU started)" ;;
+    "RRQ INFO "*) echo "   guest: ${line#RRQ INFO }" ;;
+    "RRQ RATE "*)
+      echo "   guest rate: ${line#RRQ RATE }"
+      requests=$(sed -nE 's/.* requests=([0-9]+).*/\1/p' <<<"$line") ;;
+    "RRQ MARK rate-begin") [[ -n $be_pid ]] && cpu0=$(cpu_ticks "$be_pid") ;;
+    "RRQ MARK rate-end") [[ -n $be_pid ]] && cpu1=$(cpu_ticks "$be_pid") ;;
+    "RRQ MARK unplug")
+      if [[ -n $be_pid ]] && kill -USR1 "$be_pid" 2>/dev/null; then echo "   host: SIGUSR1 sent to the back-end (unplug the PL061)"
+      else echo "   host: could not signal the back-end"; fi ;;
+    "RRQ MARK alive")
+      alive=1
+      if [[ -n $be_pid ]] && kill -0 "$be_pid" 2>/dev/null; then pass backend-alive-after-unplug "pid $be_pid still running; the guest too"
+      else fail backend-alive-after-unplug "the back-end is gone; backend.log: $(tail -3 "$out/backend.log")"; fi ;;
+    "RRQ MARK done") done=1 ;;
+  esac
+done < <(timeout -k 10 "$timeout_s" "${qemu[@]}" 2>&1 </dev/null; echo "RRQ QEMU-EXIT $?")
+qrc=$(sed -nE 's/^RRQ QEMU-EXIT ([0-9]+)$/\1/p' "$out/guest.log" | tail -1)
+total=$((SECONDS - t0))
+
+if [[ -n $done && $qrc == 0 ]]; then
+  pass guest-finished "the guest ran every check and powered off; QEMU exited 0 after ${total} s (boot to /init ${booted:-?} s)"
+elif [[ $qrc == 124 || $qrc == 137 ]]; then
+  fail guest-finished "timed out after ${timeout_s} s; last console lines: $(grep -v '^RRQ QEMU-EXIT' "$out/guest.log" | tail -3 | tr '\n' '|')"
+else
+  fail guest-finished "QEMU exited $qrc, finished=${done:-no}; last console lines: $(grep -v '^RRQ QEMU-EXIT' "$out/guest.log" | tail -5 | tr '\n' '|')"
+fi
+
+if [[ -n $be_pid ]]; then
+  [[ -n $alive ]] || fail backend-alive-after-unplug "the guest never reached the unplug check"
+  if [[ -n $cpu0 && -n $cpu1 && -n $requests && $cpu0 -ge 0 && $cpu1 -ge 0 && $requests -gt 0 ]]; then
+    hz=$(getconf CLK_TCK)
+    us=$(awk -v d=$((cpu1 - cpu0)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
+    echo "   back-end CPU: $((cpu1 - cpu0)) ticks (1/$hz s) over $requests requests = $us us per request (user + system, all threads, the timed loop's window)"
+  fi
+  # Back-end program conventions (QEMU docs/interop/vhost-user.rst): exit on SIGTERM.
+  if kill -0 "$be_pid" 2>/dev/null; then
+    kill -TERM "$be_pid"
+    for _ in $(seq 50); do kill -0 "$be_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$be_pid" 2>/dev/null; then
+      fail backend-sigterm "still running 5 s after SIGTERM"
+      kill -KILL "$be_pid"
+    else
+      wait "$be_pid"; rc=$?
+      pass backend-sigterm "exited (status $rc) on SIGTERM after QEMU disconnected"
+    fi
+  else
+    wait "$be_pid"; rc=$?
+    echo "   host: the back-end had already exited (status $rc) when QEMU disconnected"
+  fi
+  be_pid=""
+fi
+finish
