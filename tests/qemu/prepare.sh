@@ -43,7 +43,7 @@ apt_install qemu-system-x86 qemu-system-data busybox-static gpiod kmod cpio xz-u
 kabi=${RR_QEMU_KABI:-}
 [[ -n $kabi || ! -s $out/kabi ]] || kabi=$(cat "$out/kabi")
 if [[ -z $kabi ]]; then
-  have linux-headers-amd64 || [[ -n $(apt-cache policy linux-headers-amd64 2>/dev/null) ]] || $sudo apt-get update -qq
+  apt-cache show linux-headers-amd64 >/dev/null 2>&1 || $sudo apt-get update -qq
   kabi=$(apt-cache depends linux-headers-amd64 | grep -oE 'linux-headers-6\.1\.[0-9]+-[0-9]+-amd64' | head -1)
   kabi=${kabi#linux-headers-}
   [[ -n $kabi ]] || { echo "error: cannot tell the 6.1 kernel ABI from linux-headers-amd64" >&2; exit 1; }
@@ -100,42 +100,51 @@ if [[ ! -x $helper || $here/rr-gpio-loop.c -nt $helper ]]; then
 fi
 
 # --- 5. the initramfs ------------------------------------------------------------------------
-stage="$out/initramfs"
-rm -rf "$stage"
-mkdir -p "$stage"/{bin,dev,proc,sys,tmp,lib/modules/"$kver"}
-cp /bin/busybox "$stage/bin/busybox"
-for app in $("$stage/bin/busybox" --list); do
-  [[ -e $stage/bin/$app ]] || ln -s busybox "$stage/bin/$app"
-done
-# The modules: virtio_pci (the transport) and gpio-virtio, with their dependencies in the order
-# modules.dep lists them.
-declare -A seen=()
-add_module() { # $1: path relative to the modules directory, as modules.dep writes it
-  [[ -z ${seen[$1]:-} ]] || return 0
-  seen[$1]=1
-  local deps
-  deps=$(grep -E "^$1:" "$modroot/modules.dep" | cut -d: -f2)
-  for d in $deps; do add_module "$d"; done
-  mkdir -p "$stage/lib/modules/$kver/$(dirname "$1")"
-  cp "$modroot/$1" "$stage/lib/modules/$kver/$1"
-}
-for m in virtio_pci gpio-virtio; do
-  rel=$(grep -oE "^[^:]*/${m}\.ko" "$modroot/modules.dep" | head -1)
-  [[ -n $rel ]] || { echo "error: $m is not in $modroot/modules.dep" >&2; exit 1; }
-  add_module "$rel"
-done
-cp "$modroot"/modules.{order,builtin,builtin.modinfo} "$stage/lib/modules/$kver/"
-depmod -b "$stage" "$kver"
-# The gpiod tools and the shared objects they load (ldd's "=> path" and the loader).
-for t in gpiodetect gpioinfo gpioget gpioset gpiomon gpiofind; do
-  cp "$(command -v $t)" "$stage/bin/"
-  for lib in $(ldd "$(command -v $t)" | grep -oE '/[^ ]+'); do
-    mkdir -p "$stage$(dirname "$lib")"
-    cp -L "$lib" "$stage$lib"
+build_initramfs() { # $1: the image to write
+  local stage="$out/initramfs" app m rel t lib
+  rm -rf "$stage"
+  mkdir -p "$stage"/{bin,dev,proc,sys,tmp,lib/modules/"$kver"}
+  cp /bin/busybox "$stage/bin/busybox"
+  for app in $("$stage/bin/busybox" --list); do
+    [[ -e $stage/bin/$app ]] || ln -s busybox "$stage/bin/$app"
   done
+  # The modules: virtio_pci (the transport) and gpio-virtio, with what modules.dep says they need;
+  # depmod then writes the initramfs's own modules.dep for busybox modprobe.
+  declare -A seen=()
+  add_module() { # $1: a path relative to the modules directory, as modules.dep writes it
+    [[ -z ${seen[$1]:-} ]] || return 0
+    seen[$1]=1
+    local d
+    for d in $(awk -F': *' -v m="$1" '$1 == m { print $2; exit }' "$modroot/modules.dep"); do
+      add_module "$d"
+    done
+    mkdir -p "$stage/lib/modules/$kver/$(dirname "$1")"
+    cp "$modroot/$1" "$stage/lib/modules/$kver/$1"
+  }
+  for m in virtio_pci gpio-virtio; do
+    rel=$(grep -oE "^[^:]*/${m}\.ko" "$modroot/modules.dep" | head -1)
+    [[ -n $rel ]] || { echo "error: $m is not in $modroot/modules.dep" >&2; exit 1; }
+    add_module "$rel"
+  done
+  cp "$modroot"/modules.{order,builtin,builtin.modinfo} "$stage/lib/modules/$kver/"
+  depmod -b "$stage" "$kver"
+  # The gpiod tools and the shared objects they load (ldd's "=> path" and the loader).
+  for t in gpiodetect gpioinfo gpioget gpioset gpiomon gpiofind; do
+    cp "$(command -v $t)" "$stage/bin/"
+    for lib in $(ldd "$(command -v $t)" | grep -oE '/[^ ]+'); do
+      mkdir -p "$stage$(dirname "$lib")"
+      cp -L "$lib" "$stage$lib"
+    done
+  done
+  cp "$helper" "$stage/bin/"
+  install -m 0755 "$here/init" "$stage/init"
+  (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -6) >"$1.tmp"
+  mv "$1.tmp" "$1"
+}
+img="$out/initramfs-$kabi.cpio.gz"
+for f in "$here/init" "$helper" "$here/prepare.sh" "$modroot/modules.dep"; do
+  if [[ ! -s $img || $f -nt $img ]]; then build_initramfs "$img"; break; fi
 done
-cp "$helper" "$stage/bin/"
-install -m 0755 "$here/init" "$stage/init"
-(cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -6) >"$out/initramfs.cpio.gz"
 ln -sf "kernel-$kabi/boot/vmlinuz-$kver" "$out/vmlinuz"
-log "kernel $out/vmlinuz ($kver), initramfs $out/initramfs.cpio.gz ($(du -k "$out/initramfs.cpio.gz" | cut -f1) KiB)"
+ln -sf "initramfs-$kabi.cpio.gz" "$out/initramfs.cpio.gz"
+log "kernel $out/vmlinuz ($kver), initramfs $out/initramfs.cpio.gz ($(du -kL "$out/initramfs.cpio.gz" | cut -f1) KiB)"

@@ -10,14 +10,15 @@
 #      set/get loop, unplugs the PL061 behind the back-end (SIGUSR1) and checks that the back-end
 #      is still alive afterwards; at the end it stops the back-end with SIGTERM.
 #
-# Prints "PASS|FAIL qemu/<check>: detail" lines, the guest-measured rates, the back-end's CPU
-# time per request, and ends with "N passed, N failed" (test.sh --qemu adds these to its totals).
+# Prints "PASS|FAIL qemu/<check>: detail" lines (SKIP: a check this QEMU cannot run), the
+# guest-measured rates, the back-end's CPU time per request, and ends with "N passed, N failed"
+# (test.sh --qemu adds these to its totals).
 # Logs: build/qemu/guest.log (the whole console), build/qemu/backend.log.
 #
 # Usage: tests/qemu/run.sh [--smoke]
 #   --smoke   boot without the device: checks the guest side alone (modules load, tools run)
-# Environment: RR_VHOST_GPIO (the back-end; default dist/bin/refruntime-vhost-gpio),
-#   RR_QEMU_ACCEL (tcg|kvm; default: kvm only where a usable one exists), RR_QEMU_TIMEOUT
+# Environment: RR_VHOST_GPIO (the back-end; default dist/bin/refruntime-vhost-gpio), RR_QEMU_BIN
+#   (default qemu-system-x86_64, Debian 12's QEMU 7.2), RR_QEMU_ACCEL (tcg|kvm; default: kvm only where a usable one exists), RR_QEMU_TIMEOUT
 #   (seconds for the whole boot; default 600), RR_QEMU_RATE (sets and gets in the timed loop).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,11 +32,12 @@ lines=8
 names=rr-out0,rr-in1,rr-out2,rr-in3,rr-led4,rr-led5,rr-key6,rr-key7
 loopback=0:1,2:3
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 pass() { passed=$((passed + 1)); echo "PASS qemu/$1: $2"; }
 fail() { failed=$((failed + 1)); echo "FAIL qemu/$1: $2"; }
 finish() {
   echo
+  ((skipped == 0)) || echo "($skipped skipped: see the SKIP lines)"
   echo "$passed passed, $failed failed"
   ((failed == 0 && passed > 0))
   exit $?
@@ -93,7 +95,7 @@ fi
 
 # --- boot -----------------------------------------------------------------------------------------
 append="console=ttyS0 panic=-1 rrq.lines=$lines rrq.names=$names rrq.loopback=$loopback rrq.rate=$rate"
-qemu=(qemu-system-x86_64 -machine "q35,accel=$accel" -cpu max -m 512M -smp 1
+qemu=("${RR_QEMU_BIN:-qemu-system-x86_64}" -machine "q35,accel=$accel" -cpu max -m 512M -smp 1
   -kernel "$out/vmlinuz" -initrd "$out/initramfs.cpio.gz"
   -bios /usr/share/qemu/qboot.rom -display none -monitor none -serial stdio -no-reboot
   -pidfile "$qemu_pidfile")
@@ -126,6 +128,7 @@ while IFS= read -r line; do
   case "$line" in
     "RRQ PASS "*) passed=$((passed + 1)); echo "PASS qemu/${line#RRQ PASS }" ;;
     "RRQ FAIL "*) failed=$((failed + 1)); echo "FAIL qemu/${line#RRQ FAIL }" ;;
+    "RRQ SKIP "*) skipped=$((skipped + 1)); echo "SKIP qemu/${line#RRQ SKIP }" ;;
     "RRQ INFO booted"*) booted=$((SECONDS - t0)); echo "   guest: ${line#RRQ INFO } (host: ${booted} s after QEMU started)" ;;
     "RRQ INFO "*) echo "   guest: ${line#RRQ INFO }" ;;
     "RRQ RATE "*)
