@@ -19,7 +19,8 @@
 #   --smoke   boot without the device: checks the guest side alone (modules load, tools run)
 # Environment: RR_VHOST_GPIO (the back-end; default dist/bin/refruntime-vhost-gpio), RR_QEMU_BIN
 #   (default qemu-system-x86_64, Debian 12's QEMU 7.2), RR_QEMU_ACCEL (tcg|kvm; default: kvm only where a usable one exists), RR_QEMU_TIMEOUT
-#   (seconds for the whole boot; default 600), RR_QEMU_RATE (sets and gets in the timed loop).
+#   (seconds for the whole boot; default 600), RR_QEMU_SILENCE (seconds without console output
+#   taken as a hang; default 120), RR_QEMU_RATE (sets and gets in the timed loop).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build/qemu"
@@ -27,6 +28,7 @@ smoke=""
 [[ ${1:-} == --smoke ]] && smoke=1
 backend=${RR_VHOST_GPIO:-$root/dist/bin/refruntime-vhost-gpio}
 timeout_s=${RR_QEMU_TIMEOUT:-600}
+silence_s=${RR_QEMU_SILENCE:-120} # the guest's own waits are bounded at 30 s
 rate=${RR_QEMU_RATE:-3000}
 lines=8
 names=rr-out0,rr-in1,rr-out2,rr-in3,rr-led4,rr-led5,rr-key6,rr-key7
@@ -109,6 +111,13 @@ else
     -append "$append rrq.mode=full rrq.unplug=1")
 fi
 
+# The console's last lines, for a failure message.
+last_lines() {
+  local l
+  l=$(grep -v '^RRQ QEMU-EXIT' "$out/guest.log" | tail -"$1" | tr '\n' '|')
+  echo "${l:-(none: QEMU never started the guest)}"
+}
+
 # /proc/<pid>/stat fields 14 and 15 (utime, stime; proc(5)), in clock ticks, all threads.
 cpu_ticks() {
   local s
@@ -121,9 +130,23 @@ cpu_ticks() {
 echo "==> booting the guest ($accel$([[ -n $smoke ]] && echo ', smoke: no device'); timeout ${timeout_s} s; console in $out/guest.log)"
 rm -f "$qemu_pidfile"
 : >"$out/guest.log"
-t0=$SECONDS booted="" done="" alive="" cpu0="" cpu1="" requests=""
-while IFS= read -r line; do
-  line=${line%$'\r'}
+t0=$SECONDS booted="" done="" alive="" cpu0="" cpu1="" requests="" partial="" heard=$SECONDS silent=""
+while true; do
+  # A console silent for $silence_s s means a hang (QEMU stuck in realize on a back-end that
+  # never answers, or the guest stuck): stop QEMU rather than wait for the overall timeout.
+  IFS= read -r -t 5 line
+  rc=$?
+  if ((rc != 0)); then
+    ((rc > 128)) || break # end of output
+    partial+=$line
+    if ((SECONDS - heard > silence_s)) && [[ -z $silent ]]; then
+      silent=1
+      echo "   host: no console output for ${silence_s} s; stopping QEMU"
+      [[ -s $qemu_pidfile ]] && kill "$(cat "$qemu_pidfile")" 2>/dev/null
+    fi
+    continue
+  fi
+  line=$partial${line%$'\r'} partial="" heard=$SECONDS
   printf '%s\n' "$line" >>"$out/guest.log"
   case "$line" in
     "RRQ PASS "*) passed=$((passed + 1)); echo "PASS qemu/${line#RRQ PASS }" ;;
@@ -149,16 +172,19 @@ done < <(timeout -k 10 "$timeout_s" "${qemu[@]}" 2>&1 </dev/null; echo "RRQ QEMU
 qrc=$(sed -nE 's/^RRQ QEMU-EXIT ([0-9]+)$/\1/p' "$out/guest.log" | tail -1)
 total=$((SECONDS - t0))
 
-if [[ -n $done && $qrc == 0 ]]; then
+if [[ -n $silent ]]; then
+  fail guest-finished "stopped after ${silence_s} s without console output; last console lines: $(last_lines 3)"
+elif [[ -n $done && $qrc == 0 ]]; then
   pass guest-finished "the guest ran every check and powered off; QEMU exited 0 after ${total} s (boot to /init ${booted:-?} s)"
 elif [[ $qrc == 124 || $qrc == 137 ]]; then
-  fail guest-finished "timed out after ${timeout_s} s; last console lines: $(grep -v '^RRQ QEMU-EXIT' "$out/guest.log" | tail -3 | tr '\n' '|')"
+  fail guest-finished "timed out after ${timeout_s} s; last console lines: $(last_lines 3)"
 else
-  fail guest-finished "QEMU exited $qrc, finished=${done:-no}; last console lines: $(grep -v '^RRQ QEMU-EXIT' "$out/guest.log" | tail -5 | tr '\n' '|')"
+  fail guest-finished "QEMU exited $qrc, finished=${done:-no}; last console lines: $(last_lines 5)"
 fi
 
 if [[ -n $be_pid ]]; then
-  [[ -n $alive ]] || fail backend-alive-after-unplug "the guest never reached the unplug check"
+  # (a guest that did not finish has failed already)
+  [[ -n $alive || -z $done ]] || fail backend-alive-after-unplug "the guest never reached the unplug check"
   if [[ -n $cpu0 && -n $cpu1 && -n $requests && $cpu0 -ge 0 && $cpu1 -ge 0 && $requests -gt 0 ]]; then
     hz=$(getconf CLK_TCK)
     us=$(awk -v d=$((cpu1 - cpu0)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
