@@ -206,5 +206,7 @@ if [[ -n $be_pid ]]; then
     echo "   host: the back-end had already exited (status $rc) when QEMU disconnected"
   fi
   be_pid=""
+  echo "   back-end log ($out/backend.log, last lines):"
+  tail -8 "$out/backend.log" | sed 's/^/     /'
 fi
 finish
