@@ -127,6 +127,17 @@ cpu_ticks() {
   echo $(( ${12} + ${13} ))
 }
 
+# One line per thread: tid, ticks (utime + stime), name (/proc/<pid>/task/<tid>/stat and comm).
+threads_ticks() {
+  local t s
+  for t in /proc/"$1"/task/*; do
+    s=$(cat "$t/stat" 2>/dev/null) || continue
+    s=${s##*) }
+    set -- $s
+    echo "${t##*/} $(( ${12} + ${13} )) $(tr ' ' _ <"$t/comm")"
+  done
+}
+
 echo "==> booting the guest ($accel$([[ -n $smoke ]] && echo ', smoke: no device'); timeout ${timeout_s} s; console in $out/guest.log)"
 rm -f "$qemu_pidfile"
 : >"$out/guest.log"
@@ -157,8 +168,8 @@ while true; do
     "RRQ RATE "*)
       echo "   guest rate: ${line#RRQ RATE }"
       requests=$(sed -nE 's/.* requests=([0-9]+).*/\1/p' <<<"$line") ;;
-    "RRQ MARK rate-begin") [[ -n $be_pid ]] && cpu0=$(cpu_ticks "$be_pid") ;;
-    "RRQ MARK rate-end") [[ -n $be_pid ]] && cpu1=$(cpu_ticks "$be_pid") ;;
+    "RRQ MARK rate-begin") [[ -n $be_pid ]] && cpu0=$(cpu_ticks "$be_pid") && threads_ticks "$be_pid" >"$tmp/threads0" ;;
+    "RRQ MARK rate-end") [[ -n $be_pid ]] && cpu1=$(cpu_ticks "$be_pid") && threads_ticks "$be_pid" >"$tmp/threads1" ;;
     "RRQ MARK unplug")
       if [[ -n $be_pid ]] && kill -USR1 "$be_pid" 2>/dev/null; then echo "   host: SIGUSR1 sent to the back-end (unplug the PL061)"
       else echo "   host: could not signal the back-end"; fi ;;
@@ -189,6 +200,8 @@ if [[ -n $be_pid ]]; then
     hz=$(getconf CLK_TCK)
     us=$(awk -v d=$((cpu1 - cpu0)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
     echo "   back-end CPU: $((cpu1 - cpu0)) ticks (1/$hz s) over $requests requests = $us us per request (user + system, all threads, the timed loop's window)"
+    # Which threads spent it (ticks in the window, by thread name).
+    echo "   back-end threads in that window: $(awk 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; if (d > 0) printf "%s %d, ", $3, d; n++ } END { printf "(%d threads)", n }' "$tmp/threads0" "$tmp/threads1")"
   fi
   # Back-end program conventions (QEMU docs/interop/vhost-user.rst): exit on SIGTERM.
   if kill -0 "$be_pid" 2>/dev/null; then
