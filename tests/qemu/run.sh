@@ -17,10 +17,13 @@
 #
 # Usage: tests/qemu/run.sh [--smoke]
 #   --smoke   boot without the device: checks the guest side alone (modules load, tools run)
-# Environment: RR_VHOST_GPIO (the back-end; default dist/bin/refruntime-vhost-gpio), RR_QEMU_BIN
-#   (default qemu-system-x86_64, Debian 12's QEMU 7.2), RR_QEMU_ACCEL (tcg|kvm; default: kvm only where a usable one exists), RR_QEMU_TIMEOUT
-#   (seconds for the whole boot; default 600), RR_QEMU_SILENCE (seconds without console output
-#   taken as a hang; default 120), RR_QEMU_RATE (sets and gets in the timed loop).
+# Environment:
+#   RR_VHOST_GPIO    the back-end (default dist/bin/refruntime-vhost-gpio)
+#   RR_QEMU_BIN      the QEMU (default qemu-system-x86_64: Debian 12's QEMU 7.2)
+#   RR_QEMU_ACCEL    tcg or kvm (default: kvm only where a usable one exists)
+#   RR_QEMU_TIMEOUT  seconds for the whole boot (default 600)
+#   RR_QEMU_SILENCE  seconds without console output taken as a hang (default 120)
+#   RR_QEMU_RATE     sets and gets in the guest's timed loop (default 3000 each)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build/qemu"
@@ -104,8 +107,9 @@ qemu=("${RR_QEMU_BIN:-qemu-system-x86_64}" -machine "q35,accel=$accel" -cpu max 
 if [[ -n $smoke ]]; then
   qemu+=(-append "$append rrq.mode=smoke")
 else
-  # vhost-user needs guest RAM in a shared, fd-backed object (QEMU docs/interop/vhost-user.rst,
-  # "Memory regions"); memfd needs no hugetlbfs mount.
+  # The back-end maps guest RAM from a file descriptor, so RAM must be a shared, fd-backed object
+  # of the -m size (QEMU docs/system/devices/vhost-user.rst, "Shared memory object"); memfd needs
+  # no hugetlbfs mount.
   qemu+=(-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem
     -chardev "socket,id=gpio,path=$sock" -device vhost-user-gpio-pci,chardev=gpio
     -append "$append rrq.mode=full rrq.unplug=1")
@@ -180,6 +184,7 @@ while true; do
     "RRQ MARK done") done=1 ;;
   esac
 done < <(timeout -k 10 "$timeout_s" "${qemu[@]}" 2>&1 </dev/null; echo "RRQ QEMU-EXIT $?")
+rm -f "$qemu_pidfile" # QEMU has exited: its pid may be reused
 qrc=$(sed -nE 's/^RRQ QEMU-EXIT ([0-9]+)$/\1/p' "$out/guest.log" | tail -1)
 total=$((SECONDS - t0))
 
