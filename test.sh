@@ -12,12 +12,17 @@
 #        ./test.sh --memcheck   also run the C tests (except RCU's timed torture) under valgrind
 #                               memcheck: any invalid read or write, or a definite leak at exit,
 #                               fails them (~10 min on 2 cores)
+#        ./test.sh --qemu       also boot a Debian 12 guest in QEMU on refruntime-vhost-gpio and
+#                               check it with Linux's gpio-virtio driver and the libgpiod tools
+#                               (tests/qemu/run.sh; the first run downloads about 250 MB of packages)
 set -uo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 memcheck=""
 torture=""
+qemu=""
+for arg in "$@"; do [[ $arg == --qemu ]] && qemu=1; done
 case "${1:-}" in
   -h|--help)
     sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -139,6 +144,20 @@ if [[ -n "$memcheck" ]]; then
       failed=$((failed + 1)); echo "   memcheck $(basename "$bin"): FAILED, see $logs/memcheck-$(basename "$bin").log"
     fi
   done
+fi
+
+# --- a QEMU guest on the vhost-user back-end (opt-in) ----------------------------------------
+if [[ -n "$qemu" ]]; then
+  echo "==> QEMU guest on refruntime-vhost-gpio (tests/qemu/run.sh)"
+  tests/qemu/run.sh 2>&1 | tee "$logs/qemu.log" | sed '/^[0-9]* passed, [0-9]* failed$/d'
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/qemu.log" | tail -1)
+  if [[ -n "$line" ]]; then
+    f=${line#*passed, }
+    passed=$((passed + ${line%% passed*})) failed=$((failed + ${f%% failed}))
+  else
+    echo "   the QEMU test printed no result line; see $logs/qemu.log"
+    failed=$((failed + 1))
+  fi
 fi
 
 finish
