@@ -23,6 +23,7 @@ public static unsafe class Poller
         while (true)
         {
             int r;
+            // SAFETY: pins the pollfd array for the poll call inside this block; the kernel writes revents only during it.
             fixed (PollFd* p = fds)
             {
                 // SAFETY: p points at fds.Length pollfd entries (pinned).

@@ -106,6 +106,7 @@ public sealed unsafe class UnixSocket : IFdStream, IDisposable
 
         // SAFETY: a path string, marshalled by the source generator; a socket file left by an earlier run goes, ENOENT is fine.
         Libc.unlink(path);
+        // SAFETY: pins the sockaddr_un bytes for the bind/connect call below only; the kernel reads them during the call.
         fixed (byte* a = addr)
         {
             // SAFETY: a points at a sockaddr_un of addr.Length bytes.
@@ -139,6 +140,7 @@ public sealed unsafe class UnixSocket : IFdStream, IDisposable
             return RrStatus.Internal;
         }
 
+        // SAFETY: pins the sockaddr_un bytes for the bind/connect call below only; the kernel reads them during the call.
         fixed (byte* a = addr)
         {
             // SAFETY: a points at a sockaddr_un of addr.Length bytes.
@@ -229,6 +231,7 @@ public sealed unsafe class UnixSocket : IFdStream, IDisposable
         int controlLength = fds.Length == 0 ? 0 : CmsgSpace(fds.Length);
         byte* control = stackalloc byte[CmsgSpace(MaxFdsPerMessage)];
         int sent = 0;
+        // SAFETY: pins the payload for the sendmsg calls inside this block; the iovec never outlives it.
         fixed (byte* p = data)
         {
             while (sent < data.Length)
@@ -304,6 +307,7 @@ public sealed unsafe class UnixSocket : IFdStream, IDisposable
 
         int controlLength = CmsgSpace(MaxFdsPerMessage);
         byte* control = stackalloc byte[controlLength];
+        // SAFETY: pins the receive buffer for the recvmsg call inside this block; the iovec never outlives it.
         fixed (byte* p = buffer)
         {
             var iov = new IoVec { Base = p, Length = (nuint)buffer.Length };
