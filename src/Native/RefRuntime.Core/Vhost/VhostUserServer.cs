@@ -273,7 +273,7 @@ public sealed class VhostUserServer : IDisposable
             session.Dispose();
             // CPU time of the whole process (getrusage) while this connection was served: the device's cost per request.
             double cpuMs = (CpuTime.Process() - cpu0).TotalMilliseconds;
-            Log($"connection {id}: ended ({end}); {session.Requests} requests, {session.Errors} errors, cpu {cpuMs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)} ms");
+            Log($"connection {id}: ended ({end}); {session.Requests} messages, {session.Errors} errors, cpu {cpuMs.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)} ms");
         }
     }
 

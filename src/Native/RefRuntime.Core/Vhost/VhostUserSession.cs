@@ -96,7 +96,7 @@ public sealed partial class VhostUserSession : IDisposable
     /// <summary>Whether SET_OWNER was received.</summary>
     public bool HasOwner => _owner;
 
-    /// <summary>Requests handled.</summary>
+    /// <summary>vhost-user messages handled (front-end requests on the socket; not the device's own requests, which travel on the rings).</summary>
     public long Requests => _requests;
 
     /// <summary>Requests answered with an error (or logged as one).</summary>

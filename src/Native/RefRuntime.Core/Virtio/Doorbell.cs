@@ -15,6 +15,12 @@
 //
 // A relay doorbell (constructed with an action) also runs that action on every ring: how a ring
 // leaves the process, as an eventfd write to a vhost-user peer.
+//
+// Spinning pays only when the ringer is a busy peer thread that answers within microseconds. A
+// ringer that is itself woken by the kernel (a thread polling a vhost-user kick eventfd) rings
+// once per guest round trip, tens of microseconds or more apart: a spinning waiter burns its CPU
+// and yields to nobody before it sleeps anyway. Such a doorbell gets SpinIterations 0: the
+// waiter sleeps at once.
 
 using System;
 using System.Threading;
@@ -29,7 +35,7 @@ public sealed class Doorbell : IDisposable
     private const int Sleeping = 2;
 
     private readonly ManualResetEventSlim _event = new(false, 0);
-    private readonly int _spinIterations;
+    private int _spinIterations;
     private readonly Action? _relay;
     private int _state;
     private long _rings;
@@ -51,6 +57,22 @@ public sealed class Doorbell : IDisposable
     {
         ArgumentNullException.ThrowIfNull(relay);
         _relay = relay;
+    }
+
+    /// <summary>
+    /// Polls before sleeping (0 = sleep at once, no spin and no yields; see file comment). Set it
+    /// while nobody waits: the waiter reads it at the start of each wait.
+    /// </summary>
+    public int SpinIterations
+    {
+        get => Volatile.Read(ref _spinIterations);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            // ORDERING: pairs with the Volatile.Read at the top of Wait; a waiter started after
+            // this (Thread.Start is a full barrier) sees the new value.
+            Volatile.Write(ref _spinIterations, value);
+        }
     }
 
     /// <summary>Rings delivered.</summary>
@@ -77,7 +99,8 @@ public sealed class Doorbell : IDisposable
     public bool Wait(int timeoutMs = Timeout.Infinite)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(timeoutMs, Timeout.Infinite);
-        for (int i = 0; i < _spinIterations; i++)
+        int spins = Volatile.Read(ref _spinIterations);
+        for (int i = 0; i < spins; i++)
         {
             if (Volatile.Read(ref _state) == Signalled)
             {
@@ -87,7 +110,7 @@ public sealed class Doorbell : IDisposable
             Thread.SpinWait(1);
         }
 
-        for (int i = 0; i < YieldIterations && _spinIterations > 0; i++)
+        for (int i = 0; i < YieldIterations && spins > 0; i++)
         {
             Thread.Yield();
             if (Volatile.Read(ref _state) == Signalled)

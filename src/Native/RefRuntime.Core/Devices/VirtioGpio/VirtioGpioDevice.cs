@@ -26,6 +26,14 @@
 // them with the front-end's messages - and hands them over with Attach; Detach stops serving but
 // keeps the line state and the eventq buffers held, so Attach with the same queues continues.
 // Each queue has its own notification (a vhost-user front-end has one call eventfd per ring).
+//
+// Waiting. The idle serve thread sleeps on the kick doorbell with no timeout: every reason to
+// look again rings it (a kick, an interrupt's top half, StopServing), and a ring that lands
+// between the last look and the sleep leaves the doorbell Signalled, so the wait returns at once.
+// In-process (Start) the kick comes from a driver thread that answers within microseconds, so
+// the doorbell spins before it sleeps; served over vhost-user (Attach) it comes from the
+// session's thread, itself woken from poll by a kick eventfd once per guest round trip, so the
+// serve thread sleeps at once rather than spinning and yielding for a ring that is far off.
 
 using System;
 using System.Collections.Generic;
@@ -58,7 +66,8 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
     private readonly Line[] _lines;
     private readonly int[] _pending;
     private readonly Action<int> _irqHandler;
-    private readonly Doorbell _kick = new();
+    private const int InProcessKickSpins = 2000; // Doorbell's default
+    private readonly Doorbell _kick = new(InProcessKickSpins);
     private readonly Lock _lifecycle = new();
 
     private GuestMemory? _memory;
@@ -243,7 +252,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
 
             _memory = memory;
             _ownsQueues = true;
-            StartServing(irq, rq!, eq, call.Ring, call.Ring);
+            StartServing(irq, rq!, eq, call.Ring, call.Ring, InProcessKickSpins);
             return RrStatus.Ok;
         }
     }
@@ -282,7 +291,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
 
             _memory = null;
             _ownsQueues = false;
-            StartServing(irq, requestq, irq ? eventq : null, notifyRequest, notifyEvent ?? notifyRequest);
+            StartServing(irq, requestq, irq ? eventq : null, notifyRequest, notifyEvent ?? notifyRequest, kickSpins: 0);
             return RrStatus.Ok;
         }
     }
@@ -308,8 +317,9 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
         }
     }
 
-    private void StartServing(bool irq, VirtqDevice rq, VirtqDevice? eq, Action notifyRequest, Action notifyEvent)
+    private void StartServing(bool irq, VirtqDevice rq, VirtqDevice? eq, Action notifyRequest, Action notifyEvent, int kickSpins)
     {
+        _kick.SpinIterations = kickSpins; // nobody waits: the serve thread is not running (see file comment)
         _requestq = rq;
         _eventq = eq;
         _notifyRequest = notifyRequest;
@@ -406,7 +416,7 @@ public sealed unsafe class VirtioGpioDevice : IVirtioGpioTransport, IDisposable
             bool pending = rq.EnableNotifications() | (eq?.EnableNotifications() ?? false) | Volatile.Read(ref _anyPending) != 0;
             if (!pending && !_stop)
             {
-                _kick.Wait(100);
+                _kick.Wait(); // no timeout: every reason to look again rings (see file comment)
             }
 
             rq.DisableNotifications();
