@@ -212,32 +212,18 @@ public sealed class GpioChip : IDisposable
         }
     }
 
-    /// <summary>The front end behind <see cref="ConnectVhostUser"/>, as an IGpioDevice the wrapper can own.</summary>
-    private sealed class VhostUserPair(VhostUserGpioTransport transport, VirtioGpioChip chip) : IGpioDevice
+    /// <summary>
+    /// A virtio-gpio front end as an IGpioDevice the wrapper can own: the chip operations go to the
+    /// front end; removal, teardown and who runs handlers depend on where the device lives.
+    /// </summary>
+    private abstract class FrontEndDevice(VirtioGpioChip chip) : IGpioDevice
     {
-        private int _destroyed;
-
-        public VhostUserGpioTransport Transport => transport;
-
         public VirtioGpioChip Chip => chip;
 
         public int LineCount => chip.LineCount;
 
-        public static VhostUserPair Create(string socketPath)
-        {
-            if (VhostUserGpioTransport.Connect(socketPath, out var transport, out string? error) != RrStatus.Ok)
-            {
-                throw new NoDeviceException($"no vhost-user GPIO back-end at {socketPath}: {error}");
-            }
-
-            if (VirtioGpioChip.Probe(transport!, transport!.Memory, out var chip, out error) != RrStatus.Ok)
-            {
-                transport.Dispose();
-                throw new NoDeviceException($"virtio-gpio probe over vhost-user failed: {error}");
-            }
-
-            return new VhostUserPair(transport, chip!);
-        }
+        // The consumer's handlers run on the front end's interrupt thread.
+        public virtual bool InCall => chip.InCall;
 
         public RrStatus GetDirection(int line, out Core.Devices.Gpio.RawGpioDirection direction) => chip.GetDirection(line, out direction);
 
@@ -257,21 +243,46 @@ public sealed class GpioChip : IDisposable
 
         public RrStatus GetIrqStats(int line, out Core.Devices.Gpio.RawGpioIrqStats stats) => chip.GetIrqStats(line, out stats);
 
-        // The consumer's handlers run on the front end's interrupt thread.
-        public bool InCall => chip.InCall;
+        public RrStatus Suspend() => throw new NotSupportedException("virtio-gpio has no suspend message; suspend the device side.");
 
-        public RrStatus Suspend() => throw new NotSupportedException("virtio-gpio has no suspend message.");
-
-        public RrStatus Resume() => throw new NotSupportedException("virtio-gpio has no resume message.");
-
-        public RrStatus Remove() => throw new NotSupportedException("The device lives in the back-end process; unplug it there (refruntime-vhost-gpio: SIGUSR1).");
+        public RrStatus Resume() => throw new NotSupportedException("virtio-gpio has no resume message; resume the device side.");
 
         public void Interrupt(bool asserted)
         {
-            // Interrupts arrive through the eventq.
+            // Interrupts reach the front end through its eventq.
         }
 
-        public RrStatus Destroy()
+        public abstract RrStatus Remove();
+
+        public abstract RrStatus Destroy();
+    }
+
+    /// <summary>The front end behind <see cref="ConnectVhostUser"/>, as an IGpioDevice the wrapper can own.</summary>
+    private sealed class VhostUserPair(VhostUserGpioTransport transport, VirtioGpioChip chip) : FrontEndDevice(chip)
+    {
+        private int _destroyed;
+
+        public VhostUserGpioTransport Transport => transport;
+
+        public static VhostUserPair Create(string socketPath)
+        {
+            if (VhostUserGpioTransport.Connect(socketPath, out var transport, out string? error) != RrStatus.Ok)
+            {
+                throw new NoDeviceException($"no vhost-user GPIO back-end at {socketPath}: {error}");
+            }
+
+            if (VirtioGpioChip.Probe(transport!, transport!.Memory, out var chip, out error) != RrStatus.Ok)
+            {
+                transport.Dispose();
+                throw new NoDeviceException($"virtio-gpio probe over vhost-user failed: {error}");
+            }
+
+            return new VhostUserPair(transport, chip!);
+        }
+
+        public override RrStatus Remove() => throw new NotSupportedException("The device lives in the back-end process; unplug it there (refruntime-vhost-gpio: SIGUSR1).");
+
+        public override RrStatus Destroy()
         {
             if (InCall)
             {
@@ -280,7 +291,7 @@ public sealed class GpioChip : IDisposable
 
             if (System.Threading.Interlocked.Exchange(ref _destroyed, 1) == 0)
             {
-                chip.Dispose();
+                Chip.Dispose();
                 transport.Dispose();
             }
 
@@ -289,7 +300,7 @@ public sealed class GpioChip : IDisposable
     }
 
     /// <summary>The pair behind <see cref="ProbeVirtioPair"/>, as an IGpioDevice the wrapper can own.</summary>
-    private sealed class VirtioPair : IGpioDevice
+    private sealed class VirtioPair : FrontEndDevice
     {
         private readonly Pl061Driver<Core.Io.RawDeviceBackend> _pl061;
         private readonly VirtioGpioDevice _backend;
@@ -297,16 +308,12 @@ public sealed class GpioChip : IDisposable
         private int _destroyed;
 
         private VirtioPair(Pl061Driver<Core.Io.RawDeviceBackend> pl061, VirtioGpioDevice backend, GuestMemory memory, VirtioGpioChip chip)
+            : base(chip)
         {
             _pl061 = pl061;
             _backend = backend;
             _memory = memory;
-            Chip = chip;
         }
-
-        public VirtioGpioChip Chip { get; }
-
-        public int LineCount => Chip.LineCount;
 
         public static VirtioPair Create(Core.Devices.Pl061.RawPl061Model model, IReadOnlyList<string?>? names)
         {
@@ -338,32 +345,10 @@ public sealed class GpioChip : IDisposable
             return new VirtioPair(pl061!, backend!, memory!, chip!);
         }
 
-        public RrStatus GetDirection(int line, out Core.Devices.Gpio.RawGpioDirection direction) => Chip.GetDirection(line, out direction);
-
-        public RrStatus DirectionInput(int line) => Chip.DirectionInput(line);
-
-        public RrStatus DirectionOutput(int line, bool value) => Chip.DirectionOutput(line, value);
-
-        public RrStatus Get(int line, out bool value) => Chip.Get(line, out value);
-
-        public RrStatus Set(int line, bool value) => Chip.Set(line, value);
-
-        public RrStatus SetIrqType(int line, Core.Devices.Gpio.RawGpioIrqType type) => Chip.SetIrqType(line, type);
-
-        public RrStatus SetIrqHandler(int line, Action<int>? handler) => Chip.SetIrqHandler(line, handler);
-
-        public RrStatus DisableIrqNoSync(int line) => Chip.DisableIrqNoSync(line);
-
-        public RrStatus GetIrqStats(int line, out Core.Devices.Gpio.RawGpioIrqStats stats) => Chip.GetIrqStats(line, out stats);
-
         // The consumer's handlers run on the front end's interrupt thread; the device's on the PL061's dispatcher.
-        public bool InCall => Chip.InCall || _pl061.InCall;
+        public override bool InCall => Chip.InCall || _pl061.InCall;
 
-        public RrStatus Suspend() => throw new NotSupportedException("virtio-gpio has no suspend message; suspend the device side.");
-
-        public RrStatus Resume() => throw new NotSupportedException("virtio-gpio has no resume message; resume the device side.");
-
-        public RrStatus Remove()
+        public override RrStatus Remove()
         {
             if (InCall)
             {
@@ -377,12 +362,7 @@ public sealed class GpioChip : IDisposable
             return s != RrStatus.Ok ? s : Chip.Remove();
         }
 
-        public void Interrupt(bool asserted)
-        {
-            // The model drives the PL061 driver's interrupt directly.
-        }
-
-        public RrStatus Destroy()
+        public override RrStatus Destroy()
         {
             if (InCall)
             {
