@@ -18,6 +18,13 @@ public interface IVhostUserRing
     /// <summary>The device side of the virtqueue (started; owned by the session).</summary>
     VirtqDevice Queue { get; }
 
+    /// <summary>
+    /// The front-end's kick eventfd (owned by the session, open while the ring is handed over), or
+    /// -1 when the ring is kicked by polling (SET_VRING_KICK with the no-descriptor flag). Only a
+    /// device that polls its own kicks (<see cref="IVhostUserBackend.HandlesKicks"/>) reads it.
+    /// </summary>
+    int KickFd { get; }
+
     /// <summary>Signals the front-end that used buffers are ready (the call eventfd). Any thread.</summary>
     void Notify();
 
@@ -44,6 +51,15 @@ public interface IVhostUserBackend
     /// <summary>The largest ring size accepted (a power of two).</summary>
     int MaxQueueSize { get; }
 
+    /// <summary>
+    /// Whether the device waits on each handed-over ring's <see cref="IVhostUserRing.KickFd"/>
+    /// itself (a thread per queue polling its kick beside its own descriptors). Then the server
+    /// neither polls those descriptors nor polls the rings, the session takes a ring back before
+    /// it replaces its kick descriptor, and <see cref="Kick"/> only comes from the session (a ring
+    /// handed over, a new kick descriptor). False (the default): the server forwards every kick.
+    /// </summary>
+    bool HandlesKicks => false;
+
     /// <summary>Reads <paramref name="destination"/>.Length bytes of the configuration space at <paramref name="offset"/>; false when out of range.</summary>
     bool TryReadConfig(uint offset, Span<byte> destination);
 
@@ -62,7 +78,7 @@ public interface IVhostUserBackend
     /// <summary>A ring stopped (GET_VRING_BASE, reset): the chains it held are gone; forget them.</summary>
     void QueueStopped(int index);
 
-    /// <summary>The front-end kicked ring <paramref name="index"/> (new buffers). Only while the ring is handed over.</summary>
+    /// <summary>The front-end kicked ring <paramref name="index"/> (new buffers), or the ring should be looked at. Only while the ring is handed over.</summary>
     void Kick(int index);
 
     /// <summary>Device reset (the session ended, RESET_OWNER, RESET_DEVICE): back to the initial state.</summary>

@@ -4,7 +4,8 @@
 //
 // One thread does everything for a connection: poll(2) on the socket, every ring's kick eventfd
 // and a stop eventfd; a readable kick is drained and becomes IVhostUserBackend.Kick, a readable
-// socket becomes one framed message for the session. The device does its own work on its own
+// socket becomes one framed message for the session. A device that polls its kicks itself
+// (IVhostUserBackend.HandlesKicks: a queue thread per ring) gets no kicks from here. The device does its own work on its own
 // threads. A connection ends when the front-end closes it, breaks the framing, or the session
 // asks to disconnect; the session is then disposed - rings stopped, device reset, every
 // descriptor closed, memory unmapped - before the next accept, so nothing of one front-end
@@ -170,7 +171,7 @@ public sealed class VhostUserServer : IDisposable
                 fds.Add(new PollFd { Fd = conn.Fd, Events = Poller.In });
                 fds.Add(new PollFd { Fd = _stop.Fd, Events = Poller.In });
                 bool polling = false;
-                for (int i = 0; i < session.RingCount; i++)
+                for (int i = 0; i < session.RingCount && !session.DeviceHandlesKicks; i++)
                 {
                     int k = session.KickFd(i);
                     if (k >= 0 && !deadKicks.Contains(k))

@@ -190,6 +190,15 @@ public sealed partial class VhostUserSession
         switch (m.Request)
         {
             case VhostUserRequest.SetVringKick:
+                bool rehand = false;
+                if (r.Handed && _backend.HandlesKicks)
+                {
+                    // The device polls the descriptor about to be closed: take the ring back first.
+                    _backend.QueueDisabled(r.Index);
+                    r.Handed = false;
+                    rehand = true;
+                }
+
                 if (r.KickFd >= 0)
                 {
                     _platform.Close(r.KickFd);
@@ -199,6 +208,10 @@ public sealed partial class VhostUserSession
                 r.KickPolling = noFd;
                 r.Started = true; // vhost-user.rst "Ring states": the ring starts with its kick
                 TryRun(r);
+                if (rehand)
+                {
+                    Hand(r);
+                }
                 if (r.Handed)
                 {
                     _backend.Kick(r.Index); // chains may have been made available before the descriptor came

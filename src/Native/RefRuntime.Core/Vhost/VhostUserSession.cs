@@ -105,6 +105,9 @@ public sealed partial class VhostUserSession : IDisposable
     /// <summary>Number of rings.</summary>
     public int RingCount => _rings.Length;
 
+    /// <summary>Whether the device polls the rings' kick descriptors itself (<see cref="IVhostUserBackend.HandlesKicks"/>): the server must not.</summary>
+    public bool DeviceHandlesKicks => _backend.HandlesKicks;
+
     /// <summary>Ring <paramref name="index"/>'s kick descriptor, or -1.</summary>
     public int KickFd(int index) => _rings[index].KickFd;
 
