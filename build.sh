@@ -8,6 +8,7 @@
 #   PREFIX/lib/cmake/RefRuntime/             (find_package(RefRuntime 0.1) -> RefRuntime::refruntime,
 #                                            RefRuntime::refruntime_static)
 #   PREFIX/bin/refruntime-vhost-gpio         (the vhost-user virtio-gpio back-end, NativeAOT)
+#   PREFIX/bin/refruntime-vhost-blk          (the vhost-user virtio-blk back-end over a disk image, NativeAOT)
 # PREFIX is dist/ in the checkout unless --prefix says otherwise; DESTDIR is honoured for staged
 # installs (packaging). The version comes from one place: <Version> in Directory.Build.props.
 set -euo pipefail
@@ -85,10 +86,19 @@ rm -rf "$pubgpio"
 dotnet publish src/Native/RefRuntime.VhostGpio/RefRuntime.VhostGpio.csproj -c Release -nologo -v "$verbosity" -o "$pubgpio"
 step "published in $((SECONDS - start)) s"
 
+step "publishing refruntime-vhost-blk with NativeAOT"
+start=$SECONDS
+pubblk="$root/build/vhost-blk-publish"
+rm -rf "$pubblk"
+dotnet publish src/Native/RefRuntime.VhostBlk/RefRuntime.VhostBlk.csproj -c Release -nologo -v "$verbosity" -o "$pubblk"
+step "published in $((SECONDS - start)) s"
+
 "$root/scripts/install-sdk.sh" "$pub" "$prefix"
 mkdir -p "${DESTDIR:-}$prefix/bin"
 install -m 0755 "$pubgpio/refruntime-vhost-gpio" "${DESTDIR:-}$prefix/bin/refruntime-vhost-gpio"
 step "installed ${DESTDIR:-}$prefix/bin/refruntime-vhost-gpio"
+install -m 0755 "$pubblk/refruntime-vhost-blk" "${DESTDIR:-}$prefix/bin/refruntime-vhost-blk"
+step "installed ${DESTDIR:-}$prefix/bin/refruntime-vhost-blk"
 
 if [[ -z ${DESTDIR:-} && $prefix != "$root/dist" && $(id -u) -eq 0 ]] && command -v ldconfig >/dev/null \
    && ldconfig -v -N 2>/dev/null | grep -q "^$prefix/lib:"; then
