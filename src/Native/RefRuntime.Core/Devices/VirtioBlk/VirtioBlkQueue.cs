@@ -14,9 +14,10 @@
 // kick is not polled then) until completions free room. A ring kicked by polling (vhost-user
 // "no descriptor") is looked at every PollingIntervalMs.
 //
-// Write-through. Without VIRTIO_BLK_F_FLUSH negotiated the device must not keep a volatile cache
-// (§5.2.6.3, writeback = 0), so a write, discard or write-zeroes is followed by an fdatasync of
-// the same request before its status says OK. With FLUSH, a FLUSH request is an fdatasync whose
+// Write-through. A driver that did not negotiate VIRTIO_BLK_F_FLUSH has no way to make writes
+// durable, so the device behaves write-through for it (the cache modes of virtio 1.2 §5.2.5): a
+// write, discard or write-zeroes is followed by an fdatasync of the same request before its
+// status says OK. With FLUSH, a FLUSH request is an fdatasync whose
 // completion comes before the OK; a write is acknowledged only once pwritev completed.
 //
 // Stop. Stop (any thread but this one) asks the thread to stop popping, waits while it finishes
