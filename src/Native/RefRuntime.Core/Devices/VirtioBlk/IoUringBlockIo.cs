@@ -324,6 +324,7 @@ public sealed unsafe class IoUringBlockIo : IBlockIoEngine
         }
 
         ref Slot slot = ref Begin(s, op, token, offset, total);
+        // SAFETY: EnsureIovecs gave the slot's copy room for iov.Length entries; the slot is not in flight.
         iov.CopyTo(new Span<BlockIoVec>(slot.Iov, iov.Length));
         slot.IovCount = iov.Length;
         Issue(s, ref slot);
