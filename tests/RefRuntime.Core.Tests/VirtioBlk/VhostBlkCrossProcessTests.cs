@@ -331,7 +331,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     }
 
     // Malformed chains: each gets an error status (our back-end; qemu-storage-daemon's answers are
-    // recorded, see docs/virtio-blk.md), the device writes nothing outside the writable descriptors
+    // recorded, see docs/vhost-user-blk-frontend.md), the device writes nothing outside the writable descriptors
     // (the slot is poisoned around them), and the image is unchanged.
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours)]
