@@ -94,6 +94,10 @@ internal sealed class BlkBackendProcess : IDisposable
         }
     }
 
+    /// <summary>Throws the clear message of <see cref="OursBinary"/> (or that qemu-storage-daemon is missing) before a test sets anything up.</summary>
+    public static void Require(string kind) =>
+        _ = kind == Qsd ? QsdBinary ?? throw new FileNotFoundException("qemu-storage-daemon is not installed") : OursBinary;
+
     /// <summary>Creates an image of <paramref name="bytes"/> bytes filled by <paramref name="fill"/> (a fresh file in /tmp).</summary>
     public static string CreateImage(int bytes, Action<byte[]> fill)
     {

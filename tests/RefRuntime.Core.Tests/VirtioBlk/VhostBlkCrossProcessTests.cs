@@ -54,6 +54,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void Connect_NegotiatesVersion1_AndReadsTheConfigSpace(string backend)
     {
+        BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
         string image = BlkBackendProcess.CreateImage(8 << 20, _ => { });
         using var b = new BlkBackendProcess(backend, image);
         try
@@ -96,6 +97,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     [BlkBackend(BlkBackendProcess.Qsd, true)]
     public void EveryRequestType_EveryLayout_AnswersAsTheSpecSays(string backend, bool indirect)
     {
+        BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
         byte[] initial = RandomImage(4 << 20, 1);
         string image = BlkBackendProcess.CreateImage(initial.Length, d => initial.CopyTo(d, 0));
         using var b = new BlkBackendProcess(backend, image);
@@ -170,6 +172,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void RandomReadsAndWrites_MatchTheModel_AndTheImageAfterSigterm(string backend)
     {
+        BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
         var model = new BlkModel(RandomImage(32 << 20, 3));
         string image = BlkBackendProcess.CreateImage(model.Data.Length, d => model.Data.CopyTo(d, 0));
         using var b = new BlkBackendProcess(backend, image);
@@ -207,6 +210,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     [BlkBackend(BlkBackendProcess.Qsd, false)]
     public void QueueDepth32_CompletionsInAnyOrder_MatchTheModel(string backend, bool eventIdx)
     {
+        BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
         var model = new BlkModel(RandomImage(16 << 20, 5));
         string image = BlkBackendProcess.CreateImage(model.Data.Length, d => model.Data.CopyTo(d, 0));
         using var b = new BlkBackendProcess(backend, image);
@@ -234,6 +238,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void FourQueues_OneThreadEach_DisjointAndSharedRegions_MatchTheModel(string backend)
     {
+        BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
         var model = new BlkModel(RandomImage(16 << 20, 7));
         string image = BlkBackendProcess.CreateImage(model.Data.Length, d => model.Data.CopyTo(d, 0));
         using var b = new BlkBackendProcess(backend, image, numQueues: 4);
@@ -289,6 +294,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void ReadOnlyExport_RefusesWrites_ImageUnchanged(string backend)
     {
+        BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
         byte[] initial = RandomImage(4 << 20, 8);
         string image = BlkBackendProcess.CreateImage(initial.Length, d => initial.CopyTo(d, 0));
         using var b = new BlkBackendProcess(backend, image, readOnly: true);
@@ -338,6 +344,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void MalformedRequests_GetAnErrorStatus_AndTouchNothingOutsideTheirBuffers(string backend)
     {
+        BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
         bool strict = backend == BlkBackendProcess.Ours;
         byte[] initial = RandomImage(1 << 20, 9);
         string image = BlkBackendProcess.CreateImage(initial.Length, d => initial.CopyTo(d, 0));
@@ -471,6 +478,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void BackendKilledMidWorkload_PendingFailWithNoDevice_FlushedWritesSurviveARestart(string backend)
     {
+        BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
         const int Sectors = 8192; // 4 MiB
         var stampOf = new ulong[Sectors];
         var candidates = new HashSet<ulong>[Sectors];
