@@ -2,16 +2,19 @@
 # Installs what a fresh Debian machine lacks for a given job, with apt-get, only when missing.
 #   build: the NativeAOT linker prerequisites (a C toolchain and zlib headers) and binutils
 #          (ld -r, objcopy and ar make the static archive)
-#   test:  build + cmake/ctest, pkg-config
-#   bench: test + liburcu (C baselines) + a font for the charts
+#   test:  build + cmake/ctest, pkg-config, qemu-system-common (qemu-storage-daemon: the reference
+#          vhost-user-blk back-end the cross-process block tests also run against; about 30 shared
+#          libraries, no display server, no firmware)
+#   bench: test + liburcu (C baselines) + a font for the charts (qemu-storage-daemon is the
+#          reference back-end of bench/vhost-blk.sh)
 set -euo pipefail
 job=${1:-build}
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 pkgs=(gcc g++ zlib1g-dev binutils)
 case "$job" in
-  test)  pkgs+=(cmake pkg-config binutils) ;;
-  bench) pkgs+=(cmake pkg-config binutils liburcu-dev fonts-dejavu-core) ;;
+  test)  pkgs+=(cmake pkg-config binutils qemu-system-common) ;;
+  bench) pkgs+=(cmake pkg-config binutils qemu-system-common liburcu-dev fonts-dejavu-core) ;;
 esac
 for p in "${pkgs[@]}"; do have "$p" || need+=("$p"); done
 if ((${#need[@]})); then

@@ -12,11 +12,19 @@ namespace RefRuntime.Benchmarks;
 /// the rest: --quick (short runs), --aot (add a NativeAOT job beside the JIT job).
 /// --vhost-figures [N]: instead of BenchmarkDotNet, per-request kicks, calls and CPU time of the
 /// virtio-gpio pair across processes (VhostFigures).
+/// --vhost-blk-figures ...: vhost-user-blk back-ends (ours, qemu-storage-daemon) measured with
+/// RefRuntime's front end, interleaved rounds (VhostBlkFigures; bench/vhost-blk.sh runs it).
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args.Contains("--vhost-blk-figures"))
+        {
+            // Not a BenchmarkDotNet run: vhost-user-blk back-ends compared from the host (VhostBlkFigures).
+            return Devices.VhostBlkFigures.Run(args);
+        }
+
         int vf = Array.IndexOf(args, "--vhost-figures");
         if (vf >= 0)
         {

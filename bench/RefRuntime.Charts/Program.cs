@@ -5,6 +5,8 @@
 //                                                          plain C SPSC floor, exports, batch calls)
 //   bdn/results/*VirtqueueThroughput*.csv -> vq-managed.png ns per buffer at batch 1 and 32 (.NET:
 //                                                          lock + Queue, Channel, virtqueue)
+//   vhost-blk.csv (bench/vhost-blk.sh)    -> vhost-blk.png requests/s per point, median over rounds,
+//                                                          one bar per vhost-user-blk back-end
 // Charts whose CSV is missing are skipped; the machine named in environment.txt goes in the title.
 
 using System;
@@ -34,6 +36,7 @@ internal static class Program
             drawn += Scaling(dir, machine) ? 1 : 0;
             drawn += VqBatch(dir, machine) ? 1 : 0;
             drawn += VqManaged(dir, machine) ? 1 : 0;
+            drawn += VhostBlk(dir, machine) ? 1 : 0;
         }
         catch (FormatException e)
         {
@@ -213,6 +216,65 @@ internal static class Program
         plot.YLabel("ns per buffer");
         plot.ShowLegend(Alignment.UpperRight);
         Save(plot, Path.Combine(dir, "vq-managed.png"));
+        return true;
+    }
+
+    private static bool VhostBlk(string dir, string machine)
+    {
+        string path = Path.Combine(dir, "vhost-blk.csv");
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        Csv csv = Csv.Read(path);
+        var rows = csv.Rows.Select(r => (Backend: r["backend"], Point: $"{r["op"]}\nQD{r["qd"]} {csv.Double(r, "bytes") / 1024:F0}K", Rate: csv.Double(r, "req_per_s"))).ToList();
+        if (rows.Count == 0)
+        {
+            return false;
+        }
+
+        string[] backends = rows.Select(r => r.Backend).Distinct().OrderBy(b => b == "ours" ? 0 : 1).ToArray();
+        string[] points = rows.Select(r => r.Point).Distinct().ToArray();
+        var labels = new Dictionary<string, string> { ["ours"] = "refruntime-vhost-blk", ["ref"] = "qemu-storage-daemon" };
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var bars = new List<Bar>();
+        for (int p = 0; p < points.Length; p++)
+        {
+            for (int b = 0; b < backends.Length; b++)
+            {
+                double[] v = rows.Where(r => r.Point == points[p] && r.Backend == backends[b]).Select(r => r.Rate).OrderBy(x => x).ToArray();
+                if (v.Length == 0)
+                {
+                    continue;
+                }
+
+                double median = v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
+                bars.Add(new Bar
+                {
+                    Position = (p * (backends.Length + 1)) + b,
+                    Value = median / 1000,
+                    FillColor = palette.GetColor(b),
+                    Label = (median / 1000).ToString("F1", CultureInfo.InvariantCulture),
+                });
+            }
+        }
+
+        var barPlot = plot.Add.Bars(bars);
+        barPlot.ValueLabelStyle.FontSize = 11;
+        for (int b = 0; b < backends.Length; b++)
+        {
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = labels.GetValueOrDefault(backends[b], backends[b]), FillColor = palette.GetColor(b) });
+        }
+
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            points.Select((_, p) => (p * (backends.Length + 1)) + ((backends.Length - 1) / 2.0)).ToArray(), points);
+        plot.Axes.Margins(bottom: 0);
+        plot.Title($"vhost-user-blk back-ends, RefRuntime front end: requests/s (median of rounds)\n{machine}");
+        plot.YLabel("thousand requests / s");
+        plot.ShowLegend(Alignment.UpperLeft);
+        Save(plot, Path.Combine(dir, "vhost-blk.png"));
         return true;
     }
 

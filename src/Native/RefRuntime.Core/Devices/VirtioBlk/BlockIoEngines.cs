@@ -40,9 +40,14 @@ public static class BlockIoEngines
                 engine = new ThreadPoolBlockIo(fd, capacity, threads, $"blk-q{queueIndex}-io");
                 return RrStatus.Ok;
             case IoUring:
-                // The io_uring engine (IoUringBlockIo) plugs in here.
-                error = "the io_uring engine is not part of this build (use --aio threads)";
-                return RrStatus.NoDevice;
+                if (!IoUringBlockIo.TryCreate(fd, capacity, out IoUringBlockIo? ring, out error))
+                {
+                    error = $"io_uring unavailable ({error}); use --aio threads";
+                    return RrStatus.NoDevice;
+                }
+
+                engine = ring;
+                return RrStatus.Ok;
             default:
                 error = $"unknown I/O engine \"{name}\" (known: {string.Join(", ", Names)})";
                 return RrStatus.InvalidArgument;

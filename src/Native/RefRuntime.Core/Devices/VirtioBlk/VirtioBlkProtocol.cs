@@ -1,7 +1,7 @@
 // The virtio-blk wire protocol (virtio 1.2 §5.2 "Block Device", device ID 2; see
 // docs/virtio-blk.md): feature bits, request types, status codes, the request header, the
 // discard/write-zeroes segment and the configuration space layout. Both sides use it: the
-// vhost-user back-end (VirtioBlkDevice) and RefRuntime's own front end (VirtioBlkFrontend).
+// vhost-user back-end (VirtioBlkDevice) and RefRuntime's own front end (VhostUserBlkFrontend).
 // All multi-byte fields are little-endian; a sector is always 512 bytes, whatever blk_size says.
 
 using System;
