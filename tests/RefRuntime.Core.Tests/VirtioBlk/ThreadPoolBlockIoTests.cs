@@ -223,3 +223,13 @@ public sealed unsafe class ThreadPoolBlockIoTests : IDisposable
         Assert.Equal(0, e.InFlight);
     }
 }
+
+/// <summary>The engine contract every I/O engine meets (BlockIoEngineContract), run on the thread-pool engine.</summary>
+public sealed class ThreadPoolBlockIoContractTests(Xunit.Abstractions.ITestOutputHelper output) : BlockIoEngineContract(output)
+{
+    /// <summary>Never skipped: the thread-pool engine needs only preadv/pwritev/fdatasync/fallocate.</summary>
+    public static string? SkipReason => null;
+
+    /// <inheritdoc/>
+    protected override IBlockIoEngine CreateEngine(int fd, int capacity) => new ThreadPoolBlockIo(fd, capacity, 4, "contract-io");
+}

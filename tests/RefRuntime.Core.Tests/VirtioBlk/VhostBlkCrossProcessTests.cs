@@ -596,10 +596,15 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
                         // Freeze the back-end with requests in flight, let the queue fill, then kill it.
                         b.Signal(19);
                         stopped = true;
-                        var sw = System.Diagnostics.Stopwatch.StartNew();
-                        while (inFlight < 16 && sw.ElapsedMilliseconds < 200)
+                        // A frozen back-end completes nothing, so a request submitted now is certainly
+                        // pending when it dies (whatever finished before the freeze was already reaped
+                        // or will be): a FLUSH, which overlaps no write in flight.
+                        if (inFlight < 16 && q.TryReserve(out int last))
                         {
-                            Thread.Sleep(10);
+                            stamp++;
+                            pending[last] = (0, 0, stamp, true, (ulong[])stampOf.Clone());
+                            Assert.Equal(RrStatus.Ok, q.Submit(last, VIRTIO_BLK_T_FLUSH, 0, 0, 0));
+                            inFlight++;
                         }
 
                         Assert.True(inFlight > 0);

@@ -114,6 +114,22 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
             return RrStatus.InvalidArgument;
         }
 
+        // The transfer must end inside the signed file offsets preadv/pwritev take.
+        ulong total = 0;
+        foreach (BlockIoVec v in iov)
+        {
+            total += v.Length;
+            if (total > long.MaxValue || (v.Base == null && v.Length != 0))
+            {
+                return RrStatus.InvalidArgument;
+            }
+        }
+
+        if (total > long.MaxValue - offset)
+        {
+            return RrStatus.InvalidArgument;
+        }
+
         if (_inFlight >= _capacity)
         {
             return RrStatus.Busy;
