@@ -19,6 +19,7 @@ namespace RefRuntime.Core.Tests.VirtioBlk;
 internal sealed class BlkBackendProcess : IDisposable
 {
     public const string Ours = "refruntime";
+    public const string OursIoUring = "refruntime-io_uring"; // the same program with --aio io_uring
     public const string Qsd = "qemu-storage-daemon";
 
     private readonly List<string> _output = [];
@@ -137,6 +138,12 @@ internal sealed class BlkBackendProcess : IDisposable
             {
                 psi.ArgumentList.Add("--read-only");
             }
+
+            if (Kind == OursIoUring)
+            {
+                psi.ArgumentList.Add("--aio");
+                psi.ArgumentList.Add("io_uring");
+            }
         }
 
         _process?.Dispose();
@@ -226,6 +233,10 @@ internal sealed class BlkBackendAttribute : DataAttribute
         if (kind == BlkBackendProcess.Qsd && BlkBackendProcess.QsdBinary is null)
         {
             Skip = "qemu-storage-daemon is not installed (Debian: apt-get install qemu-system-common; scripts/ensure-deps.sh test does it)";
+        }
+        else if (kind == BlkBackendProcess.OursIoUring && IoUringBlockIoTests.SkipReason is { } why)
+        {
+            Skip = why;
         }
     }
 

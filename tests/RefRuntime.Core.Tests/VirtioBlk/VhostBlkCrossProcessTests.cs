@@ -51,6 +51,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     // The handshake: VERSION_1 and FLUSH negotiated, the configuration space read and typed.
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours)]
+    [BlkBackend(BlkBackendProcess.OursIoUring)]
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void Connect_NegotiatesVersion1_AndReadsTheConfigSpace(string backend)
     {
@@ -92,7 +93,9 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     // and without UNMAP) and an unknown type; with indirect tables or without.
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours, false)]
+    [BlkBackend(BlkBackendProcess.OursIoUring, false)]
     [BlkBackend(BlkBackendProcess.Ours, true)]
+    [BlkBackend(BlkBackendProcess.OursIoUring, true)]
     [BlkBackend(BlkBackendProcess.Qsd, false)]
     [BlkBackend(BlkBackendProcess.Qsd, true)]
     public void EveryRequestType_EveryLayout_AnswersAsTheSpecSays(string backend, bool indirect)
@@ -169,6 +172,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     // checked against the model; after a clean stop (SIGTERM) the image file equals the model.
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours)]
+    [BlkBackend(BlkBackendProcess.OursIoUring)]
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void RandomReadsAndWrites_MatchTheModel_AndTheImageAfterSigterm(string backend)
     {
@@ -205,7 +209,9 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     // order; every one is accounted for and every read matches the model.
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours, true)]
+    [BlkBackend(BlkBackendProcess.OursIoUring, true)]
     [BlkBackend(BlkBackendProcess.Ours, false)]
+    [BlkBackend(BlkBackendProcess.OursIoUring, false)]
     [BlkBackend(BlkBackendProcess.Qsd, true)]
     [BlkBackend(BlkBackendProcess.Qsd, false)]
     public void QueueDepth32_CompletionsInAnyOrder_MatchTheModel(string backend, bool eventIdx)
@@ -235,6 +241,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     // where conflicting requests are ordered by completion (BlkModel's exclusion table).
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours)]
+    [BlkBackend(BlkBackendProcess.OursIoUring)]
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void FourQueues_OneThreadEach_DisjointAndSharedRegions_MatchTheModel(string backend)
     {
@@ -291,6 +298,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     // A read-only export: VIRTIO_BLK_F_RO, reads work, writes/discards/write-zeroes fail, the image is unchanged.
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours)]
+    [BlkBackend(BlkBackendProcess.OursIoUring)]
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void ReadOnlyExport_RefusesWrites_ImageUnchanged(string backend)
     {
@@ -341,11 +349,12 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     // (the slot is poisoned around them), and the image is unchanged.
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours)]
+    [BlkBackend(BlkBackendProcess.OursIoUring)]
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void MalformedRequests_GetAnErrorStatus_AndTouchNothingOutsideTheirBuffers(string backend)
     {
         BlkBackendProcess.Require(backend); // before the image is created: a missing program fails (or skips) first
-        bool strict = backend == BlkBackendProcess.Ours;
+        bool strict = backend != BlkBackendProcess.Qsd;
         byte[] initial = RandomImage(1 << 20, 9);
         string image = BlkBackendProcess.CreateImage(initial.Length, d => initial.CopyTo(d, 0));
         ulong capacity = (ulong)initial.Length / Sector;
@@ -475,6 +484,7 @@ public sealed class VhostBlkCrossProcessTests(ITestOutputHelper output)
     // there, and every other sector holds either its old content or one of the writes aimed at it.
     [Theory]
     [BlkBackend(BlkBackendProcess.Ours)]
+    [BlkBackend(BlkBackendProcess.OursIoUring)]
     [BlkBackend(BlkBackendProcess.Qsd)]
     public void BackendKilledMidWorkload_PendingFailWithNoDevice_FlushedWritesSurviveARestart(string backend)
     {
