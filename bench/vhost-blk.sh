@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # vhost-user-blk back-ends compared from the host: RefRuntime's refruntime-vhost-blk ("ours") and
-# QEMU's qemu-storage-daemon ("ref"), both driven by RefRuntime's own front end
+# QEMU's qemu-storage-daemon ("qsd"), each with worker threads and with io_uring, all driven by RefRuntime's own front end
 # (VhostUserBlkFrontend) in bench/RefRuntime.Benchmarks --vhost-blk-figures. Random reads and
-# writes, QD1 and QD32, 4 KiB and 64 KiB, interleaved rounds (ours, ref, ours, ref ...);
+# writes, QD1 and QD32, 4 KiB and 64 KiB, interleaved rounds (each back-end in turn per point);
 # requests/s and back-end CPU time per request (/proc/PID/stat). Each back-end serves its own
 # preallocated image (fallocate, then filled once with random data) in /dev/shm by default (tmpfs:
 # the figures are the back-ends' own overhead, not a disk's). Writes
 # perf-results/<date>_<machine>_<commit>_vhost-blk/ (vhost-blk.csv, vhost-blk-summary.md,
-# environment.txt, vhost-blk.png when the charts build).
+# environment.txt, vhost-blk.png and vhost-blk-cpu.png when the charts build).
 # Usage: bench/vhost-blk.sh [--rounds N] [--seconds S | --requests N] [--image-mib M] [--image-dir DIR]
-#                           [--ref-only] [--spin] [--out DIR]
+#                           [--ref-only] [--engines "threads io_uring"] [--spin] [--out DIR]
 #   --rounds N     interleaved rounds (default 5); the summary gives medians over them
 #   --seconds S    duration of each point (default 2); --requests N: a fixed count instead
 #   --image-mib M  image size (default 256); --image-dir DIR: where the images go (default /dev/shm)
 #   --ref-only     qemu-storage-daemon only (a smoke run of the harness without our back-end)
+#   --engines "E.." I/O engines, each back-end run with each (default "threads io_uring": ours
+#                  --aio E beside qemu-storage-daemon aio=E; ratios per engine, and ours on
+#                  io_uring over qemu-storage-daemon's default aio=threads)
 #   --spin         the front end spins on the used ring instead of sleeping on the call eventfd
 #   --out DIR      write there instead of perf-results/...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
-rounds=5 seconds=2 requests="" mib=256 imgdir=/dev/shm refonly="" spin="" out=""
+rounds=5 seconds=2 requests="" mib=256 imgdir=/dev/shm refonly="" spin="" out="" engines="threads io_uring"
 while (($#)); do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -30,6 +33,7 @@ while (($#)); do
     --image-mib) mib=$2; shift ;;
     --image-dir) imgdir=$2; shift ;;
     --ref-only) refonly=1 ;;
+    --engines) engines=$2; shift ;;
     --spin) spin=--spin ;;
     --out) out=$2; shift ;;
     *) echo "error: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -81,19 +85,29 @@ wait_socket() {
   echo "error: nothing listens at $1" >&2; exit 1
 }
 args=()
-make_image "$imgdir/$tag-ref.img"
-"$qsd" --blockdev "driver=file,node-name=file0,filename=$imgdir/$tag-ref.img,cache.direct=off,aio=threads,discard=unmap" \
-  --export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=/tmp/$tag-ref.sock,writable=on,num-queues=1" &
-pids+=($!)
-wait_socket "/tmp/$tag-ref.sock"
-args+=(--ref "/tmp/$tag-ref.sock:${pids[-1]}")
-if [[ -z $refonly ]]; then
-  make_image "$imgdir/$tag-ours.img"
-  "$ours" --socket-path "/tmp/$tag-ours.sock" --file "$imgdir/$tag-ours.img" --num-queues 1 &
+start_qsd() { # NAME AIO
+  make_image "$imgdir/$tag-$1.img"
+  "$qsd" --blockdev "driver=file,node-name=file0,filename=$imgdir/$tag-$1.img,cache.direct=off,aio=$2,discard=unmap" \
+    --export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=/tmp/$tag-$1.sock,writable=on,num-queues=1" &
   pids+=($!)
-  wait_socket "/tmp/$tag-ours.sock"
-  args=(--ours "/tmp/$tag-ours.sock:${pids[-1]}" "${args[@]}")
-fi
+  wait_socket "/tmp/$tag-$1.sock"
+  args+=(--backend "$1" "/tmp/$tag-$1.sock:${pids[-1]}")
+}
+start_ours() { # NAME AIO
+  make_image "$imgdir/$tag-$1.img"
+  "$ours" --socket-path "/tmp/$tag-$1.sock" --file "$imgdir/$tag-$1.img" --num-queues 1 --aio "$2" &
+  pids+=($!)
+  wait_socket "/tmp/$tag-$1.sock"
+  args+=(--backend "$1" "/tmp/$tag-$1.sock:${pids[-1]}")
+}
+# Each engine beside its like: ours with worker threads against qemu-storage-daemon's aio=threads
+# (its default), ours on io_uring against its aio=io_uring.
+for aio in ${engines}; do
+  [[ -z $refonly ]] && start_ours "ours-$aio" "$aio"
+  start_qsd "qsd-$aio" "$aio"
+  [[ -z $refonly ]] && args+=(--compare "ours-$aio/qsd-$aio")
+done
+[[ -z $refonly && $engines == *threads* && $engines == *io_uring* ]] && args+=(--compare "ours-io_uring/qsd-threads")
 args+=(--rounds "$rounds" --out "$dir")
 if [[ -n $requests ]]; then args+=(--requests "$requests"); else args+=(--seconds "$seconds"); fi
 [[ -n $spin ]] && args+=("$spin")

@@ -219,7 +219,11 @@ internal static class Program
         return true;
     }
 
-    private static bool VhostBlk(string dir, string machine)
+    private static bool VhostBlk(string dir, string machine) =>
+        VhostBlkChart(dir, machine, "req_per_s", 1000, "thousand requests / s", "requests/s (median of rounds)", "vhost-blk.png")
+        & VhostBlkChart(dir, machine, "backend_cpu_us_per_req", 1, "back-end CPU µs per request", "back-end CPU per request (median of rounds, lower is better)", "vhost-blk-cpu.png");
+
+    private static bool VhostBlkChart(string dir, string machine, string column, double scale, string yLabel, string what, string file)
     {
         string path = Path.Combine(dir, "vhost-blk.csv");
         if (!File.Exists(path))
@@ -228,15 +232,23 @@ internal static class Program
         }
 
         Csv csv = Csv.Read(path);
-        var rows = csv.Rows.Select(r => (Backend: r["backend"], Point: $"{r["op"]}\nQD{r["qd"]} {csv.Double(r, "bytes") / 1024:F0}K", Rate: csv.Double(r, "req_per_s"))).ToList();
+        var rows = csv.Rows.Select(r => (Backend: r["backend"], Point: $"{r["op"]}\nQD{r["qd"]} {csv.Double(r, "bytes") / 1024:F0}K", Rate: csv.Double(r, column))).ToList();
         if (rows.Count == 0)
         {
             return false;
         }
 
-        string[] backends = rows.Select(r => r.Backend).Distinct().OrderBy(b => b == "ours" ? 0 : 1).ToArray();
+        string[] backends = rows.Select(r => r.Backend).Distinct().OrderBy(b => b.StartsWith("ours", StringComparison.Ordinal) ? 0 : 1).ToArray();
         string[] points = rows.Select(r => r.Point).Distinct().ToArray();
-        var labels = new Dictionary<string, string> { ["ours"] = "refruntime-vhost-blk", ["ref"] = "qemu-storage-daemon" };
+        var labels = new Dictionary<string, string>
+        {
+            ["ours"] = "refruntime-vhost-blk",
+            ["ref"] = "qemu-storage-daemon",
+            ["ours-threads"] = "refruntime-vhost-blk --aio threads",
+            ["ours-io_uring"] = "refruntime-vhost-blk --aio io_uring",
+            ["qsd-threads"] = "qemu-storage-daemon aio=threads",
+            ["qsd-io_uring"] = "qemu-storage-daemon aio=io_uring",
+        };
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
         var bars = new List<Bar>();
@@ -254,9 +266,9 @@ internal static class Program
                 bars.Add(new Bar
                 {
                     Position = (p * (backends.Length + 1)) + b,
-                    Value = median / 1000,
+                    Value = median / scale,
                     FillColor = palette.GetColor(b),
-                    Label = (median / 1000).ToString("F1", CultureInfo.InvariantCulture),
+                    Label = (median / scale).ToString("F1", CultureInfo.InvariantCulture),
                 });
             }
         }
@@ -271,10 +283,10 @@ internal static class Program
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             points.Select((_, p) => (p * (backends.Length + 1)) + ((backends.Length - 1) / 2.0)).ToArray(), points);
         plot.Axes.Margins(bottom: 0);
-        plot.Title($"vhost-user-blk back-ends, RefRuntime front end: requests/s (median of rounds)\n{machine}");
-        plot.YLabel("thousand requests / s");
+        plot.Title($"vhost-user-blk back-ends, RefRuntime front end: {what}\n{machine}");
+        plot.YLabel(yLabel);
         plot.ShowLegend(Alignment.UpperLeft);
-        Save(plot, Path.Combine(dir, "vhost-blk.png"));
+        Save(plot, Path.Combine(dir, file));
         return true;
     }
 

@@ -18,11 +18,12 @@ namespace RefRuntime.Benchmarks.Devices;
 /// drift on a shared machine hits both alike). Per point: requests/s, and the back-end process's
 /// CPU time per request (utime + stime from /proc/PID/stat, before and after the point; clock-tick
 /// resolution, so points should last a second or more). Writes a CSV of every point and a markdown
-/// summary of the medians over rounds with the ratio ours/ref. The back-ends are started by the
-/// caller (bench/vhost-blk.sh), each on its own image, and named here by socket and PID.
+/// summary of the medians over rounds with the ratios asked for (--compare A/B: A's rate and CPU
+/// per request over B's; by default ours/ref when both are named). The back-ends are started by
+/// the caller (bench/vhost-blk.sh), each on its own image, and named here by socket and PID.
 /// <code>
-/// --vhost-blk-figures [--ours SOCKET:PID] [--ref SOCKET:PID] [--rounds N] [--seconds S | --requests N]
-///                     [--out DIR] [--spin]
+/// --vhost-blk-figures [--ours SOCKET:PID] [--ref SOCKET:PID] [--backend NAME SOCKET:PID]...
+///                     [--compare A/B]... [--rounds N] [--seconds S | --requests N] [--out DIR] [--spin]
 /// </code>
 /// </summary>
 public static class VhostBlkFigures
@@ -47,6 +48,7 @@ public static class VhostBlkFigures
     public static int Run(string[] args)
     {
         var backends = new List<Backend>();
+        var compare = new List<(string A, string B)>();
         int rounds = 5;
         double seconds = 2;
         long requests = 0;
@@ -64,6 +66,15 @@ public static class VhostBlkFigures
                     string name = args[i] == "--ours" ? "ours" : "ref";
                     string[] sp = Next().Split(':');
                     backends.Add(new Backend(name, sp[0], int.Parse(sp[1], CultureInfo.InvariantCulture)));
+                    break;
+                case "--backend":
+                    string named = Next();
+                    string[] at = Next().Split(':');
+                    backends.Add(new Backend(named, at[0], int.Parse(at[1], CultureInfo.InvariantCulture)));
+                    break;
+                case "--compare":
+                    string[] ab = Next().Split('/');
+                    compare.Add((ab[0], ab[1]));
                     break;
                 case "--rounds":
                     rounds = int.Parse(Next(), CultureInfo.InvariantCulture);
@@ -138,7 +149,14 @@ public static class VhostBlkFigures
 
         Directory.CreateDirectory(outDir);
         WriteCsv(Path.Combine(outDir, "vhost-blk.csv"), samples);
-        string summary = Summary(samples, points, backends.Select(b => b.Name).ToArray(), rounds, seconds, requests, spin);
+        string[] names = backends.Select(b => b.Name).ToArray();
+        if (compare.Count == 0 && names.Contains("ours") && names.Contains("ref"))
+        {
+            compare.Add(("ours", "ref"));
+        }
+
+        compare.RemoveAll(c => !names.Contains(c.A) || !names.Contains(c.B));
+        string summary = Summary(samples, points, names, compare, rounds, seconds, requests, spin);
         File.WriteAllText(Path.Combine(outDir, "vhost-blk-summary.md"), summary);
         Console.WriteLine();
         Console.WriteLine(summary);
@@ -228,7 +246,7 @@ public static class VhostBlkFigures
         File.WriteAllText(path, sb.ToString());
     }
 
-    private static string Summary(List<Sample> samples, Point[] points, string[] names, int rounds, double seconds, long requests, bool spin)
+    private static string Summary(List<Sample> samples, Point[] points, string[] names, List<(string A, string B)> compare, int rounds, double seconds, long requests, bool spin)
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"# vhost-user-blk back-ends from the host: medians over {rounds} interleaved rounds, {(requests > 0 ? $"{requests} requests" : $"{seconds} s")} per point, one queue, front end {(spin ? "spinning" : "sleeping on the call eventfd")}");
@@ -239,11 +257,15 @@ public static class VhostBlkFigures
             sb.Append(CultureInfo.InvariantCulture, $" {n} req/s | {n} back-end CPU µs/req |");
         }
 
-        bool ratio = names.Contains("ours") && names.Contains("ref");
-        sb.AppendLine(ratio ? " req/s ours/ref | CPU/req ours/ref |" : string.Empty);
+        foreach ((string a, string b) in compare)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $" req/s {a}/{b} | CPU/req {a}/{b} |");
+        }
+
+        sb.AppendLine();
         sb.Append("|---|");
-        sb.Append(string.Concat(Enumerable.Repeat("---|---|", names.Length)));
-        sb.AppendLine(ratio ? "---|---|" : string.Empty);
+        sb.Append(string.Concat(Enumerable.Repeat("---|---|", names.Length + compare.Count)));
+        sb.AppendLine();
         foreach (Point p in points)
         {
             sb.Append(CultureInfo.InvariantCulture, $"| {p.Label} |");
@@ -257,7 +279,12 @@ public static class VhostBlkFigures
                 sb.Append(CultureInfo.InvariantCulture, $" {rate[n]:F0} | {cpu[n]:F2} |");
             }
 
-            sb.AppendLine(ratio ? string.Create(CultureInfo.InvariantCulture, $" {rate["ours"] / rate["ref"]:F2} | {cpu["ours"] / cpu["ref"]:F2} |") : string.Empty);
+            foreach ((string a, string b) in compare)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $" {rate[a] / rate[b]:F2} | {cpu[a] / cpu[b]:F2} |");
+            }
+
+            sb.AppendLine();
         }
 
         sb.AppendLine();
