@@ -31,8 +31,9 @@
 #
 # Usage: tests/qemu/run-blk.sh [--blk-backend ours|qsd] [--smoke]
 #        tests/qemu/run-blk.sh --bench [--backends ours,qsd] [--rounds 3] [--secs 2] [--out DIR]
-#   --blk-backend K  the back-end serving the test's disks: ours (default: refruntime-vhost-blk)
-#                    or qsd (qemu-storage-daemon, QEMU's own vhost-user-blk export)
+#   --blk-backend K  the back-end serving the test's disks: ours (refruntime-vhost-blk; the
+#                    default, or RR_BLK_BACKEND) or qsd (qemu-storage-daemon, QEMU's own
+#                    vhost-user-blk export)
 #   --smoke          boot without disks: checks the guest side alone (modules load)
 #   --bench          the benchmark above (tests/qemu/blk-bench.sh is a shorthand for it)
 #   --backends A,B   bench: the back-ends of vda and vdb (default ours,qsd)
@@ -52,7 +53,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build/qemu"
-mode=test kind=ours bench_kinds=ours,qsd rounds=3 secs=2 size_mib=128 bench_out="$out/blk-bench"
+mode=test kind=${RR_BLK_BACKEND:-ours} bench_kinds=ours,qsd rounds=3 secs=2 size_mib=128 bench_out="$out/blk-bench"
 while (($#)); do
   case "$1" in
     --blk-backend) kind=${2:?}; shift ;;
