@@ -27,8 +27,15 @@
  * and dev_ios, the requests the block layer completed on that disk in the window
  * (/sys/block/<disk>/stat: reads + writes + discards + flushes).
  *
- * Exit status: 0 success, 1 a mismatch or a failed request, 2 a usage error, 3 a request the device
- * did not complete within 60 s.
+ * A stall (no completion for 15 s with requests in flight) is probed: one more read is submitted,
+ * which makes the driver notify the device again and the device, when it completes it, interrupt
+ * the driver again. When the stuck requests then complete, a notification was lost on the way
+ * (a kick the device missed, or an interrupt the driver never got); the run goes on, is reported
+ * as failed, and counts the stall (stalls=N on the bench line). When nothing completes within
+ * 45 s more, the device has lost the requests: exit status 3.
+ *
+ * Exit status: 0 success, 1 a mismatch, a failed request or a stall, 2 a usage error, 3 requests
+ * the device never completed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,7 +54,8 @@
 #include <unistd.h>
 
 #define MAX_QD 256
-#define STALL_SECONDS 60
+#define STALL_SECONDS 15 /* no completion for this long: a stall (probed, see engine_run) */
+#define PROBE_SECONDS 45  /* after the probe request, how long to wait for anything */
 
 struct opts {
 	const char *dev, *op, *order, *name, *tag;
@@ -324,7 +332,8 @@ struct engine {
 	aio_context_t ctx;
 	struct iocb cbs[MAX_QD];
 	unsigned char *bufs[MAX_QD];
-	uint64_t completed;
+	uint64_t completed, stalls;
+	unsigned char *probe_buf;
 	int (*next)(struct engine *, uint64_t *off);
 	void (*prep)(struct engine *, unsigned slot, uint64_t off);
 	int (*done)(struct engine *, unsigned slot, uint64_t off);
@@ -350,15 +359,35 @@ static int engine_submit(struct engine *e, unsigned slot, uint64_t at)
 	return 0;
 }
 
+/* The probe: one 4 KiB read at offset 0 on its own fd (O_DIRECT), tagged MAX_QD. */
+static int engine_probe(struct engine *e)
+{
+	static struct iocb cb;
+	struct iocb *v[1] = { &cb };
+	int fd = open(e->o->dev, O_RDONLY | O_DIRECT);
+
+	if (fd < 0)
+		return -1;
+	if (!e->probe_buf)
+		e->probe_buf = alloc_buf(4096);
+	memset(&cb, 0, sizeof(cb));
+	cb.aio_fildes = (uint32_t)fd;
+	cb.aio_lio_opcode = IOCB_CMD_PREAD;
+	cb.aio_buf = (uint64_t)(uintptr_t)e->probe_buf;
+	cb.aio_nbytes = 4096;
+	cb.aio_data = MAX_QD;
+	return sys_io_submit(e->ctx, 1, v) == 1 ? 0 : -1;
+}
+
 static int engine_run(struct engine *e)
 {
-	unsigned inflight = 0, slot;
-	struct io_event ev[MAX_QD];
-	int rc = 0;
+	unsigned inflight = 0, slot, probing = 0;
+	struct io_event ev[MAX_QD + 1];
+	int rc = 0; /* a failed request or check: stop issuing; a stall alone does not stop the run */
 	uint64_t at;
 
-	if (sys_io_setup(e->o->qd, &e->ctx)) {
-		printf("RRQ FAIL %s: io_setup(%u): %s\n", e->o->name, e->o->qd, strerror(errno));
+	if (sys_io_setup(e->o->qd + 1, &e->ctx)) {
+		printf("RRQ FAIL %s: io_setup(%u): %s\n", e->o->name, e->o->qd + 1, strerror(errno));
 		return 1;
 	}
 	for (slot = 0; slot < e->o->qd && e->next(e, &at); slot++) {
@@ -369,21 +398,41 @@ static int engine_run(struct engine *e)
 		inflight++;
 	}
 	while (inflight) {
-		struct timespec t = { STALL_SECONDS, 0 };
-		long n = sys_io_getevents(e->ctx, 1, MAX_QD, ev, &t);
+		struct timespec t = { probing ? PROBE_SECONDS : STALL_SECONDS, 0 };
+		long n = sys_io_getevents(e->ctx, 1, MAX_QD + 1, ev, &t);
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0 && !probing) {
+			printf("RRQ INFO %s: %u requests in flight and none completed in %d s; submitting a probe read\n",
+			       e->o->name, inflight, STALL_SECONDS);
+			if (engine_probe(e) == 0) {
+				probing = 1;
+				inflight++;
+				continue;
+			}
+		}
 		if (n <= 0) {
-			printf("RRQ FAIL %s: %u requests not completed within %d s (io_getevents %ld: %s)\n",
-			       e->o->name, inflight, STALL_SECONDS, n, n < 0 ? strerror(errno) : "timeout");
+			printf("RRQ FAIL %s: %u requests not completed within %d s%s (io_getevents %ld: %s)\n",
+			       e->o->name, inflight - probing, STALL_SECONDS + (probing ? PROBE_SECONDS : 0),
+			       probing ? ", not even after a probe request" : "", n, n < 0 ? strerror(errno) : "timeout");
 			rc = 3;
 			goto out_nodestroy;
 		}
+		if (probing) {
+			printf("RRQ FAIL %s: %u requests stalled for %d s and completed after a probe request: a lost "
+			       "notification (kick or interrupt)\n", e->o->name, inflight - 1, STALL_SECONDS);
+			e->stalls++;
+			probing = 0;
+		}
 		for (long i = 0; i < n; i++) {
+			inflight--;
+			if (ev[i].data == MAX_QD) { /* the probe */
+				close((int)((struct iocb *)(uintptr_t)ev[i].obj)->aio_fildes);
+				continue;
+			}
 			slot = (unsigned)ev[i].data;
 			at = (uint64_t)e->cbs[slot].aio_offset;
-			inflight--;
 			if (ev[i].res != (int64_t)e->o->bs) {
 				printf("RRQ FAIL %s: %s at %" PRIu64 " completed with %lld%s%s\n", e->o->name,
 				       e->write ? "write" : "read", at, (long long)ev[i].res,
@@ -397,8 +446,10 @@ static int engine_run(struct engine *e)
 			if (rc == 0 && e->next(e, &at)) {
 				if (e->prep)
 					e->prep(e, slot, at);
-				if ((rc = engine_submit(e, slot, at)))
+				if (engine_submit(e, slot, at)) {
+					rc = 1;
 					continue;
+				}
 				inflight++;
 			}
 		}
@@ -406,7 +457,7 @@ static int engine_run(struct engine *e)
 out:
 	sys_io_destroy(e->ctx);
 out_nodestroy: /* io_destroy would wait for the stalled requests */
-	return rc;
+	return rc ? rc : e->stalls ? 1 : 0;
 }
 
 struct fv_state {
@@ -556,9 +607,9 @@ static int bench(const struct opts *o)
 	ios1 = disk_ios(disk);
 	double secs = t1 - t0;
 	printf("RRQ BENCH name=%s %sdev=%s op=%s bs=%" PRIu64 " qd=%u secs=%.3f requests=%" PRIu64
-	       " dev_ios=%" PRIu64 " iops=%.0f mbps=%.1f rc=%d\n", o->name[0] ? o->name : oo.op,
+	       " dev_ios=%" PRIu64 " iops=%.0f mbps=%.1f stalls=%" PRIu64 " rc=%d\n", o->name[0] ? o->name : oo.op,
 	       o->tag, disk[0] ? disk : oo.dev, oo.op, oo.bs, oo.qd, secs, e.completed, ios1 - ios0,
-	       e.completed / secs, e.completed * (double)oo.bs / secs / 1e6, rc);
+	       e.completed / secs, e.completed * (double)oo.bs / secs / 1e6, e.stalls, rc);
 	if (rc != 3)
 		close(e.fd);
 	return rc;

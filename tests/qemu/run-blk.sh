@@ -257,7 +257,7 @@ last_lines() {
 # Bench bookkeeping: vda is be_pids[0], vdb be_pids[1].
 declare -A begin_ticks=() run_cpu=() run_req=()
 csv="$tmp/runs.csv"
-echo "round,disk,backend,point,op,bs,qd,secs,requests,dev_ios,iops,mbps,cpu_ticks,cpu_us_per_request" >"$csv"
+echo "round,disk,backend,point,op,bs,qd,secs,requests,dev_ios,iops,mbps,stalls,cpu_ticks,cpu_us_per_request" >"$csv"
 hz=$(getconf CLK_TCK)
 pid_of() { case "$1" in vda) echo "${be_pids[0]:-}" ;; vdb) echo "${be_pids[1]:-}" ;; esac; }
 kind_of() { case "$1" in vda) echo "${kind_a:-$kind}" ;; vdb) echo "${kind_b:-$kind}" ;; esac; }
@@ -301,9 +301,10 @@ while true; do
         reqs=${f[dev_ios]}
         ((reqs > 0)) || reqs=${f[requests]}
         us=$(awk -v d=$((c1 - c0)) -v hz="$hz" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print "" }')
-        echo "${f[round]},$d,$(kind_of "$d"),${f[name]},${f[op]},${f[bs]},${f[qd]},${f[secs]},${f[requests]},${f[dev_ios]},${f[iops]},${f[mbps]},$((c1 - c0)),$us" >>"$csv"
-        printf '   bench round %s %-4s %-5s %-14s %7s IOPS %8s MB/s  %6s requests  back-end CPU %4s ticks = %s us/request\n' \
-          "${f[round]}" "$d" "$(kind_of "$d")" "${f[name]}" "${f[iops]}" "${f[mbps]}" "$reqs" "$((c1 - c0))" "${us:-?}"
+        echo "${f[round]},$d,$(kind_of "$d"),${f[name]},${f[op]},${f[bs]},${f[qd]},${f[secs]},${f[requests]},${f[dev_ios]},${f[iops]},${f[mbps]},${f[stalls]:-},$((c1 - c0)),$us" >>"$csv"
+        printf '   bench round %s %-4s %-5s %-14s %7s IOPS %8s MB/s  %6s requests  back-end CPU %4s ticks = %s us/request%s\n' \
+          "${f[round]}" "$d" "$(kind_of "$d")" "${f[name]}" "${f[iops]}" "${f[mbps]}" "$reqs" "$((c1 - c0))" "${us:-?}" \
+          "$([[ ${f[stalls]:-0} == 0 ]] || echo "  (${f[stalls]} stall(s): figures not comparable)")"
         run_cpu[$d]=$(( ${run_cpu[$d]:-0} + c1 - c0 )) run_req[$d]=$(( ${run_req[$d]:-0} + reqs ))
         unset f
       else
@@ -367,13 +368,13 @@ if [[ $mode == bench ]]; then
     echo "vda: $kind_a$([[ $kind_a == ours ]] && echo " ($ours)"); vdb: $kind_b$([[ $kind_b == ours ]] && echo " ($ours)"). Rounds interleave the disks (odd rounds vda first)."
     echo "Requests: what the guest's block layer completed on the disk in the run (/sys/block/vdX/stat). CPU: the back-end's utime + stime (all threads) over the run, ${hz} Hz ticks."
     echo
-    echo "| point | disk | back-end | IOPS (median) | MB/s (median) | CPU us/request (median) | runs |"
-    echo "|---|---|---|---:|---:|---:|---:|"
+    echo "| point | disk | back-end | IOPS (median) | MB/s (median) | CPU us/request (median) | runs | stalls |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|"
     for p in $(tail -n +2 "$csv" | cut -d, -f4 | awk '!s[$0]++'); do
       for d in vda vdb; do
         rows=$(awk -F, -v p="$p" -v d="$d" '$4 == p && $2 == d' "$csv")
         [[ -n $rows ]] || continue
-        echo "| $p | $d | $(kind_of "$d") | $(cut -d, -f11 <<<"$rows" | median) | $(cut -d, -f12 <<<"$rows" | median) | $(cut -d, -f14 <<<"$rows" | median) | $(wc -l <<<"$rows") |"
+        echo "| $p | $d | $(kind_of "$d") | $(cut -d, -f11 <<<"$rows" | median) | $(cut -d, -f12 <<<"$rows" | median) | $(cut -d, -f15 <<<"$rows" | median) | $(wc -l <<<"$rows") | $(cut -d, -f13 <<<"$rows" | awk '{ s += $1 } END { print s + 0 }') |"
       done
     done
     echo
