@@ -14,7 +14,10 @@
 #                               fails them (~10 min on 2 cores)
 #        ./test.sh --qemu       also boot a Debian 12 guest in QEMU on refruntime-vhost-gpio and
 #                               check it with Linux's gpio-virtio driver and the libgpiod tools
-#                               (tests/qemu/run.sh; the first run downloads about 250 MB of packages)
+#                               (tests/qemu/run.sh; the first run downloads about 250 MB of packages),
+#                               then one on refruntime-vhost-blk with Linux's virtio_blk
+#                               (tests/qemu/run-blk.sh; RR_BLK_BACKEND=qsd runs it on
+#                               qemu-storage-daemon instead)
 set -uo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -146,18 +149,24 @@ if [[ -n "$memcheck" ]]; then
   done
 fi
 
-# --- a QEMU guest on the vhost-user back-end (opt-in) ----------------------------------------
-if [[ -n "$qemu" ]]; then
-  echo "==> QEMU guest on refruntime-vhost-gpio (tests/qemu/run.sh)"
-  tests/qemu/run.sh 2>&1 | tee "$logs/qemu.log" | sed '/^[0-9]* passed, [0-9]* failed$/d'
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/qemu.log" | tail -1)
+# --- QEMU guests on the vhost-user back-ends (opt-in) -----------------------------------------
+# qemu_suite NAME SCRIPT LOG: runs a guest test, adds its "N passed, N failed" to the totals.
+qemu_suite() {
+  echo "==> QEMU guest on $1 ($2)"
+  "$2" 2>&1 | tee "$logs/$3" | sed '/^[0-9]* passed, [0-9]* failed$/d'
+  local line f
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/$3" | tail -1)
   if [[ -n "$line" ]]; then
     f=${line#*passed, }
     passed=$((passed + ${line%% passed*})) failed=$((failed + ${f%% failed}))
   else
-    echo "   the QEMU test printed no result line; see $logs/qemu.log"
+    echo "   the QEMU test printed no result line; see $logs/$3"
     failed=$((failed + 1))
   fi
+}
+if [[ -n "$qemu" ]]; then
+  qemu_suite refruntime-vhost-gpio tests/qemu/run.sh qemu.log
+  qemu_suite "the vhost-user-blk back-end" tests/qemu/run-blk.sh qemu-blk.log
 fi
 
 finish

@@ -9,9 +9,12 @@
 #   3. gpio-virtio.ko built out of tree from linux-source's drivers/gpio/gpio-virtio.c: Debian's
 #      kernels leave CONFIG_GPIO_VIRTIO unset (see the image's /boot/config-*), while GPIOLIB and
 #      GPIO_CDEV (v1 and v2 uAPI) are built in;
-#   4. rr-gpio-loop, a static guest helper (tests/qemu/rr-gpio-loop.c);
-#   5. the initramfs: busybox, the virtio-pci and gpio-virtio modules with what modules.dep says
-#      they need, the gpiod tools with their shared libraries, the helper, and tests/qemu/init.
+#   4. the static guest helpers rr-gpio-loop (tests/qemu/rr-gpio-loop.c) and rr-blk-io
+#      (tests/qemu/rr-blk-io.c; the block test also runs it on the host, on the image files);
+#   5. the initramfs: busybox, the virtio-pci, gpio-virtio and virtio_blk modules with what
+#      modules.dep says they need, the gpiod tools with their shared libraries, the helpers,
+#      tests/qemu/init (the GPIO test's /init) and tests/qemu/init-blk (the block test's, started
+#      with rdinit=/init-blk).
 #
 # Each step is skipped when its output is already there (the kernel and the module are keyed by
 # the ABI), so a second run takes a few seconds. Prints the paths of the kernel and initramfs.
@@ -93,10 +96,14 @@ if [[ ! -s $modroot/extra/gpio-virtio.ko || $mdir/gpio-virtio.ko -nt $modroot/mo
   depmod -b "$kdir" "$kver"
 fi
 
-# --- 4. the guest helper ---------------------------------------------------------------------
+# --- 4. the guest helpers ---------------------------------------------------------------------
 helper="$out/rr-gpio-loop"
 if [[ ! -x $helper || $here/rr-gpio-loop.c -nt $helper ]]; then
   gcc -O2 -Wall -Wextra -Werror -static -o "$helper" "$here/rr-gpio-loop.c"
+fi
+blkhelper="$out/rr-blk-io"
+if [[ ! -x $blkhelper || $here/rr-blk-io.c -nt $blkhelper ]]; then
+  gcc -O2 -Wall -Wextra -Werror -static -o "$blkhelper" "$here/rr-blk-io.c"
 fi
 
 # --- 5. the initramfs ------------------------------------------------------------------------
@@ -108,7 +115,8 @@ build_initramfs() { # $1: the image to write
   for app in $("$stage/bin/busybox" --list); do
     [[ -e $stage/bin/$app ]] || ln -s busybox "$stage/bin/$app"
   done
-  # The modules: virtio_pci (the transport) and gpio-virtio, with what modules.dep says they need;
+  # The modules: virtio_pci (the transport), gpio-virtio and virtio_blk, with what modules.dep
+  # says they need;
   # depmod then writes the initramfs's own modules.dep for busybox modprobe.
   declare -A seen=()
   add_module() { # $1: a path relative to the modules directory, as modules.dep writes it
@@ -121,7 +129,7 @@ build_initramfs() { # $1: the image to write
     mkdir -p "$stage/lib/modules/$kver/$(dirname "$1")"
     cp "$modroot/$1" "$stage/lib/modules/$kver/$1"
   }
-  for m in virtio_pci gpio-virtio; do
+  for m in virtio_pci gpio-virtio virtio_blk; do
     rel=$(grep -oE "^[^:]*/${m}\.ko" "$modroot/modules.dep" | head -1)
     [[ -n $rel ]] || { echo "error: $m is not in $modroot/modules.dep" >&2; exit 1; }
     add_module "$rel"
@@ -136,13 +144,14 @@ build_initramfs() { # $1: the image to write
       cp -L "$lib" "$stage$lib"
     done
   done
-  cp "$helper" "$stage/bin/"
+  cp "$helper" "$blkhelper" "$stage/bin/"
   install -m 0755 "$here/init" "$stage/init"
+  install -m 0755 "$here/init-blk" "$stage/init-blk"
   (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -6) >"$1.tmp"
   mv "$1.tmp" "$1"
 }
 img="$out/initramfs-$kabi.cpio.gz"
-for f in "$here/init" "$helper" "$here/prepare.sh" "$modroot/modules.dep"; do
+for f in "$here/init" "$here/init-blk" "$helper" "$blkhelper" "$here/prepare.sh" "$modroot/modules.dep"; do
   if [[ ! -s $img || $f -nt $img ]]; then build_initramfs "$img"; break; fi
 done
 ln -sf "kernel-$kabi/boot/vmlinuz-$kver" "$out/vmlinuz"

@@ -16,6 +16,7 @@
 # Logs: build/qemu/guest.log (the whole console), build/qemu/backend.log.
 #
 # Usage: tests/qemu/run.sh [--smoke]
+#        tests/qemu/run.sh --blk [OPTIONS]   the block test instead (tests/qemu/run-blk.sh OPTIONS)
 #   --smoke   boot without the device: checks the guest side alone (modules load, tools run)
 # Environment:
 #   RR_VHOST_GPIO    the back-end (default dist/bin/refruntime-vhost-gpio)
@@ -25,6 +26,7 @@
 #   RR_QEMU_SILENCE  seconds without console output taken as a hang (default 120)
 #   RR_QEMU_RATE     sets and gets in the guest's timed loop (default 3000 each)
 set -uo pipefail
+[[ ${1:-} != --blk ]] || exec "$(dirname "$0")/run-blk.sh" "${@:2}"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build/qemu"
 smoke=""
