@@ -27,7 +27,7 @@ internal sealed class Options
           --read-only            open IMAGE read-only and offer VIRTIO_BLK_F_RO
           --num-queues N         request queues, 1..64 (default 1)
           --queue-size N         the largest ring accepted, a power of two 4..1024 (default 256);
-                                 seg_max is N - 2
+                                 seg_max is min(N, 128) - 2
           --blk-size N           logical block size announced, 512 or 4096 (default 512)
           --serial ID            the GET_ID string, at most 20 ASCII characters (default: the
                                  last 20 characters of IMAGE's file name)

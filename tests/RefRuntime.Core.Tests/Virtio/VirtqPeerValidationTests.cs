@@ -189,7 +189,7 @@ public sealed class VirtqPeerValidationTests(ITestOutputHelper output)
             f.WriteDesc(1, b, 8, VRING_DESC_F_NEXT, 0);
             PublishHead(f);
         },
-        "more than N");
+        "descriptors (a loop");
 
     [Fact]
     public void Device_SelfLoop_Refused() => AssertDeviceRefuses(
@@ -198,7 +198,7 @@ public sealed class VirtqPeerValidationTests(ITestOutputHelper output)
             f.WriteDesc(3, f.Buffer(8), 8, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 3);
             PublishHead(f, 3);
         },
-        "more than N");
+        "descriptors (a loop");
 
     [Fact]
     public void Device_AddressOutsideRegion_Refused() => AssertDeviceRefuses(
@@ -301,7 +301,7 @@ public sealed class VirtqPeerValidationTests(ITestOutputHelper output)
             f.WriteDesc(0, t, 32, VRING_DESC_F_INDIRECT, 0);
             PublishHead(f);
         },
-        "more than N");
+        "descriptors (a loop");
 
     [Fact]
     public void Device_IndirectNextOutOfTable_Refused() => AssertDeviceRefuses(
@@ -314,12 +314,33 @@ public sealed class VirtqPeerValidationTests(ITestOutputHelper output)
         },
         "next index 2 out of range (2 descriptors)");
 
-    // A chain longer than N via an indirect table with more entries than N.
+    // A chain longer than N through an indirect table is accepted (Linux's virtio_blk sizes its
+    // requests by seg_max alone; QEMU's device code accepts them too), up to MaxIndirectChain.
     [Fact]
-    public void Device_IndirectChainLongerThanQueue_Refused() => AssertDeviceRefuses(
+    public void Device_IndirectChainLongerThanQueue_Accepted()
+    {
+        using var f = new VirtqFixture(8);
+        const int entries = 12; // N = 8
+        ulong t = f.Buffer(entries * 16, 16);
+        ulong b = f.Buffer(8 * entries);
+        for (int i = 0; i < entries; i++)
+        {
+            VirtqFixture.WriteDescAt(f.Bytes(t, entries * 16), i, b + (ulong)(8 * i), 8, i + 1 < entries ? VRING_DESC_F_NEXT : (ushort)0, (ushort)(i + 1));
+        }
+
+        f.WriteDesc(0, t, entries * 16, VRING_DESC_F_INDIRECT, 0);
+        PublishHead(f);
+        Assert.Equal(RrStatus.Ok, f.Device.TryPop(out VirtqChain c));
+        Assert.Equal((entries, 0, 8u * entries), (c.Readable, c.Writable, c.ReadableBytes));
+        Assert.Equal(entries, f.Device.Segments.Length);
+    }
+
+    // One descriptor more than MaxIndirectChain is refused.
+    [Fact]
+    public void Device_IndirectChainLongerThanTheLimit_Refused() => AssertDeviceRefuses(
         f =>
         {
-            const int entries = 12; // N = 8
+            const int entries = MaxIndirectChain + 1;
             ulong t = f.Buffer(entries * 16, 16);
             ulong b = f.Buffer(8);
             for (int i = 0; i < entries; i++)
@@ -330,7 +351,20 @@ public sealed class VirtqPeerValidationTests(ITestOutputHelper output)
             f.WriteDesc(0, t, entries * 16, VRING_DESC_F_INDIRECT, 0);
             PublishHead(f);
         },
-        "more than N");
+        $"more than {MaxIndirectChain} descriptors");
+
+    // Without INDIRECT_DESC the limit stays N: a loop of direct descriptors says so.
+    [Fact]
+    public void Device_LoopWithoutIndirect_LimitIsN() => AssertDeviceRefuses(
+        f =>
+        {
+            ulong b = f.Buffer(8);
+            f.WriteDesc(0, b, 8, VRING_DESC_F_NEXT, 1);
+            f.WriteDesc(1, b, 8, VRING_DESC_F_NEXT, 0);
+            PublishHead(f);
+        },
+        "more than N = 8 descriptors",
+        VirtqFeatures.EventIdx);
 
     // Direct descriptors followed by one INDIRECT (spec: the device must accept it); WRITE on the
     // pointing descriptor is ignored.

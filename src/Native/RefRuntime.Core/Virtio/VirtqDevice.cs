@@ -129,7 +129,7 @@ public sealed unsafe partial class VirtqDevice : VirtqSide
         _used = used;
         _usedEvent = avail + UsedEventOffset(n);
         _availEvent = used + AvailEventOffset(n);
-        _segments = new VirtqSegment[n];
+        _segments = new VirtqSegment[SegmentCapacity(n)];
         _heads = new HeadState[n];
         _range = new GuestRange(mem);
         _hot.CurrentHead = NoChain;
@@ -611,12 +611,13 @@ public sealed unsafe partial class VirtqDevice : VirtqSide
         int writable = 0;
         ulong readableBytes = 0;
         ulong writableBytes = 0;
-        // At most N segments, plus the one descriptor that points to an indirect table.
+        // At most ChainLimit segments, plus the one descriptor that points to an indirect table.
+        int limit = ChainLimit;
         for (int steps = 0; ; steps++)
         {
-            if (steps > _n)
+            if (steps > limit)
             {
-                return $"more than N = {_n} descriptors (a loop, or a chain longer than the queue)";
+                return TooLong(limit);
             }
 
             byte* d = table + ((nint)index * DescSize);
@@ -667,9 +668,9 @@ public sealed unsafe partial class VirtqDevice : VirtqSide
                 return "a readable descriptor after a writable one";
             }
 
-            if (readable + writable >= _n)
+            if (readable + writable >= limit)
             {
-                return $"more than N = {_n} descriptors (a loop, or a chain longer than the queue)";
+                return TooLong(limit);
             }
 
             // One segment, or (in a GuestMemoryMap) one per region the buffer crosses.
@@ -678,7 +679,7 @@ public sealed unsafe partial class VirtqDevice : VirtqSide
             {
                 return added == 0
                     ? $"buffer [0x{addr:x}, +{len}) outside the region"
-                    : $"buffer [0x{addr:x}, +{len}) crosses regions into more than N = {_n} segments";
+                    : $"buffer [0x{addr:x}, +{len}) crosses regions into more than {limit} segments (N = {_n})";
             }
 
             if (isWritable)
@@ -712,7 +713,20 @@ public sealed unsafe partial class VirtqDevice : VirtqSide
 
         _hot.SegmentCount = readable + writable;
         chain = new VirtqChain((ushort)head, readable, writable, (uint)readableBytes, (uint)writableBytes);
-        Debug.Assert(_hot.SegmentCount <= _n);
+        Debug.Assert(_hot.SegmentCount <= limit);
         return null;
     }
+
+    /// <summary>
+    /// The most segments a chain may have: N, or with INDIRECT_DESC at least
+    /// <see cref="VirtqLayout.MaxIndirectChain"/> (a direct chain cannot exceed N without a loop).
+    /// </summary>
+    private int ChainLimit => _indirect ? Math.Max(_n, MaxIndirectChain) : _n;
+
+    /// <summary>Segment storage for a queue of <paramref name="n"/> whatever the features: see <see cref="ChainLimit"/>.</summary>
+    private static int SegmentCapacity(int n) => Math.Max(n, MaxIndirectChain);
+
+    private string TooLong(int limit) => limit == _n
+        ? $"more than N = {_n} descriptors (a loop, or a chain longer than the queue)"
+        : $"more than {limit} descriptors (a loop, or a chain longer than an indirect table may make it; N = {_n})";
 }

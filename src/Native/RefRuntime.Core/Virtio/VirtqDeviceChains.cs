@@ -285,7 +285,7 @@ public sealed unsafe partial class VirtqDevice
     /// <summary>
     /// Appends the segments of buffer [addr, addr + len) at <c>_segments[index]</c>: one, or in a
     /// map one per adjacent region it crosses. Returns how many (≥ 1), 0 when a byte is outside
-    /// every region, −1 when that would pass N segments.
+    /// every region, −1 when that would pass ChainLimit segments.
     /// </summary>
     private int AddSegments(ulong addr, uint len, bool writable, int index)
     {
@@ -312,7 +312,7 @@ public sealed unsafe partial class VirtqDevice
 
             ulong off = addr - r.Gpa;
             uint take = (uint)Math.Min(left, r.Size - off);
-            if (index + added >= _n)
+            if (index + added >= ChainLimit)
             {
                 return -1;
             }

@@ -222,7 +222,7 @@ public sealed unsafe partial class VirtqDevice
         if (_heads.Length < n)
         {
             _heads = new HeadState[n];
-            _segments = new VirtqSegment[n];
+            _segments = new VirtqSegment[SegmentCapacity(n)];
         }
 
         _n = n;

@@ -58,6 +58,15 @@ public static class VirtqLayout
     /// <summary>The most entries an indirect table may hold (vhost/QEMU limit).</summary>
     public const int MaxIndirectEntries = 65536;
 
+    /// <summary>
+    /// The longest chain a device accepts through an indirect table when the queue is smaller
+    /// (QEMU's VIRTQUEUE_MAX_SIZE, Linux's IOV_MAX). The spec asks drivers to keep a chain within
+    /// the queue size, but Linux's virtio_blk sizes its requests by the device's seg_max, which a
+    /// vhost-user back-end must announce before it learns the ring size: QEMU's own device code
+    /// accepts such chains, and so does ours.
+    /// </summary>
+    public const int MaxIndirectChain = 1024;
+
     /// <summary>Bytes per descriptor.</summary>
     public const int DescSize = 16;
 

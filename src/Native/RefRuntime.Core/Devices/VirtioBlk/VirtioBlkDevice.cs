@@ -26,7 +26,7 @@ public sealed record VirtioBlkOptions
     /// <summary>Request queues (1 to 64).</summary>
     public int NumQueues { get; init; } = 1;
 
-    /// <summary>The largest ring size accepted (a power of two, 4 to 1024); seg_max is this minus 2.</summary>
+    /// <summary>The largest ring size accepted (a power of two, 4 to 1024); seg_max is min(this, 128) minus 2.</summary>
     public int QueueSize { get; init; } = DefaultQueueSize;
 
     /// <summary>blk_size: 512 or 4096.</summary>
@@ -102,8 +102,17 @@ public sealed class VirtioBlkDevice
     /// <summary>The largest ring size accepted.</summary>
     public int QueueSize { get; }
 
-    /// <summary>seg_max: the most data segments a request should carry (ring size - 2: header and status take two descriptors).</summary>
-    public int SegMax => Math.Min(QueueSize - 2, MaxDataSegments);
+    /// <summary>
+    /// seg_max: the most data segments a request should carry. The config space is read before the
+    /// front-end sets a ring size, so this assumes the smaller of the largest ring accepted and
+    /// QEMU's default ring (<see cref="AssumedRingSize"/>), minus the header's and the status's
+    /// descriptors: a driver without INDIRECT_DESC then never needs a chain longer than the ring.
+    /// Longer chains through an indirect table are accepted anyway (VirtqLayout.MaxIndirectChain).
+    /// </summary>
+    public int SegMax => Math.Min(Math.Min(QueueSize, AssumedRingSize) - 2, MaxDataSegments);
+
+    /// <summary>The ring size seg_max assumes: QEMU's vhost-user-blk-pci default queue-size.</summary>
+    public const int AssumedRingSize = 128;
 
     /// <summary>blk_size.</summary>
     public int BlockSize { get; }
