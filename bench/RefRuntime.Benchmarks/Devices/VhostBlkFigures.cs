@@ -23,7 +23,7 @@ namespace RefRuntime.Benchmarks.Devices;
 /// the caller (bench/vhost-blk.sh), each on its own image, and named here by socket and PID.
 /// <code>
 /// --vhost-blk-figures [--ours SOCKET:PID] [--ref SOCKET:PID] [--backend NAME SOCKET:PID]...
-///                     [--compare A/B]... [--rounds N] [--seconds S | --requests N] [--out DIR] [--spin]
+///                     [--compare A/B]... [--point "randread QD1 4K"]... [--rounds N] [--seconds S | --requests N] [--out DIR] [--spin]
 /// </code>
 /// </summary>
 public static class VhostBlkFigures
@@ -49,6 +49,7 @@ public static class VhostBlkFigures
     {
         var backends = new List<Backend>();
         var compare = new List<(string A, string B)>();
+        var only = new List<string>(); // --point LABEL: only these points ("randread QD1 4K")
         int rounds = 5;
         double seconds = 2;
         long requests = 0;
@@ -75,6 +76,9 @@ public static class VhostBlkFigures
                 case "--compare":
                     string[] ab = Next().Split('/');
                     compare.Add((ab[0], ab[1]));
+                    break;
+                case "--point":
+                    only.Add(Next());
                     break;
                 case "--rounds":
                     rounds = int.Parse(Next(), CultureInfo.InvariantCulture);
@@ -104,6 +108,11 @@ public static class VhostBlkFigures
         }
 
         Point[] points = [.. from op in new[] { "randread", "randwrite" } from qd in new[] { 1, 32 } from kib in new[] { 4, 64 } select new Point(op, qd, kib * 1024)];
+        if (only.Count > 0)
+        {
+            points = [.. points.Where(p => only.Contains(p.Label))];
+        }
+
         var fronts = new Dictionary<string, VhostUserBlkFrontend>();
         var samples = new List<Sample>();
         try

@@ -31,7 +31,8 @@ internal sealed class Options
           --blk-size N           logical block size announced, 512 or 4096 (default 512)
           --serial ID            the GET_ID string, at most 20 ASCII characters (default: the
                                  last 20 characters of IMAGE's file name)
-          --aio ENGINE           threads (default) or io_uring
+          --aio ENGINE           auto (default: io_uring where the kernel allows it, else
+                                 threads), io_uring, or threads
           --threads N            worker threads per queue for --aio threads, 1..64 (default 4)
           --verbose              log every vhost-user request and reply
           --print-capabilities   print {"type": "block"} and exit
@@ -54,7 +55,10 @@ internal sealed class Options
 
     public string? Serial { get; private set; }
 
-    public string Aio { get; private set; } = BlockIoEngines.Threads;
+    public string Aio { get; private set; } = AutoAio;
+
+    /// <summary>--aio auto: io_uring where it works here, else threads.</summary>
+    public const string AutoAio = "auto";
 
     public int Threads { get; private set; } = ThreadPoolBlockIo.DefaultThreads;
 
@@ -169,9 +173,9 @@ internal sealed class Options
                     break;
                 case "--aio":
                     string? aio = Value();
-                    if (aio is null || !BlockIoEngines.IsKnown(aio))
+                    if (aio is null || (aio != AutoAio && !BlockIoEngines.IsKnown(aio)))
                     {
-                        error = $"--aio is one of {string.Join(", ", BlockIoEngines.Names)}";
+                        error = $"--aio is one of {AutoAio}, {string.Join(", ", BlockIoEngines.Names)}";
                         return null;
                     }
 

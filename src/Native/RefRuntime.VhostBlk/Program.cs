@@ -62,8 +62,25 @@ internal static class Program
                 return 1;
             }
 
+            // auto: io_uring where the kernel lets us (a seccomp filter or kernel.io_uring_disabled
+            // may not), else the worker threads - measured in docs/virtio-blk.md "Engines".
+            string aio = o.Aio;
+            if (aio == Options.AutoAio)
+            {
+                if (BlockIoEngines.Create(BlockIoEngines.IoUring, image.Fd, 1, 1, 0, out IBlockIoEngine? ring, out string? why) == RrStatus.Ok)
+                {
+                    ring!.Dispose();
+                    aio = BlockIoEngines.IoUring;
+                }
+                else
+                {
+                    Log($"{why}; using the worker threads");
+                    aio = BlockIoEngines.Threads;
+                }
+            }
+
             // Fail now, not at the first ring: make one engine to see that the choice works here.
-            if (BlockIoEngines.Create(o.Aio, image.Fd, 1, 1, 0, out IBlockIoEngine? probe, out error) != RrStatus.Ok)
+            if (BlockIoEngines.Create(aio, image.Fd, 1, 1, 0, out IBlockIoEngine? probe, out error) != RrStatus.Ok)
             {
                 Log($"cannot start: {error}");
                 return 1;
@@ -72,7 +89,7 @@ internal static class Program
             probe!.Dispose();
             IBlockIoEngine MakeEngine(int queue)
             {
-                BlockIoEngines.Create(o.Aio, image.Fd, device!.QueueSize, o.Threads, queue, out IBlockIoEngine? e, out string? why);
+                BlockIoEngines.Create(aio, image.Fd, device!.QueueSize, o.Threads, queue, out IBlockIoEngine? e, out string? why);
                 return e ?? throw new InvalidOperationException(why);
             }
 
@@ -93,7 +110,7 @@ internal static class Program
 
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-            Log($"serving virtio-blk ({image.Path}: {device!.Capacity} sectors{(o.ReadOnly ? ", read-only" : string.Empty)}, {o.NumQueues} queue(s), aio {o.Aio}, serial \"{device.Serial}\") on {(o.SocketPath ?? $"descriptor {o.Fd}")}");
+            Log($"serving virtio-blk ({image.Path}: {device!.Capacity} sectors{(o.ReadOnly ? ", read-only" : string.Empty)}, {o.NumQueues} queue(s), aio {aio}, serial \"{device.Serial}\") on {(o.SocketPath ?? $"descriptor {o.Fd}")}");
             server!.Run();
             Log("stopping");
             server.Dispose(); // ends the connection: every queue finishes its I/O first

@@ -18,7 +18,7 @@ namespace RefRuntime.Core.Tests.VirtioBlk;
 /// </summary>
 internal sealed class BlkBackendProcess : IDisposable
 {
-    public const string Ours = "refruntime";
+    public const string Ours = "refruntime"; // with --aio threads
     public const string OursIoUring = "refruntime-io_uring"; // the same program with --aio io_uring
     public const string Qsd = "qemu-storage-daemon";
 
@@ -139,11 +139,9 @@ internal sealed class BlkBackendProcess : IDisposable
                 psi.ArgumentList.Add("--read-only");
             }
 
-            if (Kind == OursIoUring)
-            {
-                psi.ArgumentList.Add("--aio");
-                psi.ArgumentList.Add("io_uring");
-            }
+            // Each engine explicitly: the program's default (auto) picks io_uring where it works.
+            psi.ArgumentList.Add("--aio");
+            psi.ArgumentList.Add(Kind == OursIoUring ? "io_uring" : "threads");
         }
 
         _process?.Dispose();
