@@ -33,6 +33,8 @@ internal sealed class Options
                                  last 20 characters of IMAGE's file name)
           --aio ENGINE           auto (default: io_uring where the kernel allows it, else
                                  threads), io_uring, or threads
+          --poll-us N            before sleeping, a queue thread looks at its ring and I/O for up
+                                 to N microseconds with kicks off (0..1000, default 0)
           --threads N            worker threads per queue for --aio threads, 1..64 (default 4)
           --verbose              log every vhost-user request and reply
           --print-capabilities   print {"type": "block"} and exit
@@ -56,6 +58,9 @@ internal sealed class Options
     public string? Serial { get; private set; }
 
     public string Aio { get; private set; } = AutoAio;
+
+    /// <summary>--poll-us: the queue threads' polling window.</summary>
+    public int PollMicroseconds { get; private set; } = VirtioBlkOptions.DefaultPollMicroseconds;
 
     /// <summary>--aio auto: io_uring where it works here, else threads.</summary>
     public const string AutoAio = "auto";
@@ -180,6 +185,15 @@ internal sealed class Options
                     }
 
                     o.Aio = aio;
+                    break;
+                case "--poll-us":
+                    if (!TryInt(Value(), 0, 1000, out int us))
+                    {
+                        error = "--poll-us needs a number of microseconds from 0 to 1000";
+                        return null;
+                    }
+
+                    o.PollMicroseconds = us;
                     break;
                 case "--threads":
                     if (!TryInt(Value(), 1, 64, out int th))

@@ -55,7 +55,7 @@ internal static class Program
 
         using (image)
         {
-            var options = new VirtioBlkOptions { ReadOnly = o.ReadOnly, NumQueues = o.NumQueues, QueueSize = o.QueueSize, BlockSize = o.BlockSize, Serial = o.Serial };
+            var options = new VirtioBlkOptions { ReadOnly = o.ReadOnly, NumQueues = o.NumQueues, QueueSize = o.QueueSize, BlockSize = o.BlockSize, Serial = o.Serial, PollMicroseconds = o.PollMicroseconds };
             if (VirtioBlkDevice.Create(image!.Size, image.Path, options, out VirtioBlkDevice? device, out error) != RrStatus.Ok)
             {
                 Log($"cannot start: {error}");

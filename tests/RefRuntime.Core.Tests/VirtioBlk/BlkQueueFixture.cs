@@ -50,7 +50,7 @@ internal sealed unsafe class BlkQueueFixture : IDisposable
     /// <param name="imageBytes">Image size.</param>
     /// <param name="queueSize">Ring size.</param>
     /// <param name="capacity">Engine capacity.</param>
-    public BlkQueueFixture(bool indirect = false, bool readOnly = false, ulong features = AllFeatures, Func<IBlockIoEngine, IBlockIoEngine>? engine = null, int imageBytes = 1 << 20, int queueSize = 64, int capacity = 64)
+    public BlkQueueFixture(bool indirect = false, bool readOnly = false, ulong features = AllFeatures, Func<IBlockIoEngine, IBlockIoEngine>? engine = null, int imageBytes = 1 << 20, int queueSize = 64, int capacity = 64, int pollMicroseconds = 0, bool ioUring = false)
     {
         ImagePath = Path.Combine(Path.GetTempPath(), $"rr-blk-{Environment.ProcessId}-{Guid.NewGuid():N}.img");
         Expected = Pattern(imageBytes);
@@ -58,7 +58,7 @@ internal sealed unsafe class BlkQueueFixture : IDisposable
         Assert.Equal(RrStatus.Ok, BlockFile.Open(ImagePath, readOnly, out BlockFile? image, out string? error));
         Assert.Null(error);
         Image = image!;
-        Assert.Equal(RrStatus.Ok, VirtioBlkDevice.Create(Image.Size, ImagePath, new VirtioBlkOptions { ReadOnly = readOnly, QueueSize = queueSize, Serial = "rr-test-serial" }, out VirtioBlkDevice? dev, out error));
+        Assert.Equal(RrStatus.Ok, VirtioBlkDevice.Create(Image.Size, ImagePath, new VirtioBlkOptions { ReadOnly = readOnly, QueueSize = queueSize, Serial = "rr-test-serial", PollMicroseconds = pollMicroseconds }, out VirtioBlkDevice? dev, out error));
         Device = dev!;
         if (readOnly)
         {
@@ -72,7 +72,16 @@ internal sealed unsafe class BlkQueueFixture : IDisposable
         Driver = drv!;
         Assert.Equal(RrStatus.Ok, VirtqDevice.Create(Memory, Driver.Rings, ring, MalformedChainPolicy.ReturnEmpty, out VirtqDevice? q, out error));
         Queue = q!;
-        IBlockIoEngine inner = new ThreadPoolBlockIo(Image.Fd, capacity, 4, "test-io");
+        IBlockIoEngine inner;
+        if (ioUring)
+        {
+            Assert.True(IoUringBlockIo.TryCreate(Image.Fd, capacity, out IoUringBlockIo? uring, out error), error);
+            inner = uring!;
+        }
+        else
+        {
+            inner = new ThreadPoolBlockIo(Image.Fd, capacity, 4, "test-io");
+        }
         Engine = engine is null ? inner : engine(inner);
         BlkQueue = new VirtioBlkQueue(Device, 0, Engine, line =>
         {

@@ -50,6 +50,36 @@ public class VirtioBlkQueueTests
         Assert.True(f.Notifications > 0);
     }
 
+    // With a polling window (--poll-us) the thread looks at the ring before sleeping with kicks
+    // off: back-to-back requests, with and without EVENT_IDX, on both engines, are all answered,
+    // each exactly once, with the image's bytes - whether the thread caught them polling or slept.
+    [Theory]
+    [InlineData(true, BlockIoEngines.Threads)]
+    [InlineData(false, BlockIoEngines.Threads)]
+    [InlineData(true, BlockIoEngines.IoUring)]
+    public void Read_WithPollingWindow_EveryRequestAnsweredOnce(bool eventIdx, string engine)
+    {
+        if (engine == BlockIoEngines.IoUring && IoUringBlockIoTests.SkipReason is not null)
+        {
+            return; // io_uring unavailable here: the threads rows cover the window
+        }
+
+        ulong features = eventIdx ? BlkQueueFixture.AllFeatures : BlkQueueFixture.AllFeatures & ~VIRTIO_RING_F_EVENT_IDX;
+        using var f = new BlkQueueFixture(features: features, pollMicroseconds: 1000, ioUring: engine == BlockIoEngines.IoUring);
+        for (int i = 0; i < 200; i++)
+        {
+            int sector = (i * 7) % 1000;
+            VirtqBuffer[] data = f.Data(0, 512);
+            VirtqBuffer st = f.Status();
+            uint used = f.Run(1, f.Header(VIRTIO_BLK_T_IN, (ulong)sector), data, [st]);
+            Assert.Equal(513u, used);
+            Assert.Equal(VIRTIO_BLK_S_OK, f.StatusOf(st));
+            Assert.Equal(f.Expected.AsSpan(sector * 512, 512).ToArray(), f.Read(data));
+        }
+
+        f.AssertGuardsIntact();
+    }
+
     // The header split over two descriptors, the data over four of odd sizes, and the status byte
     // as the last byte of the last data buffer: the device cuts the parts by bytes, not descriptors.
     [Theory]

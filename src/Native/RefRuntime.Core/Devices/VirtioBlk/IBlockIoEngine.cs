@@ -41,6 +41,13 @@ public interface IBlockIoEngine : IDisposable
     /// </summary>
     int CompletionFd { get; }
 
+    /// <summary>
+    /// A look without a system call at whether <see cref="Reap"/> would return something (for a
+    /// queue thread polling before it sleeps); an engine that cannot tell answers false and
+    /// relies on <see cref="CompletionFd"/>.
+    /// </summary>
+    bool HasCompletions => false;
+
     /// <summary>Reads into <paramref name="iov"/> (copied by the engine; the buffers must stay valid until completion) from byte <paramref name="offset"/>.</summary>
     /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.Busy"/> (at capacity), <see cref="RrStatus.InvalidArgument"/>.</returns>
     RrStatus SubmitRead(ulong offset, ReadOnlySpan<BlockIoVec> iov, ulong token);

@@ -227,6 +227,9 @@ public sealed unsafe partial class IoUringBlockIo : IBlockIoEngine
     }
 
     /// <inheritdoc/>
+    public bool HasCompletions => !_disposed && (_local.Count > 0 || _ring.CqReady != 0);
+
+    /// <inheritdoc/>
     public int Reap(Span<BlockIoCompletion> completions)
     {
         if (_disposed)

@@ -39,6 +39,7 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
     private readonly Thread[] _workers;
     private readonly Queue<Op> _work = new();          // guarded by itself
     private readonly Queue<BlockIoCompletion> _done = new(); // guarded by _doneLock
+    private int _doneCount; // _done.Count, readable without the lock (HasCompletions)
     private readonly Stack<Op> _pool = new();          // guarded by _doneLock
     private readonly Lock _doneLock = new();
     private readonly List<Op> _batch = [];             // queue thread only
@@ -222,6 +223,9 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
     }
 
     /// <inheritdoc/>
+    public bool HasCompletions => Volatile.Read(ref _doneCount) != 0;
+
+    /// <inheritdoc/>
     public int Reap(Span<BlockIoCompletion> completions)
     {
         int n = 0;
@@ -231,6 +235,8 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
             {
                 completions[n++] = c;
             }
+
+            Volatile.Write(ref _doneCount, _done.Count);
         }
 
         _inFlight -= n;
@@ -283,6 +289,7 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
             lock (_doneLock)
             {
                 _done.Enqueue(new BlockIoCompletion(op.Token, result));
+                Volatile.Write(ref _doneCount, _done.Count);
                 _pool.Push(op);
             }
 
