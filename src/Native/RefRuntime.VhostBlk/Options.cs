@@ -2,8 +2,8 @@
 // conventions" for --socket-path, --fd, --print-capabilities; the rest is this device's).
 
 using System;
-using System.Globalization;
 using RefRuntime.Core.Devices.VirtioBlk;
+using RefRuntime.Core.Vhost;
 
 namespace RefRuntime.VhostBlk;
 
@@ -41,10 +41,6 @@ internal sealed class Options
           --help                 this text
         """;
 
-    public string? SocketPath { get; private set; }
-
-    public int Fd { get; private set; } = -1;
-
     public string? File { get; private set; }
 
     public bool ReadOnly { get; private set; }
@@ -67,161 +63,27 @@ internal sealed class Options
 
     public int Threads { get; private set; } = ThreadPoolBlockIo.DefaultThreads;
 
-    public bool PrintCapabilities { get; private set; }
+    /// <summary>The options every back-end program has (--socket-path, --fd, --verbose, ...).</summary>
+    public BackendCommandLine Common { get; private set; } = null!;
 
-    public bool Help { get; private set; }
+    public string? SocketPath => Common.SocketPath;
 
-    public bool Verbose { get; private set; }
+    public int Fd => Common.Fd;
+
+    public bool Verbose => Common.Verbose;
 
     /// <summary>Parses <paramref name="args"/>; null with <paramref name="error"/> when they are wrong.</summary>
     public static Options? Parse(string[] args, out string? error)
     {
         var o = new Options();
-        error = null;
-        for (int i = 0; i < args.Length; i++)
+        BackendCommandLine? common = BackendCommandLine.Parse(args, o.Take, out error);
+        if (common is null)
         {
-            string a = args[i];
-            string? inline = null;
-            int eq = a.IndexOf('=', StringComparison.Ordinal);
-            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0)
-            {
-                inline = a[(eq + 1)..];
-                a = a[..eq];
-            }
-
-            string? Value()
-            {
-                if (inline is not null)
-                {
-                    return inline;
-                }
-
-                return i + 1 < args.Length ? args[++i] : null;
-            }
-
-            switch (a)
-            {
-                case "--print-capabilities":
-                    o.PrintCapabilities = true;
-                    break;
-                case "--help" or "-h":
-                    o.Help = true;
-                    break;
-                case "--verbose" or "-v":
-                    o.Verbose = true;
-                    break;
-                case "--read-only":
-                    o.ReadOnly = true;
-                    break;
-                case "--socket-path":
-                    o.SocketPath = Value();
-                    if (string.IsNullOrEmpty(o.SocketPath))
-                    {
-                        error = "--socket-path needs a path";
-                        return null;
-                    }
-
-                    break;
-                case "--fd":
-                    if (!TryInt(Value(), 0, int.MaxValue, out int fd))
-                    {
-                        error = "--fd needs a descriptor number";
-                        return null;
-                    }
-
-                    o.Fd = fd;
-                    break;
-                case "--file":
-                    o.File = Value();
-                    if (string.IsNullOrEmpty(o.File))
-                    {
-                        error = "--file needs a path";
-                        return null;
-                    }
-
-                    break;
-                case "--num-queues":
-                    if (!TryInt(Value(), 1, 64, out int nq))
-                    {
-                        error = "--num-queues needs a number from 1 to 64";
-                        return null;
-                    }
-
-                    o.NumQueues = nq;
-                    break;
-                case "--queue-size":
-                    if (!TryInt(Value(), 4, 1024, out int qs) || (qs & (qs - 1)) != 0)
-                    {
-                        error = "--queue-size needs a power of two from 4 to 1024";
-                        return null;
-                    }
-
-                    o.QueueSize = qs;
-                    break;
-                case "--blk-size":
-                    if (!TryInt(Value(), 512, 4096, out int bs) || bs is not (512 or 4096))
-                    {
-                        error = "--blk-size is 512 or 4096";
-                        return null;
-                    }
-
-                    o.BlockSize = bs;
-                    break;
-                case "--serial":
-                    o.Serial = Value();
-                    if (o.Serial is null)
-                    {
-                        error = "--serial needs a string";
-                        return null;
-                    }
-
-                    break;
-                case "--aio":
-                    string? aio = Value();
-                    if (aio is null || (aio != AutoAio && !BlockIoEngines.IsKnown(aio)))
-                    {
-                        error = $"--aio is one of {AutoAio}, {string.Join(", ", BlockIoEngines.Names)}";
-                        return null;
-                    }
-
-                    o.Aio = aio;
-                    break;
-                case "--poll-us":
-                    if (!TryInt(Value(), 0, 1000, out int us))
-                    {
-                        error = "--poll-us needs a number of microseconds from 0 to 1000";
-                        return null;
-                    }
-
-                    o.PollMicroseconds = us;
-                    break;
-                case "--threads":
-                    if (!TryInt(Value(), 1, 64, out int th))
-                    {
-                        error = "--threads needs a number from 1 to 64";
-                        return null;
-                    }
-
-                    o.Threads = th;
-                    break;
-                default:
-                    error = $"unknown option {args[i]}";
-                    return null;
-            }
-        }
-
-        if (o.PrintCapabilities || o.Help)
-        {
-            return o;
-        }
-
-        if ((o.SocketPath is null) == (o.Fd < 0))
-        {
-            error = "give exactly one of --socket-path and --fd";
             return null;
         }
 
-        if (o.File is null)
+        o.Common = common;
+        if (!common.PrintCapabilities && !common.Help && o.File is null)
         {
             error = "--file IMAGE is required";
             return null;
@@ -230,6 +92,72 @@ internal sealed class Options
         return o;
     }
 
-    private static bool TryInt(string? s, int min, int max, out int v) =>
-        int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out v) && v >= min && v <= max;
+    private static bool TryInt(string? s, int min, int max, out int v) => BackendCommandLine.TryInt(s, min, max, out v);
+
+    private string? Take(string name, Func<string?> value)
+    {
+        switch (name)
+        {
+            case "--read-only":
+                ReadOnly = true;
+                return null;
+            case "--file":
+                File = value();
+                return string.IsNullOrEmpty(File) ? "--file needs a path" : null;
+            case "--num-queues":
+                if (!TryInt(value(), 1, 64, out int nq))
+                {
+                    return "--num-queues needs a number from 1 to 64";
+                }
+
+                NumQueues = nq;
+                return null;
+            case "--queue-size":
+                if (!TryInt(value(), 4, 1024, out int qs) || (qs & (qs - 1)) != 0)
+                {
+                    return "--queue-size needs a power of two from 4 to 1024";
+                }
+
+                QueueSize = qs;
+                return null;
+            case "--blk-size":
+                if (!TryInt(value(), 512, 4096, out int bs) || bs is not (512 or 4096))
+                {
+                    return "--blk-size is 512 or 4096";
+                }
+
+                BlockSize = bs;
+                return null;
+            case "--serial":
+                Serial = value();
+                return Serial is null ? "--serial needs a string" : null;
+            case "--aio":
+                string? aio = value();
+                if (aio is null || (aio != AutoAio && !BlockIoEngines.IsKnown(aio)))
+                {
+                    return $"--aio is one of {AutoAio}, {string.Join(", ", BlockIoEngines.Names)}";
+                }
+
+                Aio = aio;
+                return null;
+            case "--poll-us":
+                if (!TryInt(value(), 0, 1000, out int us))
+                {
+                    return "--poll-us needs a number of microseconds from 0 to 1000";
+                }
+
+                PollMicroseconds = us;
+                return null;
+            case "--threads":
+                if (!TryInt(value(), 1, 64, out int th))
+                {
+                    return "--threads needs a number from 1 to 64";
+                }
+
+                Threads = th;
+                return null;
+            default:
+                return BackendCommandLine.Unknown;
+        }
+    }
 }

@@ -22,27 +22,7 @@ internal static class Program
     private static int Main(string[] args)
     {
         Options? o = Options.Parse(args, out string? error);
-        if (o is null)
-        {
-            Console.Error.WriteLine($"refruntime-vhost-blk: {error}");
-            Console.Error.WriteLine(Options.Usage);
-            return 2;
-        }
-
-        if (o.Help)
-        {
-            Console.Out.WriteLine(Options.Usage);
-            return 0;
-        }
-
-        if (o.PrintCapabilities)
-        {
-            // vhost-user.rst "Backend program conventions" / vhost-user.json VHostUserBackendCapabilities.
-            Console.Out.WriteLine("{\"type\": \"block\"}");
-            return 0;
-        }
-
-        return Serve(o);
+        return BackendCommandLine.Start("refruntime-vhost-blk", "block", Options.Usage, o?.Common, error, () => Serve(o!));
     }
 
     private static int Serve(Options o)

@@ -3,7 +3,7 @@
 
 using System;
 using System.Collections.Generic;
-using System.Globalization;
+using RefRuntime.Core.Vhost;
 
 namespace RefRuntime.VhostGpio;
 
@@ -42,143 +42,80 @@ internal sealed class Options
             EIO/EINVAL) while the guest and this back-end keep running.
         """;
 
-    public string? SocketPath { get; private set; }
-
-    public int Fd { get; private set; } = -1;
-
     public int Lines { get; private set; } = Pl061Lines;
 
     public List<string?>? Names { get; private set; }
 
     public List<(int Out, int In)> Loopbacks { get; } = [];
 
-    public bool PrintCapabilities { get; private set; }
-
-    public bool Help { get; private set; }
-
     public bool RequireSealed { get; private set; }
 
-    public bool Verbose { get; private set; }
-
     public int UnplugAfterMs { get; private set; } = -1;
+
+    /// <summary>The options every back-end program has (--socket-path, --fd, --verbose, ...).</summary>
+    public BackendCommandLine Common { get; private set; } = null!;
+
+    public string? SocketPath => Common.SocketPath;
+
+    public int Fd => Common.Fd;
+
+    public bool Verbose => Common.Verbose;
 
     /// <summary>Parses <paramref name="args"/>; null with <paramref name="error"/> when they are wrong.</summary>
     public static Options? Parse(string[] args, out string? error)
     {
         var o = new Options();
-        error = null;
         string? names = null;
         string? loopback = null;
-        for (int i = 0; i < args.Length; i++)
+        string? Take(string name, Func<string?> value)
         {
-            string a = args[i];
-            string? inline = null;
-            int eq = a.IndexOf('=', StringComparison.Ordinal);
-            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            switch (name)
             {
-                inline = a[(eq + 1)..];
-                a = a[..eq];
-            }
-
-            string? Value()
-            {
-                if (inline is not null)
-                {
-                    return inline;
-                }
-
-                return i + 1 < args.Length ? args[++i] : null;
-            }
-
-            switch (a)
-            {
-                case "--print-capabilities":
-                    o.PrintCapabilities = true;
-                    break;
-                case "--help" or "-h":
-                    o.Help = true;
-                    break;
                 case "--require-sealed":
                     o.RequireSealed = true;
-                    break;
-                case "--verbose" or "-v":
-                    o.Verbose = true;
-                    break;
-                case "--socket-path":
-                    o.SocketPath = Value();
-                    if (string.IsNullOrEmpty(o.SocketPath))
-                    {
-                        error = "--socket-path needs a path";
-                        return null;
-                    }
-
-                    break;
-                case "--fd":
-                    if (!TryInt(Value(), 0, int.MaxValue, out int fd))
-                    {
-                        error = "--fd needs a descriptor number";
-                        return null;
-                    }
-
-                    o.Fd = fd;
-                    break;
+                    return null;
                 case "--lines":
-                    if (!TryInt(Value(), int.MinValue, int.MaxValue, out int lines))
+                    if (!TryInt(value(), int.MinValue, int.MaxValue, out int lines))
                     {
-                        error = "--lines needs a number";
-                        return null;
+                        return "--lines needs a number";
                     }
 
                     if (lines < 1 || lines > Pl061Lines)
                     {
-                        error = $"--lines {lines}: the PL061 behind this device has {Pl061Lines} lines, so 1 to {Pl061Lines} can be offered";
-                        return null;
+                        return $"--lines {lines}: the PL061 behind this device has {Pl061Lines} lines, so 1 to {Pl061Lines} can be offered";
                     }
 
                     o.Lines = lines;
-                    break;
+                    return null;
                 case "--names":
-                    names = Value();
-                    if (names is null)
-                    {
-                        error = "--names needs a list";
-                        return null;
-                    }
-
-                    break;
+                    names = value();
+                    return names is null ? "--names needs a list" : null;
                 case "--loopback":
-                    loopback = Value();
-                    if (loopback is null)
-                    {
-                        error = "--loopback needs OUT:IN pairs";
-                        return null;
-                    }
-
-                    break;
+                    loopback = value();
+                    return loopback is null ? "--loopback needs OUT:IN pairs" : null;
                 case "--unplug-after-ms":
-                    if (!TryInt(Value(), 0, int.MaxValue, out int ms))
+                    if (!TryInt(value(), 0, int.MaxValue, out int ms))
                     {
-                        error = "--unplug-after-ms needs a number of milliseconds";
-                        return null;
+                        return "--unplug-after-ms needs a number of milliseconds";
                     }
 
                     o.UnplugAfterMs = ms;
-                    break;
-                default:
-                    error = $"unknown option {args[i]}";
                     return null;
+                default:
+                    return BackendCommandLine.Unknown;
             }
         }
 
-        if (o.PrintCapabilities || o.Help)
+        BackendCommandLine? common = BackendCommandLine.Parse(args, Take, out error);
+        if (common is null)
         {
-            return o;
+            return null;
         }
 
-        if ((o.SocketPath is null) == (o.Fd < 0))
+        o.Common = common;
+        if (common.PrintCapabilities || common.Help)
         {
-            error = "give exactly one of --socket-path and --fd";
-            return null;
+            return o;
         }
 
         if (names is not null)
@@ -222,6 +159,5 @@ internal sealed class Options
         return o;
     }
 
-    private static bool TryInt(string? s, int min, int max, out int v) =>
-        int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out v) && v >= min && v <= max;
+    private static bool TryInt(string? s, int min, int max, out int v) => BackendCommandLine.TryInt(s, min, max, out v);
 }

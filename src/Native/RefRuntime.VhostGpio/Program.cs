@@ -25,27 +25,7 @@ internal static class Program
     private static int Main(string[] args)
     {
         Options? o = Options.Parse(args, out string? error);
-        if (o is null)
-        {
-            Console.Error.WriteLine($"refruntime-vhost-gpio: {error}");
-            Console.Error.WriteLine(Options.Usage);
-            return 2;
-        }
-
-        if (o.Help)
-        {
-            Console.Out.WriteLine(Options.Usage);
-            return 0;
-        }
-
-        if (o.PrintCapabilities)
-        {
-            // vhost-user.rst "Backend program conventions" / vhost-user.json VHostUserBackendCapabilities.
-            Console.Out.WriteLine("{\"type\": \"gpio\"}");
-            return 0;
-        }
-
-        return Serve(o);
+        return BackendCommandLine.Start("refruntime-vhost-gpio", "gpio", Options.Usage, o?.Common, error, () => Serve(o!));
     }
 
     private static int Serve(Options o)
