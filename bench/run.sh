@@ -65,6 +65,8 @@ make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
 "$root/build/bench-c/rcu_bench" "$dir/c-rcu.csv" | tee "$logs/c-rcu.txt"
 "$root/build/bench-c/revoke_bench" "$dir/c-revoke.csv" | tee "$logs/c-revoke.txt"
 "$root/build/bench-c/vq_bench" "$dir/c-vq.csv" | tee "$logs/c-vq.txt"
+# The Linux kernel's split ring (tools/virtio/ringtest, built at run time) beside vq_bench's table.
+bench/ringtest.sh --out "$dir" | tee "$logs/c-ringtest.txt"
 
 echo "==> BenchmarkDotNet ($filter; log: $logs/bdn.log)"
 set -f # the filter patterns go to BenchmarkDotNet, not to the shell

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes summary.md (to stdout) for a results folder made by bench/run.sh: the environment,
 # every goal of bench/goals.tsv with its measured ratio (met / not met), then the tables: the C
-# host tables as printed (c-*.txt, which bench/run.sh keeps in build/bench-logs/<run>/) and each
+# host tables as printed (c-*.txt, which bench/run.sh keeps in build/bench-logs/<run>/; in name
+# order, so the Linux ring of c-ringtest.txt comes just before vq_bench's c-vq.txt) and each
 # BenchmarkDotNet class rendered from its CSV export (the one copy of it the run folder keeps).
 # Usage: bench/summarize.sh perf-results/<run> [folder with the c-*.txt tables, default: the run]
 set -euo pipefail

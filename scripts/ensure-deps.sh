@@ -6,7 +6,8 @@
 #          vhost-user-blk back-end the cross-process block tests also run against; about 30 shared
 #          libraries, no display server, no firmware)
 #   bench: test + liburcu (C baselines) + a font for the charts (qemu-storage-daemon is the
-#          reference back-end of bench/vhost-blk.sh)
+#          reference back-end of bench/vhost-blk.sh) + make, xz-utils and linux-source-6.1 (the
+#          kernel's tools/virtio/ringtest, which bench/ringtest.sh extracts and builds)
 set -euo pipefail
 job=${1:-build}
 need=()
@@ -14,7 +15,7 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 pkgs=(gcc g++ zlib1g-dev binutils)
 case "$job" in
   test)  pkgs+=(cmake pkg-config binutils qemu-system-common) ;;
-  bench) pkgs+=(cmake pkg-config binutils qemu-system-common liburcu-dev fonts-dejavu-core) ;;
+  bench) pkgs+=(cmake pkg-config binutils qemu-system-common liburcu-dev fonts-dejavu-core make xz-utils linux-source-6.1) ;;
 esac
 for p in "${pkgs[@]}"; do have "$p" || need+=("$p"); done
 if ((${#need[@]})); then
