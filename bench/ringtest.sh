@@ -4,9 +4,9 @@
 # linux-source-6.1 (/usr/src/linux-source-6.1.tar.xz) and built under build/ringtest at run time
 # (extracted and built once, then reused; nothing of it is in this repository).
 #
-# What runs: virtio_ring_0_9, ringtest's model of the split ring as drivers/virtio/virtio_ring.c
-# drives it (struct vring from <linux/virtio_ring.h>: descriptor table, avail ring, used ring,
-# event index), 256 entries like vq_bench's queue, a guest thread adding buffers and a host thread
+# What runs: virtio_ring_0_9, ringtest's model of the split ring, written to follow roughly how
+# drivers/virtio/virtio_ring.c drives it (struct vring from <linux/virtio_ring.h>: descriptor
+# table, avail ring, used ring, event index), 256 entries like vq_bench's queue, a guest thread adding buffers and a host thread
 # returning them, both polling (no --sleep: no kicks, no calls, no eventfd), pinned to two CPUs.
 # (ringtest's `ring` is not the split ring but an experimental descriptor ring, a forerunner of
 # the packed ring; --impls "virtio_ring_0_9 ring" adds it as a row of its own.)
@@ -111,7 +111,7 @@ lat=$(awk -v a="$lat0" -v b="$lat1" 'BEGIN { printf "%.1f", (a + b) / 2 }')
 
 echo "Linux split ring (tools/virtio/ringtest of linux-source-6.1), 2 threads polling, host on CPU $host_cpu, guest on CPU $guest_cpu"
 echo "  per buffer: wall clock of a run of $buffers buffers, less a one-buffer run; median of $runs runs"
-echo "  virtio_ring_0_9 = struct vring (desc, avail, used; event index) as drivers/virtio/virtio_ring.c uses it, 256 entries"
+echo "  virtio_ring_0_9 = struct vring (desc, avail, used; event index), modelled on drivers/virtio/virtio_ring.c, 256 entries"
 echo "  batch: --batch only spaces kicks, and polling has none; every buffer publishes its index (rows differ by noise)"
 echo "  runs: slowest/fastest run of the row"
 printf '%-16s %5s %10s %6s\n' impl batch "ns/buffer" runs
