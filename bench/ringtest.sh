@@ -7,7 +7,8 @@
 # What runs: virtio_ring_0_9, ringtest's model of the split ring, written to follow roughly how
 # drivers/virtio/virtio_ring.c drives it (struct vring from <linux/virtio_ring.h>: descriptor
 # table, avail ring, used ring, event index), 256 entries like vq_bench's queue, a guest thread
-# adding buffers and a host thread returning them, both polling (no --sleep: no kicks, no calls, no eventfd), pinned to two CPUs.
+# adding buffers and a host thread returning them, both polling (no --sleep: no kicks, no calls,
+# no eventfd), pinned to two CPUs.
 # (ringtest's `ring` is not the split ring but an experimental descriptor ring, a forerunner of
 # the packed ring; --impls "virtio_ring_0_9 ring" adds it as a row of its own.)
 # ringtest prints nothing; each run is timed by the wall clock over --buffers buffers, less the
