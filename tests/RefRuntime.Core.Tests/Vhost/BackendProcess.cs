@@ -99,23 +99,13 @@ internal sealed class BackendProcess : IDisposable
     /// <summary>Open descriptors of the back-end (from /proc).</summary>
     public int OpenFds => FileDescriptor.CountOpen(Pid);
 
-    public void Signal(int signal) => Assert.Equal(0, Kill(Pid, signal));
+    public void Signal(int signal) => ChildProcesses.Signal(_process!, signal);
 
     /// <summary>SIGTERM and wait for the exit; returns the exit code.</summary>
-    public int Terminate()
-    {
-        Signal(15);
-        Assert.True(_process!.WaitForExit((int)StressConfig.HangGuard.TotalMilliseconds), "the back-end did not exit on SIGTERM");
-        _process.WaitForExit();
-        return _process.ExitCode;
-    }
+    public int Terminate() => ChildProcesses.Terminate(_process!);
 
     /// <summary>SIGKILL and wait.</summary>
-    public void KillNow()
-    {
-        Signal(9);
-        _process!.WaitForExit();
-    }
+    public void KillNow() => ChildProcesses.KillNow(_process!);
 
     public static void WaitFor(Func<bool> condition, string what)
     {
@@ -129,18 +119,9 @@ internal sealed class BackendProcess : IDisposable
 
     public void Dispose()
     {
-        if (_process is { HasExited: false })
-        {
-            _process.Kill();
-            _process.WaitForExit();
-        }
-
-        _process?.Dispose();
+        ChildProcesses.Dispose(_process);
         File.Delete(SocketPath);
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 
     private static string Find()
     {

@@ -181,38 +181,19 @@ internal sealed class BlkBackendProcess : IDisposable
         }
     }
 
-    public void Signal(int signal) => Assert.Equal(0, Kill(Pid, signal));
+    public void Signal(int signal) => ChildProcesses.Signal(_process!, signal);
 
     /// <summary>SIGTERM and wait for the exit; returns the exit code.</summary>
-    public int Terminate()
-    {
-        Signal(15);
-        Assert.True(_process!.WaitForExit((int)StressConfig.HangGuard.TotalMilliseconds), "the back-end did not exit on SIGTERM");
-        _process.WaitForExit();
-        return _process.ExitCode;
-    }
+    public int Terminate() => ChildProcesses.Terminate(_process!);
 
     /// <summary>SIGKILL and wait.</summary>
-    public void KillNow()
-    {
-        Signal(9);
-        _process!.WaitForExit();
-    }
+    public void KillNow() => ChildProcesses.KillNow(_process!);
 
     public void Dispose()
     {
-        if (_process is { HasExited: false })
-        {
-            _process.Kill();
-            _process.WaitForExit();
-        }
-
-        _process?.Dispose();
+        ChildProcesses.Dispose(_process);
         File.Delete(SocketPath);
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 }
 
 /// <summary>
