@@ -19,6 +19,41 @@ public readonly unsafe struct BlockIoVec(byte* @base, nuint length)
     public readonly nuint Length = length;
 }
 
+/// <summary>
+/// The argument checks every engine makes before it takes a slot: the kernel's file offsets are
+/// signed 64-bit, a vectored I/O has 1 to <see cref="MaxIov"/> buffers (the kernel's IOV_MAX) and
+/// no null buffer with a length.
+/// </summary>
+public static unsafe class BlockIoArguments
+{
+    /// <summary>The most buffers one vectored I/O may have (IOV_MAX).</summary>
+    public const int MaxIov = 1024;
+
+    /// <summary>Whether a read or write of <paramref name="iov"/> at <paramref name="offset"/> is well-formed; its byte count in <paramref name="total"/>.</summary>
+    public static bool TryVectored(ulong offset, ReadOnlySpan<BlockIoVec> iov, out ulong total)
+    {
+        total = 0;
+        if (iov.Length == 0 || iov.Length > MaxIov || offset > long.MaxValue)
+        {
+            return false;
+        }
+
+        foreach (BlockIoVec v in iov)
+        {
+            total += v.Length;
+            if (total > long.MaxValue || (v.Base == null && v.Length != 0))
+            {
+                return false;
+            }
+        }
+
+        return total <= long.MaxValue - offset;
+    }
+
+    /// <summary>Whether the byte range [<paramref name="offset"/>, +<paramref name="length"/>) fits the signed file offsets.</summary>
+    public static bool IsRange(ulong offset, ulong length) => offset <= long.MaxValue && length <= long.MaxValue - offset;
+}
+
 /// <summary>A finished I/O: the submitter's token and the result (bytes transferred, 0 for flush/discard/zeroes, or -errno).</summary>
 public readonly record struct BlockIoCompletion(ulong Token, long Result);
 

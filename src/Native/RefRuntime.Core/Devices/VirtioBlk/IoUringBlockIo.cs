@@ -43,7 +43,7 @@ namespace RefRuntime.Core.Devices.VirtioBlk;
 public sealed unsafe partial class IoUringBlockIo : IBlockIoEngine
 {
     /// <summary>The most iovecs one read or write may carry (the kernel's UIO_MAXIOV).</summary>
-    public const int MaxIovecs = 1024;
+    public const int MaxIovecs = BlockIoArguments.MaxIov;
 
     /// <summary>Largest ring this engine asks for.</summary>
     public const int MaxEntries = 4096;
@@ -295,22 +295,7 @@ public sealed unsafe partial class IoUringBlockIo : IBlockIoEngine
 
     private RrStatus SubmitVectored(Op op, ulong offset, ReadOnlySpan<BlockIoVec> iov, ulong token)
     {
-        if (iov.Length == 0 || iov.Length > MaxIovecs || offset > long.MaxValue)
-        {
-            return RrStatus.InvalidArgument;
-        }
-
-        ulong total = 0;
-        foreach (BlockIoVec v in iov)
-        {
-            total += v.Length;
-            if (total > long.MaxValue || (v.Base == null && v.Length != 0))
-            {
-                return RrStatus.InvalidArgument;
-            }
-        }
-
-        if (total > long.MaxValue - offset)
+        if (!BlockIoArguments.TryVectored(offset, iov, out ulong total))
         {
             return RrStatus.InvalidArgument;
         }
@@ -336,7 +321,7 @@ public sealed unsafe partial class IoUringBlockIo : IBlockIoEngine
 
     private RrStatus SubmitAllocate(ulong offset, ulong length, ulong token, Op op, uint mode)
     {
-        if (offset > long.MaxValue || length > long.MaxValue - offset)
+        if (!BlockIoArguments.IsRange(offset, length))
         {
             return RrStatus.InvalidArgument;
         }

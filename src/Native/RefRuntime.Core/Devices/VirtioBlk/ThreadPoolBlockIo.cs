@@ -31,7 +31,7 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
     public const int DefaultThreads = 4;
 
     /// <summary>The most buffers one read or write may have (the kernel's IOV_MAX).</summary>
-    public const int MaxIov = 1024;
+    public const int MaxIov = BlockIoArguments.MaxIov;
 
     private readonly int _fd;
     private readonly int _capacity;
@@ -110,23 +110,7 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
     private RrStatus SubmitData(OpKind kind, ulong offset, ReadOnlySpan<BlockIoVec> iov, ulong token)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (iov.Length == 0 || iov.Length > MaxIov || offset > long.MaxValue)
-        {
-            return RrStatus.InvalidArgument;
-        }
-
-        // The transfer must end inside the signed file offsets preadv/pwritev take.
-        ulong total = 0;
-        foreach (BlockIoVec v in iov)
-        {
-            total += v.Length;
-            if (total > long.MaxValue || (v.Base == null && v.Length != 0))
-            {
-                return RrStatus.InvalidArgument;
-            }
-        }
-
-        if (total > long.MaxValue - offset)
+        if (!BlockIoArguments.TryVectored(offset, iov, out _))
         {
             return RrStatus.InvalidArgument;
         }
@@ -154,7 +138,7 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
     private RrStatus SubmitRange(OpKind kind, ulong offset, ulong length, bool mayUnmap, ulong token)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (offset > long.MaxValue || length > long.MaxValue - offset)
+        if (!BlockIoArguments.IsRange(offset, length))
         {
             return RrStatus.InvalidArgument;
         }
