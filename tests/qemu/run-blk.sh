@@ -52,6 +52,7 @@
 #   RR_QEMU_SILENCE  seconds without console output taken as a hang (default 180)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tests/qemu/lib.sh"
 out="$root/build/qemu"
 mode=test kind=${RR_BLK_BACKEND:-ours} bench_kinds=ours,qsd rounds=3 secs=2 size_mib=128 bench_out="$out/blk-bench"
 while (($#)); do
@@ -106,24 +107,7 @@ fi
 echo "   prepared in $((SECONDS - t)) s"
 rrio="$out/rr-blk-io" # static: runs on the host as well
 
-accel=${RR_QEMU_ACCEL:-}
-if [[ -z $accel ]]; then
-  accel=tcg
-  if [[ -r /dev/kvm && -w /dev/kvm && ! -d /sys/module/kvm_pvm ]] \
-    && [[ -d /sys/module/kvm_intel || -d /sys/module/kvm_amd ]]; then
-    accel=kvm
-  fi
-fi
-
-# /proc/<pid>/stat fields 14 and 15 (utime, stime; proc(5)), in clock ticks, all threads,
-# including those that have exited.
-cpu_ticks() {
-  local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo -1; return; }
-  s=${s##*) }
-  set -- $s
-  echo $((${12} + ${13}))
-}
+accel=$(qemu_accel)
 
 # --- back-ends --------------------------------------------------------------------------------
 # start_backend KIND IMAGE SOCK ro|rw QUEUES LOG: starts it, waits for the socket, appends the pid
@@ -273,27 +257,9 @@ echo "==> booting the guest ($accel, -smp $smp; timeout ${timeout_s} s; console 
 rm -f "$qemu_pidfile"
 : >"$out/blk-guest.log"
 t0=$SECONDS booted="" done="" partial="" heard=$SECONDS silent="" bench_t0=() bench_t1=()
-while true; do
-  IFS= read -r -t 5 line
-  rc=$?
-  if ((rc != 0)); then
-    ((rc > 128)) || break
-    partial+=$line
-    if ((SECONDS - heard > silence_s)) && [[ -z $silent ]]; then
-      silent=1
-      echo "   host: no console output for ${silence_s} s; stopping QEMU"
-      [[ -s $qemu_pidfile ]] && kill "$(cat "$qemu_pidfile")" 2>/dev/null
-    fi
-    continue
-  fi
-  line=$partial${line%$'\r'} partial="" heard=$SECONDS
-  printf '%s\n' "$line" >>"$out/blk-guest.log"
+while console_line "$out/blk-guest.log"; do
+  console_mark blk && continue
   case "$line" in
-    "RRQ PASS "*) passed=$((passed + 1)); echo "PASS blk/${line#RRQ PASS }" ;;
-    "RRQ FAIL "*) failed=$((failed + 1)); echo "FAIL blk/${line#RRQ FAIL }" ;;
-    "RRQ SKIP "*) skipped=$((skipped + 1)); echo "SKIP blk/${line#RRQ SKIP }" ;;
-    "RRQ INFO booted"*) booted=$((SECONDS - t0)); echo "   guest: ${line#RRQ INFO } (host: ${booted} s after QEMU started)" ;;
-    "RRQ INFO "*) echo "   guest: ${line#RRQ INFO }" ;;
     "RRQ BENCH "*) bench_line=${line#RRQ BENCH } ;;
     "RRQ MARK bench-begin") bench_t0=("$(cpu_ticks "$(pid_of vda)")" "$(cpu_ticks "$(pid_of vdb)")") ;;
     "RRQ MARK bench-end") bench_t1=("$(cpu_ticks "$(pid_of vda)")" "$(cpu_ticks "$(pid_of vdb)")") ;;

@@ -28,6 +28,7 @@
 set -uo pipefail
 [[ ${1:-} != --blk ]] || exec "$(dirname "$0")/run-blk.sh" "${@:2}"
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tests/qemu/lib.sh"
 out="$root/build/qemu"
 smoke=""
 [[ ${1:-} == --smoke ]] && smoke=1
@@ -68,15 +69,7 @@ fi
 echo "   prepared in $((SECONDS - t)) s"
 
 # --- accelerator: KVM only where a normal one works ---------------------------------------------
-# A nested kvm_pvm module hangs a stock kernel, so its /dev/kvm does not count.
-accel=${RR_QEMU_ACCEL:-}
-if [[ -z $accel ]]; then
-  accel=tcg
-  if [[ -r /dev/kvm && -w /dev/kvm && ! -d /sys/module/kvm_pvm ]] \
-    && [[ -d /sys/module/kvm_intel || -d /sys/module/kvm_amd ]]; then
-    accel=kvm
-  fi
-fi
+accel=$(qemu_accel)
 
 # --- the back-end -------------------------------------------------------------------------------
 if [[ -z $smoke ]]; then
@@ -124,15 +117,6 @@ last_lines() {
   echo "${l:-(none: QEMU never started the guest)}"
 }
 
-# /proc/<pid>/stat fields 14 and 15 (utime, stime; proc(5)), in clock ticks, all threads.
-cpu_ticks() {
-  local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo -1; return; }
-  s=${s##*) }
-  set -- $s
-  echo $(( ${12} + ${13} ))
-}
-
 # One line per thread: tid, ticks (utime + stime), name (/proc/<pid>/task/<tid>/stat and comm).
 threads_ticks() {
   local t s
@@ -148,29 +132,9 @@ echo "==> booting the guest ($accel$([[ -n $smoke ]] && echo ', smoke: no device
 rm -f "$qemu_pidfile"
 : >"$out/guest.log"
 t0=$SECONDS booted="" done="" alive="" cpu0="" cpu1="" requests="" partial="" heard=$SECONDS silent=""
-while true; do
-  # A console silent for $silence_s s means a hang (QEMU stuck in realize on a back-end that
-  # never answers, or the guest stuck): stop QEMU rather than wait for the overall timeout.
-  IFS= read -r -t 5 line
-  rc=$?
-  if ((rc != 0)); then
-    ((rc > 128)) || break # end of output
-    partial+=$line
-    if ((SECONDS - heard > silence_s)) && [[ -z $silent ]]; then
-      silent=1
-      echo "   host: no console output for ${silence_s} s; stopping QEMU"
-      [[ -s $qemu_pidfile ]] && kill "$(cat "$qemu_pidfile")" 2>/dev/null
-    fi
-    continue
-  fi
-  line=$partial${line%$'\r'} partial="" heard=$SECONDS
-  printf '%s\n' "$line" >>"$out/guest.log"
+while console_line "$out/guest.log"; do
+  console_mark qemu && continue
   case "$line" in
-    "RRQ PASS "*) passed=$((passed + 1)); echo "PASS qemu/${line#RRQ PASS }" ;;
-    "RRQ FAIL "*) failed=$((failed + 1)); echo "FAIL qemu/${line#RRQ FAIL }" ;;
-    "RRQ SKIP "*) skipped=$((skipped + 1)); echo "SKIP qemu/${line#RRQ SKIP }" ;;
-    "RRQ INFO booted"*) booted=$((SECONDS - t0)); echo "   guest: ${line#RRQ INFO } (host: ${booted} s after QEMU started)" ;;
-    "RRQ INFO "*) echo "   guest: ${line#RRQ INFO }" ;;
     "RRQ RATE "*)
       echo "   guest rate: ${line#RRQ RATE }"
       requests=$(sed -nE 's/.* requests=([0-9]+).*/\1/p' <<<"$line") ;;
