@@ -93,6 +93,16 @@ for proj in tests/*/*.csproj; do
   fi
   f=$(sed -E 's/.*Failed: +([0-9]+),.*/\1/' <<<"$line")
   p=$(sed -E 's/.*Passed: +([0-9]+),.*/\1/' <<<"$line")
+  if (( f > 0 )); then
+    # Why each test failed, and where (the message and the test's own stack frame), so a CI log
+    # that keeps only this output still says what broke; the whole log is in $logs.
+    awk '/^ +Failed RefRuntime/ {state = 1; print "   " $0; next}
+         state == 1 && /^ +Error Message:/ {state = 2; next}
+         state == 2 && /^ +Stack Trace:/ {state = 3; next}
+         state == 2 {print "      " $0; next}
+         state == 3 && /\.cs:line [0-9]+/ {print "      " $0}
+         state == 3 && /^ +(Standard Output Messages:|Passed |Failed )/ {state = 0}' "$logs/$name.log" | head -60
+  fi
   passed=$((passed + p)) failed=$((failed + f))
 done
 

@@ -207,8 +207,15 @@ public sealed class VhostGpioCrossProcessTests(ITestOutputHelper output)
             RrStatus s = f.Transport.Reconnect(out string? error);
             Assert.True(s == RrStatus.Ok, $"{s}: {error}");
             Assert.False(f.Transport.NeedsReset);
-            // The new process starts from reset: line 1 is released, so configure it again.
-            Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(1, false));
+            // The new process starts from reset: line 1 is released, so configure it again. Line 1's
+            // abandoned GET is replayed to the new process; a call on that line waits for it to come
+            // back instead of failing (freeze the new process so the call surely meets the replay).
+            b.Signal(19);
+            var again = Background<RrStatus>.Run(() => f.Chip.DirectionOutput(1, false));
+            Assert.False(again.Wait(200), "a call on the replayed line finished while the back-end was stopped");
+            b.Signal(18); // SIGCONT
+            Assert.True(again.Wait(StressConfig.HangGuard), "the call still waits after the back-end resumed");
+            Assert.Equal(RrStatus.Ok, again.Result);
             Assert.Equal(RrStatus.Ok, f.Chip.Get(1, out bool v));
             Assert.False(v);
             Assert.Equal(RrStatus.Ok, f.Chip.DirectionOutput(2, true));

@@ -13,7 +13,8 @@
 // hardware is gone). No timeout on a live device (Linux removed it: the device owns the buffers
 // until it answers), but a device that stops, breaks its queue or needs a reset wakes every
 // waiter with NoDevice, and that line's buffers are not reused until the device returns them
-// (a vhost-user back-end restarted behind a reconnecting transport replays the chain).
+// (a vhost-user back-end restarted behind a reconnecting transport replays the chain; the next
+// request on that line waits for the replayed chain to come back first).
 //
 // Interrupts follow Linux's flag model (gpio-virtio.c): SetIrqType stores the type; SetIrqHandler enables
 // (SET_IRQ_TYPE, then queue the line's eventq buffer = unmask) or disables (SET_IRQ_TYPE NONE; the
@@ -640,6 +641,14 @@ public sealed unsafe partial class VirtioGpioChip : IGpioChip, IDisposable
     /// </summary>
     private RrStatus Submit(Slot slot, int token, VirtioGpioRequest req, uint expected, bool publish)
     {
+        // A chain abandoned to a device that stopped answering still belongs to the device. Once
+        // the transport is healthy again (a reconnect replays it to the new back-end), wait for it
+        // to come back, as for any request on a live device, instead of failing a line that works.
+        if (slot.Dead && Failure is null)
+        {
+            WaitFor(slot);
+        }
+
         if (slot.Dead || Failure is not null)
         {
             return RrStatus.NoDevice;
