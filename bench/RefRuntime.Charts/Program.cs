@@ -5,6 +5,9 @@
 //                                                          plain C SPSC floor, exports, batch calls)
 //   bdn/results/*VirtqueueThroughput*.csv -> vq-managed.png ns per buffer at batch 1 and 32 (.NET:
 //                                                          lock + Queue, Channel, virtqueue)
+//   the three above + c-ringtest.csv      -> vq-side-by-side.png ns per buffer at batch 1 and 32:
+//                                                          .NET ring (JIT, NativeAOT), C host (exports,
+//                                                          batch calls), plain C floor, Linux ringtest
 //   vhost-blk.csv (bench/vhost-blk.sh)    -> vhost-blk.png requests/s per point, median over rounds,
 //                                                          one bar per vhost-user-blk back-end
 // Charts whose CSV is missing are skipped; the machine named in environment.txt goes in the title.
@@ -36,6 +39,7 @@ internal static class Program
             drawn += Scaling(dir, machine) ? 1 : 0;
             drawn += VqBatch(dir, machine) ? 1 : 0;
             drawn += VqManaged(dir, machine) ? 1 : 0;
+            drawn += VqSideBySide(dir, machine) ? 1 : 0;
             drawn += VhostBlk(dir, machine) ? 1 : 0;
         }
         catch (FormatException e)
@@ -216,6 +220,95 @@ internal static class Program
         plot.YLabel("ns per buffer");
         plot.ShowLegend(Alignment.UpperRight);
         Save(plot, Path.Combine(dir, "vq-managed.png"));
+        return true;
+    }
+
+    /// <summary>
+    /// Every split ring of one run at batch 1 and 32, ns per buffer: the .NET ring under the JIT
+    /// and NativeAOT (BenchmarkDotNet), the same ring from C through the exports and the batch
+    /// calls, two plain C SPSC rings (the floor) and the Linux kernel's ringtest (which in polling
+    /// mode publishes every buffer, so its batch-32 bar is a batch-1 design). Drawn when the run
+    /// has the .NET class and the C table.
+    /// </summary>
+    private static bool VqSideBySide(string dir, string machine)
+    {
+        string? bdn = Directory.Exists(Path.Combine(dir, "bdn", "results"))
+            ? Directory.GetFiles(Path.Combine(dir, "bdn", "results"), "*VirtqueueThroughputBenchmarks-report.csv").FirstOrDefault()
+            : null;
+        string cvq = Path.Combine(dir, "c-vq.csv");
+        if (bdn is null || !File.Exists(cvq))
+        {
+            return false;
+        }
+
+        Csv b = Csv.Read(bdn);
+        var dotnet = b.Rows.ToDictionary(r => (Job: r.GetValueOrDefault("Job", "JIT"), Method: r["Method"]), r => b.Nanoseconds(r, "Mean"));
+        Csv c = Csv.Read(cvq);
+        var cHost = c.Rows.Where(r => r["benchmark"].StartsWith("vq_batch", StringComparison.Ordinal))
+            .ToDictionary(r => (Variant: r["variant"], Batch: int.Parse(r["benchmark"]["vq_batch".Length..], CultureInfo.InvariantCulture)), r => c.Double(r, "ns_per_op"));
+        var linux = new Dictionary<int, double>();
+        string ringtest = Path.Combine(dir, "c-ringtest.csv");
+        if (File.Exists(ringtest))
+        {
+            Csv l = Csv.Read(ringtest);
+            foreach (var r in l.Rows)
+            {
+                linux[int.Parse(r["batch"], CultureInfo.InvariantCulture)] = l.Double(r, "ns_per_buffer_median");
+            }
+        }
+
+        (string Label, Func<int, double?> Ns)[] series =
+        [
+            (".NET ring, JIT", n => dotnet.TryGetValue(("JIT", $"Virtq_Batch{n}"), out double v) ? v : null),
+            (".NET ring, NativeAOT", n => dotnet.TryGetValue(("NativeAOT", $"Virtq_Batch{n}"), out double v) ? v : null),
+            (".NET lock + Queue<T>, JIT", n => dotnet.TryGetValue(("JIT", $"LockQueue_Batch{n}"), out double v) ? v : null),
+            ("C host: ring, one export per buffer", n => cHost.TryGetValue(("rr_export", n), out double v) ? v : null),
+            ("C host: ring, batch calls", n => cHost.TryGetValue(("rr_export_batched", n), out double v) ? v : null),
+            ("plain C SPSC rings (the floor)", n => cHost.TryGetValue(("spsc_floor", n), out double v) ? v : null),
+            ("Linux ringtest virtio_ring_0_9", n => linux.TryGetValue(n, out double v) ? v : null),
+        ];
+        int[] batchSizes = [1, 32];
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var bars = new List<Bar>();
+        for (int g = 0; g < batchSizes.Length; g++)
+        {
+            for (int k = 0; k < series.Length; k++)
+            {
+                if (series[k].Ns(batchSizes[g]) is double ns)
+                {
+                    bars.Add(new Bar
+                    {
+                        Position = (g * (series.Length + 1)) + k,
+                        Value = ns,
+                        FillColor = palette.GetColor(k),
+                        Label = ns.ToString("F0", CultureInfo.InvariantCulture),
+                    });
+                }
+            }
+        }
+
+        if (bars.Count == 0)
+        {
+            return false;
+        }
+
+        var barPlot = plot.Add.Bars(bars);
+        barPlot.ValueLabelStyle.FontSize = 11;
+        for (int k = 0; k < series.Length; k++)
+        {
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = series[k].Label, FillColor = palette.GetColor(k) });
+        }
+
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            batchSizes.Select((n, g) => (g * (series.Length + 1)) + ((series.Length - 1) / 2.0)).ToArray(),
+            batchSizes.Select(n => n == 32 ? "batch 32 (ringtest: publishes per buffer)" : $"batch {n}").ToArray());
+        plot.Axes.Margins(bottom: 0);
+        double latency = c.Rows.Count > 0 ? c.Double(c.Rows[0], "latency_ns") : double.NaN;
+        plot.Title($"Split rings side by side: ns per buffer, 2 threads polling (lower is better)\n{machine}; one-way cross-CPU latency {latency:F0} ns (C table)");
+        plot.YLabel("ns per buffer");
+        plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, Path.Combine(dir, "vq-side-by-side.png"));
         return true;
     }
 

@@ -282,6 +282,7 @@ static void device_calls(void *h, int32_t st)
     uint32_t n = 0, head = 0, len = 0;
     int32_t flag = 0;
     CHECK_EQ(rr_vq_device_pop(q, &c), st);
+    CHECK_EQ(rr_vq_device_pop_batch(q, &c, 1, &n), st);
     CHECK_EQ(rr_vq_device_read(q, data, sizeof data, &n), st);
     CHECK_EQ(rr_vq_device_write(q, data, sizeof data, &n), st);
     CHECK_EQ(rr_vq_device_add_used(q, 0, 0), st);
@@ -470,6 +471,11 @@ static void virtio_ranges(void)
     uint32_t n = 0, head = 0, len = 0;
     CHECK_EQ(rr_vq_device_pop(q.dev, NULL), RR_EINVAL);
     CHECK_EQ(rr_vq_device_pop(q.dev, &c), RR_ENOENT);
+    CHECK_EQ(rr_vq_device_pop_batch(q.dev, NULL, 4, &n), RR_EINVAL);
+    CHECK_EQ(rr_vq_device_pop_batch(q.dev, &c, 1, NULL), RR_EINVAL);
+    n = 99;
+    CHECK_EQ(rr_vq_device_pop_batch(q.dev, &c, 1, &n), RR_ENOENT);
+    CHECK_EQ(n, 0);
     n = 99;
     CHECK_EQ(rr_vq_device_read(q.dev, text, sizeof text, &n), RR_OK); /* no chain popped: 0 bytes */
     CHECK_EQ(n, 0);

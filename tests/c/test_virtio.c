@@ -131,6 +131,15 @@ static void lying_device_breaks_then_resets(void)
 }
 
 /* A driver that writes a looping chain by hand: the device refuses it (both policies). */
+/* Writes descriptor @i of a raw table as a misbehaving driver would. */
+static void put_desc(uint8_t *desc, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+    memcpy(desc + 16 * i, &addr, 8);
+    memcpy(desc + 16 * i + 8, &len, 4);
+    memcpy(desc + 16 * i + 12, &flags, 2);
+    memcpy(desc + 16 * i + 14, &next, 2);
+}
+
 static void looping_chain_refused(void)
 {
     for (uint32_t policy = 0; policy <= 1; policy++) {
@@ -140,13 +149,9 @@ static void looping_chain_refused(void)
         CHECK_EQ(rr_guestmem_alloc(p.mem, 8, 8, &b), RR_OK);
         uint8_t *desc = host(&p, p.rings.desc, 16 * 4);
         uint8_t *avail = host(&p, p.rings.avail, 6 + 2 * 4);
-        uint16_t flags = RR_VRING_DESC_F_NEXT, next = 0, idx = 1;
-        uint32_t len = 8;
-        memcpy(desc + 0, &b, 8);
-        memcpy(desc + 8, &len, 4);
-        memcpy(desc + 12, &flags, 2);
-        memcpy(desc + 14, &next, 2); /* 0 -> 0 */
-        memcpy(avail + 2, &idx, 2);  /* head 0 in ring[0] (already zero) */
+        uint16_t idx = 1;
+        put_desc(desc, 0, b, 8, RR_VRING_DESC_F_NEXT, 0); /* 0 -> 0 */
+        memcpy(avail + 2, &idx, 2);                        /* head 0 in ring[0] (already zero) */
         rr_vq_chain_t c;
         char why[128];
         if (policy == RR_VQ_MALFORMED_BREAK) {
@@ -160,6 +165,48 @@ static void looping_chain_refused(void)
         }
         CHECK_EQ(rr_vq_device_error(p.dev, why, sizeof why), RR_OK);
         CHECK(strstr(why, "more than N") != NULL);
+        pair_close(&p);
+    }
+}
+
+/* A batch pop ends at a malformed chain: counted as its last entry (RETURN_EMPTY, RR_EBADMSG),
+ * or not taken at all when the queue breaks (RR_EIO); the chains before it are held either way. */
+static void malformed_chain_ends_batch(void)
+{
+    for (uint32_t policy = 0; policy <= 1; policy++) {
+        struct pair p;
+        pair_open(&p, 4, 0, 0, policy);
+        uint64_t b;
+        CHECK_EQ(rr_guestmem_alloc(p.mem, 8, 8, &b), RR_OK);
+        uint8_t *desc = host(&p, p.rings.desc, 16 * 4);
+        uint8_t *avail = host(&p, p.rings.avail, 6 + 2 * 4);
+        for (uint16_t i = 0; i < 3; i++) {
+            put_desc(desc, i, b, 8, i == 1 ? RR_VRING_DESC_F_NEXT : 0, i == 1 ? 1 : 0); /* 1 -> 1 */
+            memcpy(avail + 4 + 2 * i, &i, 2);
+        }
+        uint16_t idx = 3;
+        memcpy(avail + 2, &idx, 2);
+        rr_vq_chain_t cs[4];
+        uint32_t n = 99;
+        if (policy == RR_VQ_MALFORMED_BREAK) {
+            CHECK_EQ(rr_vq_device_pop_batch(p.dev, cs, 4, &n), RR_EIO);
+            CHECK_EQ(n, 1);
+            CHECK_EQ(cs[0].head, 0);
+        } else {
+            CHECK_EQ(rr_vq_device_pop_batch(p.dev, cs, 4, &n), RR_EBADMSG);
+            CHECK_EQ(n, 2);
+            CHECK_EQ(cs[0].head, 0);
+            CHECK_EQ(cs[0].readable_bytes, 8);
+            CHECK_EQ(cs[1].head, 1); /* the malformed one: back with length 0 */
+            CHECK_EQ(cs[1].readable_bytes, 0);
+            CHECK_EQ(rr_vq_device_pop_batch(p.dev, cs + 2, 4, &n), RR_OK);
+            CHECK_EQ(n, 1);
+            CHECK_EQ(cs[2].head, 2);
+            uint32_t heads[3] = {0, 1, 2}, lens[3] = {0, 0, 0}, added = 0;
+            CHECK_EQ(rr_vq_device_add_used_batch(p.dev, heads, lens, 3, &added), RR_OK);
+            CHECK_EQ(added, 3);
+            CHECK_EQ(rr_vq_device_publish(p.dev, NULL), RR_OK);
+        }
         pair_close(&p);
     }
 }
@@ -214,11 +261,31 @@ static void batch_calls(void)
     CHECK_EQ(rr_vq_driver_publish(p.drv, NULL), RR_OK);
 
     uint32_t heads[3], lens[3] = {8, 0, 1};
-    uint32_t n = 0;
-    rr_vq_chain_t c;
-    while (n < 3 && rr_vq_device_pop(p.dev, &c) == RR_OK)
-        heads[n++] = c.head;
-    CHECK_EQ(n, 3);
+    uint32_t n = 99;
+    memcpy(host(&p, b, 8), "batchreq", 8);
+    rr_vq_chain_t cs[3];
+    CHECK_EQ(rr_vq_device_pop_batch(p.dev, cs, 0, &n), RR_OK); /* nothing asked, nothing taken */
+    CHECK_EQ(n, 0);
+    CHECK_EQ(rr_vq_device_pop_batch(p.dev, cs, 2, &n), RR_OK); /* stops at cap */
+    CHECK_EQ(n, 2);
+    CHECK_EQ(rr_vq_device_pop_batch(p.dev, cs + 2, 8, &n), RR_OK); /* stops when the ring is empty */
+    CHECK_EQ(n, 1);
+    CHECK_EQ(rr_vq_device_pop_batch(p.dev, cs, 8, &n), RR_ENOENT);
+    CHECK_EQ(n, 0);
+    CHECK_EQ(cs[0].n_readable, 1);
+    CHECK_EQ(cs[0].n_writable, 1);
+    CHECK_EQ(cs[0].readable_bytes, 8);
+    CHECK_EQ(cs[0].writable_bytes, 8);
+    CHECK_EQ(cs[1].n_writable, 0);
+    CHECK_EQ(cs[2].readable_bytes, 4);
+    /* Every chain of a batch is held: the first one's bytes by its head. */
+    char in[8] = {0};
+    uint32_t got_bytes = 0;
+    CHECK_EQ(rr_vq_device_chain_read(p.dev, cs[0].head, 0, in, sizeof in, &got_bytes), RR_OK);
+    CHECK_EQ(got_bytes, 8);
+    CHECK(memcmp(in, "batchreq", 8) == 0);
+    for (n = 0; n < 3; n++)
+        heads[n] = cs[n].head;
     CHECK_EQ(rr_vq_device_add_used_batch(p.dev, heads, lens, 3, &added), RR_EINVAL);
     CHECK_EQ(added, 2); /* the third has no writable byte: refused */
     lens[2] = 0;
@@ -423,6 +490,7 @@ int main(int argc, char **argv)
         {"need_event_wraps", need_event_wraps},
         {"lying_device_breaks_then_resets", lying_device_breaks_then_resets},
         {"looping_chain_refused", looping_chain_refused},
+        {"malformed_chain_ends_batch", malformed_chain_ends_batch},
         {"bad_arguments", bad_arguments},
         {"two_threads_with_doorbells", two_threads_with_doorbells},
         {"batch_calls", batch_calls},

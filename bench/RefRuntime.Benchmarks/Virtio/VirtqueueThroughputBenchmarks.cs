@@ -61,6 +61,13 @@ public class VirtqueueThroughputBenchmarks
     [GlobalSetup(Targets = [nameof(Virtq_Batch1), nameof(Virtq_Batch32)])]
     public void SetupVirtq() => SetupRing(notify: false);
 
+    [GlobalSetup(Target = nameof(Virtq_Batch32_NewBuffers))]
+    public void SetupVirtqNewBuffers()
+    {
+        _newBuffers = true;
+        SetupRing(notify: false);
+    }
+
     [GlobalSetup(Target = nameof(Virtq_Batch32_EventIdx))]
     public void SetupVirtqNotify() => SetupRing(notify: true);
 
@@ -88,6 +95,7 @@ public class VirtqueueThroughputBenchmarks
     }
 
     private int _batch = 1;
+    private bool _newBuffers;
     private long _totalMoved;
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Items)]
@@ -119,6 +127,19 @@ public class VirtqueueThroughputBenchmarks
 
     [Benchmark(OperationsPerInvoke = Items)]
     public long Virtq_Batch32()
+    {
+        _batch = 32;
+        return _partner.RunBoth(() => DriveRing(32));
+    }
+
+    /// <summary>
+    /// Batch 32 where a head never gets the buffer it had the previous time round (the slot moves
+    /// by one every lap of the ring), so every descriptor is rewritten: what a driver whose buffers
+    /// change per request pays. In the other variants a head's descriptor repeats, and the driver
+    /// skips the unchanged write (VirtqDriver.WriteDescIfChanged).
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long Virtq_Batch32_NewBuffers()
     {
         _batch = 32;
         return _partner.RunBoth(() => DriveRing(32));
@@ -163,7 +184,8 @@ public class VirtqueueThroughputBenchmarks
             int added = 0;
             while (added < batch && sent < Items)
             {
-                one[0] = new VirtqBuffer(_bufferGpa + (ulong)(16 * (sent & (QueueSize - 1))), 16);
+                int slot = (_newBuffers ? sent + (sent / QueueSize) : sent) & (QueueSize - 1);
+                one[0] = new VirtqBuffer(_bufferGpa + (ulong)(16 * slot), 16);
                 RrStatus s = d.TryAdd(one, 1, (ulong)sent);
                 if (s == RrStatus.NoSpace)
                 {

@@ -221,6 +221,77 @@ public sealed class VirtqueueTests
         Assert.Equal(RrStatus.Ok, f.Driver.TryAdd([new(b, 8)], 1, 9));
     }
 
+    // Returned descriptors go to the back of the free list: with completions in order, heads are
+    // reused in ring order (0, 1, 2, 3, 0, ...), multi-descriptor chains included.
+    [Fact]
+    public void FreeList_ReusesHeadsInRingOrder()
+    {
+        using var f = new VirtqFixture(4, VirtqFeatures.EventIdx);
+        ulong b = f.Buffer(64);
+        var heads = new System.Collections.Generic.List<int>();
+        for (int round = 0; round < 6; round++)
+        {
+            bool pair = round % 3 == 2; // now and then a two-descriptor chain
+            Assert.Equal(RrStatus.Ok, pair ? f.Driver.TryAdd([new(b, 8), new(b + 8, 8)], 1, (ulong)round) : f.Driver.TryAdd([new(b, 8)], 1, (ulong)round));
+            f.Driver.Publish();
+            Assert.Equal(RrStatus.Ok, f.Device.TryPop(out VirtqChain c));
+            heads.Add(c.Head);
+            Assert.Equal(RrStatus.Ok, f.Device.AddUsed(c.Head, 0));
+            f.Device.PublishUsed();
+            Assert.Equal(RrStatus.Ok, f.Driver.TryGetUsed(out ulong t, out _));
+            Assert.Equal((ulong)round, t);
+        }
+
+        // 0; 1; 2 (+3 as its second descriptor); 0; 1; 2 (+3)
+        Assert.Equal([0, 1, 2, 0, 1, 2], heads);
+        Assert.Equal(4, f.Driver.FreeCount);
+    }
+
+    // The driver skips writing a descriptor that already holds the same bytes (its line stays with
+    // the device's CPU) and rewrites it when anything differs: a new address, length or flags, or
+    // bytes a misbehaving peer scribbled over the table while the descriptor was free.
+    [Fact]
+    public void Descriptor_RewrittenWheneverItsBytesDiffer()
+    {
+        using var f = new VirtqFixture(2, VirtqFeatures.EventIdx);
+        ulong a = f.Buffer(64), b2 = f.Buffer(64);
+        f.Bytes(a, 16).Fill((byte)'a');
+        f.Bytes(b2, 16).Fill((byte)'b');
+        void RoundTrip(VirtqBuffer buf, int readable, ulong expectGpa, bool expectWritable)
+        {
+            Assert.Equal(RrStatus.Ok, f.Driver.TryAdd([buf], readable, 1));
+            f.Driver.Publish();
+            Assert.Equal(RrStatus.Ok, f.Device.TryPop(out VirtqChain c));
+            Assert.Equal(expectWritable ? 0 : 1, c.Readable);
+            Assert.Equal(buf.Length, expectWritable ? c.WritableBytes : c.ReadableBytes);
+            Span<byte> got = stackalloc byte[32];
+            if (expectWritable)
+            {
+                Assert.Equal((int)buf.Length, f.Device.Scatter(new byte[buf.Length]));
+                Assert.Equal(new byte[buf.Length], f.Bytes(expectGpa, (int)buf.Length).ToArray());
+                f.Bytes(expectGpa, (int)buf.Length).Fill(expectGpa == a ? (byte)'a' : (byte)'b');
+            }
+            else
+            {
+                Assert.Equal((int)buf.Length, f.Device.Gather(got));
+                Assert.Equal(f.Bytes(expectGpa, (int)buf.Length).ToArray(), got[..(int)buf.Length].ToArray());
+            }
+
+            Assert.Equal(RrStatus.Ok, f.Device.AddUsed(c.Head, expectWritable ? buf.Length : 0));
+            f.Device.PublishUsed();
+            Assert.Equal(RrStatus.Ok, f.Driver.TryGetUsed(out _, out _));
+        }
+
+        RoundTrip(new(a, 8), 1, a, false);   // head 0
+        RoundTrip(new(a, 8), 1, a, false);   // head 1
+        RoundTrip(new(a, 8), 1, a, false);   // head 0 again, same bytes: not written
+        RoundTrip(new(b2, 8), 1, b2, false); // head 1, new address
+        RoundTrip(new(b2, 16), 1, b2, false); // head 0, new length
+        RoundTrip(new(b2, 16), 0, b2, true); // head 1, now device-writable
+        f.WriteDesc(0, 0xdead_0000, 3, 0, 0); // a peer scribbles over free descriptor 0
+        RoundTrip(new(b2, 16), 1, b2, false); // head 0: the driver's bytes again
+    }
+
     [Fact]
     public void TryAdd_BadArguments_InvalidArgumentAndNothingChanges()
     {

@@ -449,8 +449,10 @@ public sealed unsafe partial class VirtqDevice : VirtqSide
         }
 
         byte* elem = _used + RingEntries + (UsedElemSize * (_hot.NextUsed & _mask));
-        Le.Write32(elem, (uint)head);
-        Le.Write32(elem + 4, length);
+        // id and len in one 64-bit store (4-byte aligned; the driver reads the two halves only
+        // after the release of used.idx): the line is usually still in the driver's CPU, and a
+        // store waiting for it holds one store-buffer entry instead of two.
+        Le.Write64(elem, (uint)head | ((ulong)length << 32));
         hs.Held = false;
         Release(ref hs);
         _hot.NextUsed++;

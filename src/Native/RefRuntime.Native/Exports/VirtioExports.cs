@@ -632,6 +632,61 @@ internal static unsafe class VirtioExports
         }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "rr_vq_device_pop_batch")]
+    private static int DevicePopBatch(void* device, Chain* outChains, uint capacity, uint* outN)
+    {
+        try
+        {
+            if (outN == null || (capacity != 0 && outChains == null))
+            {
+                return (int)RrStatus.InvalidArgument;
+            }
+
+            // SAFETY: non-NULL out pointer (checked).
+            *outN = 0;
+            RrStatus s = ObjectHandle.Resolve(device, HandleKind.VqDevice, out VirtqDevice? v);
+            if (s != RrStatus.Ok || capacity == 0)
+            {
+                return (int)s;
+            }
+
+            // One transition for up to `capacity` chains: each is taken and validated exactly as
+            // rr_vq_device_pop does. The batch ends at the first chain that is not plainly Ok: a
+            // malformed one (policy RETURN_EMPTY) is the last entry, counted, with RR_EBADMSG.
+            uint n = 0;
+            for (; n < capacity; n++)
+            {
+                s = v!.TryPop(out VirtqChain c);
+                if (s != RrStatus.Ok && s != RrStatus.Malformed)
+                {
+                    break;
+                }
+
+                // SAFETY: the caller's contract: outChains holds `capacity` entries; n < capacity.
+                outChains[n] = new Chain
+                {
+                    Head = c.Head,
+                    NReadable = (uint)c.Readable,
+                    NWritable = (uint)c.Writable,
+                    ReadableBytes = c.ReadableBytes,
+                    WritableBytes = c.WritableBytes,
+                };
+                if (s == RrStatus.Malformed)
+                {
+                    n++;
+                    break;
+                }
+            }
+
+            *outN = n;
+            return (int)(s == RrStatus.NotFound && n > 0 ? RrStatus.Ok : s);
+        }
+        catch (Exception e)
+        {
+            return (int)Abi.Fail(e);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "rr_vq_device_read")]
     private static int DeviceRead(void* device, byte* dst, uint capacity, uint* outLen)
     {

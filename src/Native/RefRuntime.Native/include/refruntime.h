@@ -1341,6 +1341,18 @@ int32_t rr_vq_device_destroy(rr_vq_device_t *vq);
 int32_t rr_vq_device_pop(rr_vq_device_t *vq, rr_vq_chain_t *out);
 
 /**
+ * rr_vq_device_pop_batch() - rr_vq_device_pop() up to @cap times in one call (one transition
+ * into the library instead of one per chain): the chains go to @out[0 .. *@out_n), each taken and
+ * validated as by rr_vq_device_pop() and held until given back. Reach a chain's buffers by its
+ * head (rr_vq_device_chain_read() / _write() / _segment()); rr_vq_device_read() / _write() see
+ * the last one. The batch ends at the first chain that is not plainly valid.
+ * Return: RR_OK (*@out_n >= 1, or @cap == 0); RR_ENOENT (nothing available); RR_EBADMSG (policy
+ * RETURN_EMPTY: the last entry, @out[*@out_n - 1], is malformed: give it back with length 0);
+ * RR_EIO (broken; the entries before it are valid and held); RR_EINVAL; RR_EBADHANDLE.
+ */
+int32_t rr_vq_device_pop_batch(rr_vq_device_t *vq, rr_vq_chain_t *out, uint32_t cap, uint32_t *out_n);
+
+/**
  * rr_vq_device_read() - copy the last popped chain's readable bytes into @dst (at most @cap);
  * *@out_len = bytes copied (0 when no chain is popped). Once that chain is given back with
  * rr_vq_device_add_used() its buffers belong to the driver again (it may already reuse them).
