@@ -6,6 +6,7 @@
 //   current.Replace(newConfig, old => old.Dispose());   // and Read needs the guard to compile.
 
 using System;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using RefRuntime.Core;
 using CoreDomain = RefRuntime.Core.Rcu.RawRcuDomain;
@@ -55,6 +56,7 @@ public sealed class RcuDomain : IDisposable
     /// <summary>Enters a read-side section (nestable) until the guard is disposed, on this thread.</summary>
     /// <returns>The guard; use it with <c>using</c>.</returns>
     /// <exception cref="ObjectDisposedException">The domain was disposed.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe RcuReadGuard ReadLock() => new(Core.State, Core.ReadLockRecord());
 
     /// <summary>Waits until every read-side section running now has ended (a grace period).</summary>
@@ -135,6 +137,7 @@ public unsafe ref struct RcuReadGuard
     public readonly bool IsSectionOf(RcuDomain domain) => _reader != null && domain is not null && _domain == domain.Core.State;
 
     /// <summary>Ends the section. Safe to call more than once on the same guard.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Dispose()
     {
         CoreReader* r = _reader;

@@ -2,6 +2,7 @@
 // resource with a ref-struct access guard, and a call-draining gate for a whole object's API.
 
 using System;
+using System.Runtime.CompilerServices;
 using RefRuntime.Core;
 using CoreGate = RefRuntime.Core.Revoke.CallGate;
 using CoreReader = RefRuntime.Core.Rcu.RcuReader;
@@ -63,6 +64,7 @@ public sealed class Revocable<T>
     /// </summary>
     /// <param name="guard">The access; dispose it with <c>using</c>.</param>
     /// <returns><see langword="false"/> once the resource is revoked.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe bool TryAccess(out RevocableGuard<T> guard)
     {
         T? v = _core.TryAccess(out CoreReader* r);
@@ -107,6 +109,7 @@ public unsafe ref struct RevocableGuard<T>
     public readonly T? Value => _value;
 
     /// <summary>Ends the access. Safe to call more than once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Dispose()
     {
         CoreReader* r = _reader;
@@ -150,6 +153,7 @@ public sealed class DeviceGate : IDisposable
     /// <summary>Enters a call unless the gate is disconnected.</summary>
     /// <param name="call">The call guard on success.</param>
     /// <returns><see langword="false"/> when disconnected.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe bool TryEnter(out GateCall call)
     {
         CoreReader* r = _core.Enter();
@@ -183,6 +187,7 @@ public unsafe ref struct GateCall
     internal GateCall(CoreReader* reader) => _reader = reader;
 
     /// <summary>Leaves the call. Safe to call more than once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Dispose()
     {
         CoreReader* r = _reader;

@@ -67,11 +67,6 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
     // How long a grace period spins on one reader before it sleeps between checks (50 µs).
     private static readonly long SpinTicks = Stopwatch.Frequency / 20_000;
 
-    [ThreadStatic]
-    private static ReaderCache t_cache;
-
-    [ThreadStatic]
-    private static ThreadReaders? t_readers;
 
     private readonly RcuDomainState* _state;
     private readonly GCHandle _self;
@@ -215,7 +210,7 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public RcuReader* CurrentReader()
     {
-        ref ReaderCache cache = ref t_cache;
+        ref ReaderCache cache = ref Tls.Cache;
         // Destroy frees every record but can clear only its own thread's cache: another thread's
         // cache may still name this domain, so the fast path checks the flag (the slow path throws).
         return cache.Domain == this && !_disposed ? cache.Reader : CurrentReaderSlow();
@@ -229,7 +224,7 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
             throw new ObjectDisposedException(nameof(RawRcuDomain));
         }
 
-        ThreadReaders readers = t_readers ??= new ThreadReaders();
+        ThreadReaders readers = Tls.Readers ??= new ThreadReaders();
         RcuReader* r = readers.Find(this);
         if (r == null)
         {
@@ -237,7 +232,7 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
             readers.Add(this, r);
         }
 
-        t_cache = new ReaderCache { Domain = this, Reader = r };
+        Tls.Cache = new ReaderCache { Domain = this, Reader = r };
         return r;
     }
 
@@ -248,8 +243,8 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
             return null; // its records are freed
         }
 
-        ref ReaderCache cache = ref t_cache;
-        return cache.Domain == this ? cache.Reader : t_readers is { } readers ? readers.Find(this) : null;
+        ref ReaderCache cache = ref Tls.Cache;
+        return cache.Domain == this ? cache.Reader : Tls.Readers is { } readers ? readers.Find(this) : null;
     }
 
     private RcuReader* AcquireRecord()
@@ -506,9 +501,9 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
             }
         }
 
-        if (t_cache.Domain == this)
+        if (Tls.Cache.Domain == this)
         {
-            t_cache = default;
+            Tls.Cache = default;
         }
 
         Volatile.Write(ref _state->Magic, 0xDEAD_4355);
@@ -531,6 +526,22 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
                 _ => "RawRcuDomain.Dispose: the default domain cannot be disposed.",
             });
         }
+    }
+
+    /// <summary>
+    /// The thread statics, in a class of their own with no static constructor: RawRcuDomain has
+    /// one (Default, SpinTicks), and NativeAOT code checks that a class's constructor has run
+    /// before every access to one of its thread statics - on every read-side entry and exit,
+    /// where the JIT's tiered code knows the class is initialised. Measured on a NativeAOT
+    /// ReadLock/ReadUnlock loop: see perf-results/README.md (issue 20).
+    /// </summary>
+    private static class Tls
+    {
+        [ThreadStatic]
+        public static ReaderCache Cache;
+
+        [ThreadStatic]
+        public static ThreadReaders? Readers;
     }
 
     /// <summary>The last domain a thread used and its record there: the read side's fast path.</summary>

@@ -4,6 +4,7 @@
 // resource exactly once (concurrent revokes: one wins).
 
 using System;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using RefRuntime.Core.Rcu;
 
@@ -37,6 +38,7 @@ public sealed class RawRevocable<T>
     /// <summary>Enters a read-side section and loads the resource; on null the section has been left again.</summary>
     /// <param name="reader">The thread's record, for <see cref="RawRcuDomain.ReadUnlock(RcuReader*)"/>.</param>
     /// <returns>The resource, or null once revoked.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe T? TryAccess(out RcuReader* reader)
     {
         reader = _domain.ReadLockRecord();
