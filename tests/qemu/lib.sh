@@ -1,5 +1,6 @@
 # Shared by the QEMU guest tests (tests/qemu/run.sh, tests/qemu/run-blk.sh): the accelerator
-# choice, CPU time of a process, and reading the guest's console with a hang guard. Sourced, not run.
+# choice, CPU time of a process, reading the guest's console with a hang guard, and the verdict on
+# how the guest ended. Sourced, not run.
 
 # qemu_accel: RR_QEMU_ACCEL, else kvm only where a normal one works (a nested kvm_pvm module
 # hangs a stock kernel, so its /dev/kvm does not count), else tcg.
@@ -61,4 +62,28 @@ console_mark() {
     "RRQ INFO "*) echo "   guest: ${line#RRQ INFO }" ;;
     *) return 1 ;;
   esac
+}
+
+# last_lines LOG N: the console's last N lines (without the exit marker), for a failure message.
+last_lines() {
+  local l
+  l=$(grep -v '^RRQ QEMU-EXIT' "$1" | tail -"$2" | tr '\n' '|')
+  echo "${l:-(none: QEMU never started the guest)}"
+}
+
+# guest_verdict LOG: once QEMU's output has ended, reports "guest-finished" through the caller's
+# pass/fail from the "RRQ QEMU-EXIT" line of LOG, $silent (console_line), $done (the guest's
+# "done" mark), $timeout_s, $silence_s, $booted and the start time $t0.
+guest_verdict() {
+  local qrc total=$((SECONDS - t0))
+  qrc=$(sed -nE 's/^RRQ QEMU-EXIT ([0-9]+)$/\1/p' "$1" | tail -1)
+  if [[ -n $silent ]]; then
+    fail guest-finished "stopped after ${silence_s} s without console output; last console lines: $(last_lines "$1" 3)"
+  elif [[ -n $done && $qrc == 0 ]]; then
+    pass guest-finished "the guest ran every check and powered off; QEMU exited 0 after ${total} s (boot to /init ${booted:-?} s)"
+  elif [[ $qrc == 124 || $qrc == 137 ]]; then
+    fail guest-finished "timed out after ${timeout_s} s; last console lines: $(last_lines "$1" 3)"
+  else
+    fail guest-finished "QEMU exited $qrc, finished=${done:-no}; last console lines: $(last_lines "$1" 5)"
+  fi
 }

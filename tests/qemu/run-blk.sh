@@ -238,12 +238,6 @@ if ((${#devs[@]})); then
 fi
 qemu+=(-append "$append")
 
-last_lines() {
-  local l
-  l=$(grep -v '^RRQ QEMU-EXIT' "$out/blk-guest.log" | tail -"$1" | tr '\n' '|')
-  echo "${l:-(none: QEMU never started the guest)}"
-}
-
 # Bench bookkeeping: vda is be_pids[0], vdb be_pids[1].
 declare -A begin_ticks=() run_cpu=() run_req=()
 csv="$tmp/runs.csv"
@@ -286,18 +280,7 @@ while console_line "$out/blk-guest.log"; do
   esac
 done < <(timeout -k 10 "$timeout_s" "${qemu[@]}" 2>&1 </dev/null; echo "RRQ QEMU-EXIT $?")
 rm -f "$qemu_pidfile"
-qrc=$(sed -nE 's/^RRQ QEMU-EXIT ([0-9]+)$/\1/p' "$out/blk-guest.log" | tail -1)
-total=$((SECONDS - t0))
-
-if [[ -n $silent ]]; then
-  fail guest-finished "stopped after ${silence_s} s without console output; last console lines: $(last_lines 3)"
-elif [[ -n $done && $qrc == 0 ]]; then
-  pass guest-finished "the guest ran every check and powered off; QEMU exited 0 after ${total} s (boot to /init ${booted:-?} s)"
-elif [[ $qrc == 124 || $qrc == 137 ]]; then
-  fail guest-finished "timed out after ${timeout_s} s; last console lines: $(last_lines 3)"
-else
-  fail guest-finished "QEMU exited $qrc, finished=${done:-no}; last console lines: $(last_lines 5)"
-fi
+guest_verdict "$out/blk-guest.log"
 
 # Whole-life CPU of each back-end (realize, boot and the workload), before they are stopped.
 life=()

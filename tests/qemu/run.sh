@@ -110,13 +110,6 @@ else
     -append "$append rrq.mode=full rrq.unplug=1")
 fi
 
-# The console's last lines, for a failure message.
-last_lines() {
-  local l
-  l=$(grep -v '^RRQ QEMU-EXIT' "$out/guest.log" | tail -"$1" | tr '\n' '|')
-  echo "${l:-(none: QEMU never started the guest)}"
-}
-
 # One line per thread: tid, ticks (utime + stime), name (/proc/<pid>/task/<tid>/stat and comm).
 threads_ticks() {
   local t s
@@ -151,18 +144,7 @@ while console_line "$out/guest.log"; do
   esac
 done < <(timeout -k 10 "$timeout_s" "${qemu[@]}" 2>&1 </dev/null; echo "RRQ QEMU-EXIT $?")
 rm -f "$qemu_pidfile" # QEMU has exited: its pid may be reused
-qrc=$(sed -nE 's/^RRQ QEMU-EXIT ([0-9]+)$/\1/p' "$out/guest.log" | tail -1)
-total=$((SECONDS - t0))
-
-if [[ -n $silent ]]; then
-  fail guest-finished "stopped after ${silence_s} s without console output; last console lines: $(last_lines 3)"
-elif [[ -n $done && $qrc == 0 ]]; then
-  pass guest-finished "the guest ran every check and powered off; QEMU exited 0 after ${total} s (boot to /init ${booted:-?} s)"
-elif [[ $qrc == 124 || $qrc == 137 ]]; then
-  fail guest-finished "timed out after ${timeout_s} s; last console lines: $(last_lines 3)"
-else
-  fail guest-finished "QEMU exited $qrc, finished=${done:-no}; last console lines: $(last_lines 5)"
-fi
+guest_verdict "$out/guest.log"
 
 if [[ -n $be_pid ]]; then
   # (a guest that did not finish has failed already)
