@@ -115,15 +115,11 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
             return RrStatus.InvalidArgument;
         }
 
-        if (_inFlight >= _capacity)
+        if (!TryRent(kind, offset, token, out Op op))
         {
             return RrStatus.Busy;
         }
 
-        Op op = Rent();
-        op.Kind = kind;
-        op.Offset = offset;
-        op.Token = token;
         if (op.Iov.Length < iov.Length)
         {
             op.Iov = new BlockIoVec[Math.Max(iov.Length, op.Iov.Length * 2)];
@@ -135,6 +131,22 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
         return RrStatus.Ok;
     }
 
+    /// <summary>An operation record for a new request, or false when the engine is full (Busy).</summary>
+    private bool TryRent(OpKind kind, ulong offset, ulong token, out Op op)
+    {
+        if (_inFlight >= _capacity)
+        {
+            op = null!;
+            return false;
+        }
+
+        op = Rent();
+        op.Kind = kind;
+        op.Offset = offset;
+        op.Token = token;
+        return true;
+    }
+
     private RrStatus SubmitRange(OpKind kind, ulong offset, ulong length, bool mayUnmap, ulong token)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -143,17 +155,13 @@ public sealed unsafe class ThreadPoolBlockIo : IBlockIoEngine
             return RrStatus.InvalidArgument;
         }
 
-        if (_inFlight >= _capacity)
+        if (!TryRent(kind, offset, token, out Op op))
         {
             return RrStatus.Busy;
         }
 
-        Op op = Rent();
-        op.Kind = kind;
-        op.Offset = offset;
         op.Length = length;
         op.MayUnmap = mayUnmap;
-        op.Token = token;
         op.IovCount = 0;
         Enlist(op);
         return RrStatus.Ok;
