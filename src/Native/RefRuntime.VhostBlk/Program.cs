@@ -17,7 +17,7 @@ namespace RefRuntime.VhostBlk;
 
 internal static class Program
 {
-    private static readonly Lock s_logLock = new();
+    private static readonly Action<string> Log = BackendCommandLine.StderrLog("refruntime-vhost-blk");
 
     private static int Main(string[] args)
     {
@@ -107,14 +107,6 @@ internal static class Program
                 ctx.Cancel = true;
                 server!.Stop();
             }
-        }
-    }
-
-    private static void Log(string line)
-    {
-        lock (s_logLock)
-        {
-            Console.Error.WriteLine($"refruntime-vhost-blk: {line}");
         }
     }
 }

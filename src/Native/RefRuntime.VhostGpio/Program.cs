@@ -20,7 +20,7 @@ internal static class Program
 {
     private const PosixSignal SIGUSR1 = (PosixSignal)10; // Linux x86-64 and arm64
 
-    private static readonly Lock s_logLock = new();
+    private static readonly Action<string> Log = BackendCommandLine.StderrLog("refruntime-vhost-gpio");
 
     private static int Main(string[] args)
     {
@@ -101,14 +101,6 @@ internal static class Program
         {
             ctx.Cancel = true;
             server!.Stop();
-        }
-    }
-
-    private static void Log(string line)
-    {
-        lock (s_logLock)
-        {
-            Console.Error.WriteLine($"refruntime-vhost-gpio: {line}");
         }
     }
 }

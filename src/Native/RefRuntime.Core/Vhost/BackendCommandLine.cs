@@ -118,6 +118,21 @@ public sealed class BackendCommandLine
         return o;
     }
 
+    /// <summary>The program's log: "program: line" on standard error, each line whole even when several threads log.</summary>
+    /// <param name="program">The program's name, the prefix of every line.</param>
+    /// <returns>The logger.</returns>
+    public static Action<string> StderrLog(string program)
+    {
+        var gate = new System.Threading.Lock();
+        return line =>
+        {
+            lock (gate)
+            {
+                Console.Error.WriteLine($"{program}: {line}");
+            }
+        };
+    }
+
     /// <summary>An integer in [<paramref name="min"/>, <paramref name="max"/>], invariant culture.</summary>
     public static bool TryInt(string? s, int min, int max, out int v) =>
         int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out v) && v >= min && v <= max;
