@@ -6,7 +6,8 @@
  *   mutex              the same under a pthread_mutex
  *   revocable_inline   rr_revocable_try_access / rr_revocable_release with RR_INLINE
  *   revocable_export   the same through the exported functions
- *   gate_export        rr_gate_enter / rr_gate_leave (exports: a handle-table lookup each)
+ *   gate_inline        rr_gate_enter / rr_gate_leave with RR_INLINE (no call into the library)
+ *   gate_export        the same through the exported functions (a handle-table lookup each)
  * Usage: revoke_bench [CSV|-] [iterations]
  */
 #define _GNU_SOURCE
@@ -79,7 +80,7 @@ static void free_obj(size_t variant, void *o)
 {
     if (variant == 2 || variant == 3)
         rr_revocable_destroy(o);
-    else if (variant == 4)
+    else if (variant >= 4)
         rr_gate_destroy(o);
 }
 
@@ -101,9 +102,10 @@ int main(int argc, char **argv)
         {"mutex", mutex_access},
         {"revocable_inline", revocable_access_inline},
         {"revocable_export", revocable_access_export},
+        {"gate_inline", gate_call_inline},
         {"gate_export", gate_call_export},
     };
-    bench_run_table("guarded access to a removable resource (access, read, release)", "guarded_access", v, 5,
+    bench_run_table("guarded access to a removable resource (access, read, release)", "guarded_access", v, 6,
                     make_obj, free_obj, n, csv);
     if (csv)
         fclose(csv);

@@ -290,6 +290,109 @@ public sealed unsafe class StateMachineTests
         Assert.Contains("after disconnect", e.Violation);
     }
 
+    // ---- type-stable gate: a late enter vs destroy and the domain's reuse ----------------------
+
+    // The C ABI's gates keep their domain after destroy and hand it to the next gate, so a caller
+    // that found the gate before the destroy may enter the domain after it has a new owner. The
+    // gate word's token makes that caller back out; checking only the closed bits would not.
+    private static Scenario RecycledGateScenario(bool broken)
+    {
+        var g1 = new CallGate(typeStable: true);
+        RawRcuDomain domain = g1.Domain;
+        var device = new Resource();
+        CallGate? g2 = null;
+        RrStatus destroyed = RrStatus.Busy;
+        string? seen = null;
+        var threads = new Action[2];
+        threads[0] = () =>
+        {
+            RcuReader* r;
+            if (broken)
+            {
+                r = domain.ReadLockRecord();
+                Point("broken.enter.check-bits");
+                if ((Volatile.Read(ref domain.State->GateWord) & (CallGate.Disconnected | CallGate.Destroying)) != 0)
+                {
+                    RawRcuDomain.ReadUnlock(r);
+                    r = null;
+                }
+            }
+            else
+            {
+                r = g1.Enter();
+            }
+
+            if (r != null)
+            {
+                Point("caller.use-device");
+                if (Volatile.Read(ref device.Released) != 0)
+                {
+                    seen ??= "a call used the device after its gate was destroyed and the domain reused";
+                }
+
+                CallGate.Leave(r);
+            }
+        };
+        threads[1] = () =>
+        {
+            destroyed = g1.Destroy();
+            if (destroyed == RrStatus.Ok)
+            {
+                Point("destroy.free-device");
+                Volatile.Write(ref device.Released, 1);
+                g2 = new CallGate(typeStable: true); // takes the freed domain unless another test did
+            }
+        };
+        return new Scenario
+        {
+            Threads = threads,
+            Check = () =>
+            {
+                if (seen != null)
+                {
+                    return seen;
+                }
+
+                if (destroyed != RrStatus.Ok)
+                {
+                    // Busy: the gate was left as it was.
+                    RcuReader* again = g1.Enter();
+                    if (again == null)
+                    {
+                        return "a destroy that answered Busy closed the gate";
+                    }
+
+                    CallGate.Leave(again);
+                    return g1.Destroy() == RrStatus.Ok ? null : "the gate could not be destroyed after the call left";
+                }
+
+                if (g1.Enter() != null)
+                {
+                    return "entered a destroyed gate";
+                }
+
+                return domain.HasActiveReader() ? "a reader was left inside the reused domain" : null;
+            },
+            Cleanup = () =>
+            {
+                g2?.Destroy();
+                g1.Destroy();
+            },
+        };
+    }
+
+    [Fact]
+    [Trait("Category", "Stress")]
+    public void TypeStableGate_enter_vs_destroy_and_reuse_every_interleaving() => AssertClean(Run("type-stable gate: enter vs destroy + reuse", () => RecycledGateScenario(broken: false)));
+
+    [Fact]
+    public void Explorer_catches_a_recycled_gate_checked_by_its_closed_bits_only()
+    {
+        Exploration e = Run("broken: recycled gate checked by closed bits only", () => RecycledGateScenario(broken: true));
+        Assert.NotNull(e.Violation);
+        Assert.Contains("domain reused", e.Violation);
+    }
+
     // ---- Arc: upgrade vs last drop, is_unique vs downgrade -------------------------------------
 
     [UnmanagedCallersOnly]

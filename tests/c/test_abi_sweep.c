@@ -72,6 +72,8 @@ static void gate_handles(void)
     CHECK_EQ(rr_devres_create(&other), RR_OK);
     sweep_handles(gate_calls, live, stale, other);
     CHECK_EQ(rr_gate_create(NULL), RR_EINVAL);
+    CHECK(rr_handle_table() != NULL); /* what the RR_INLINE gate calls read */
+    CHECK(rr_handle_table() == rr_handle_table());
     /* Still usable: */
     CHECK_EQ(rr_gate_enter(live), RR_OK);
     CHECK_EQ(rr_gate_leave(live), RR_OK);

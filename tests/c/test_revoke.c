@@ -1,7 +1,9 @@
 /*
  * rr_revocable_* / rr_gate_* / rr_devres_* through the real librefruntime.so, built twice
- * (exported calls and RR_INLINE, whose revocable access runs inline). Spec: docs/revocation.md, plus hot-unplug
- * from C threads: consumers call through a gate and a revocable while the device is removed.
+ * (exported calls and RR_INLINE, whose revocable access and gate enter/leave run inline). Spec:
+ * docs/revocation.md, plus hot-unplug from C threads: consumers call through a gate and a
+ * revocable while the device is removed, and callers holding stale gate handles while gates are
+ * destroyed and their domains reused.
  */
 #define _GNU_SOURCE
 #include <refruntime.h>
@@ -297,6 +299,136 @@ static void bad_handles_are_refused(void)
     CHECK(strcmp(rr_status_str(RR_ENOENT), "not found") == 0);
 }
 
+/* A destroyed gate's domain goes to the next gate: the old handle must not reach it. */
+static void gate_stale_handle_never_reaches_the_reused_domain(void)
+{
+    rr_gate_t *g1 = NULL, *g2 = NULL;
+    CHECK_EQ(rr_gate_create(&g1), RR_OK);
+    rr_handle_segment_t const *table = rr_handle_table();
+    CHECK(table != NULL);
+    uint64_t h1 = (uint64_t)(uintptr_t)g1;
+    uint32_t i1 = (uint32_t)(h1 >> 8) & 0xffffffu;
+    rr_handle_slot_t *slot1 = &table[i1 >> RR_HANDLE_SEGMENT_SHIFT][i1 & ((1u << RR_HANDLE_SEGMENT_SHIFT) - 1u)];
+    CHECK_EQ(slot1->stamp, (h1 & 0xffffffff00000000ull) | 1u);
+    rr_rcu_domain_t *d1 = slot1->native;
+    CHECK(d1 != NULL);
+    CHECK_EQ(d1->gate_word & 3u, 0);
+    CHECK_EQ(rr_gate_destroy(g1), RR_OK);
+    CHECK(slot1->stamp != ((h1 & 0xffffffff00000000ull) | 1u));
+    CHECK_EQ(rr_gate_create(&g2), RR_OK); /* takes the domain g1 gave back */
+    uint64_t h2 = (uint64_t)(uintptr_t)g2;
+    uint32_t i2 = (uint32_t)(h2 >> 8) & 0xffffffu;
+    CHECK(table[i2 >> RR_HANDLE_SEGMENT_SHIFT][i2 & ((1u << RR_HANDLE_SEGMENT_SHIFT) - 1u)].native == d1);
+    CHECK_EQ(rr_gate_enter(g1), RR_EBADHANDLE);
+    CHECK_EQ(rr_gate_leave(g1), RR_EBADHANDLE);
+    CHECK_EQ(rr_gate_disconnect(g1), RR_EBADHANDLE); /* and g2 stays open */
+    CHECK_EQ(rr_gate_enter(g2), RR_OK);
+    CHECK_EQ(rr_gate_leave(g1), RR_EBADHANDLE); /* not g2's call either */
+    CHECK_EQ(rr_gate_destroy(g2), RR_EBUSY);     /* a call is in flight: nothing changes */
+    CHECK_EQ(rr_gate_enter(g2), RR_OK);           /* still open after the refused destroy */
+    CHECK_EQ(rr_gate_leave(g2), RR_OK);
+    CHECK_EQ(rr_gate_leave(g2), RR_OK);
+    CHECK_EQ(rr_gate_leave(g2), RR_EINVAL);
+    CHECK_EQ(rr_gate_disconnect(g2), RR_OK);
+    CHECK_EQ(d1->gate_word & 1u, 1u);
+    CHECK_EQ(rr_gate_enter(g2), RR_ENODEV);
+    CHECK_EQ(rr_gate_destroy(g2), RR_OK);
+}
+
+/* Gates created and destroyed in a loop while callers enter through current and stale handles.
+ * A call that gets RR_OK must find its gate's device live for the whole call, and a handle whose
+ * gate was already destroyed before the call began must never enter. */
+#define CHURN_GATES 3000
+static rr_gate_t *churn_handle[CHURN_GATES];
+static _Atomic uint64_t churn_state[CHURN_GATES]; /* LIVE while the gate exists, then POISON */
+static _Atomic int churn_current = -1;
+static _Atomic int churn_done;
+
+struct churn_caller {
+    unsigned seed;
+    long ok, refused, bad, late_enter, used_after_destroy, leave_failed;
+};
+
+static void *churn_call(void *arg)
+{
+    struct churn_caller *c = arg;
+    while (!atomic_load(&churn_done)) {
+        int cur = atomic_load(&churn_current);
+        if (cur < 0)
+            continue;
+        c->seed = c->seed * 1103515245u + 12345u;
+        int seq = cur - (int)((c->seed >> 16) % 4u); /* the current gate or one of the last three */
+        if (seq < 0)
+            seq = 0;
+        rr_gate_t *g = churn_handle[seq];
+        uint64_t before = atomic_load(&churn_state[seq]);
+        int32_t rc = rr_gate_enter(g);
+        if (rc == RR_OK) {
+            c->ok++;
+            if (before == POISON)
+                c->late_enter++;
+            for (int k = 0; k < 3; k++)
+                if (atomic_load(&churn_state[seq]) != LIVE)
+                    c->used_after_destroy++;
+            if (rr_gate_leave(g) != RR_OK)
+                c->leave_failed++;
+        } else if (rc == RR_ENODEV) {
+            c->refused++;
+        } else if (rc == RR_EBADHANDLE) {
+            c->bad++;
+        } else {
+            c->leave_failed += 1000000; /* no other status is possible */
+        }
+    }
+    return NULL;
+}
+
+static void stale_gate_handles_under_churn(void)
+{
+    CHECK_EQ(rr_debug_set_poison(true, false), RR_OK);
+    struct churn_caller c[3] = {{1u, 0, 0, 0, 0, 0, 0}, {2u, 0, 0, 0, 0, 0, 0}, {3u, 0, 0, 0, 0, 0, 0}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, churn_call, &c[i]);
+    long busy = 0;
+    for (int seq = 0; seq < CHURN_GATES; seq++) {
+        CHECK_EQ(rr_gate_create(&churn_handle[seq]), RR_OK);
+        atomic_store(&churn_state[seq], LIVE);
+        atomic_store(&churn_current, seq);
+        if (seq >= 2) {
+            /* Retire the gate made two steps ago: disconnect, then destroy (a caller caught
+             * entering makes destroy answer RR_EBUSY; it leaves at once, so try again). */
+            rr_gate_t *old = churn_handle[seq - 2];
+            CHECK_EQ(rr_gate_disconnect(old), RR_OK);
+            int32_t rc;
+            while ((rc = rr_gate_destroy(old)) == RR_EBUSY)
+                busy++;
+            CHECK_EQ(rc, RR_OK);
+            atomic_store(&churn_state[seq - 2], POISON);
+        }
+    }
+    atomic_store(&churn_done, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    long ok = 0, bad = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(c[i].late_enter, 0);
+        CHECK_EQ(c[i].used_after_destroy, 0);
+        CHECK_EQ(c[i].leave_failed, 0);
+        ok += c[i].ok;
+        bad += c[i].bad;
+    }
+    CHECK(ok > 0);  /* the callers did get in */
+    CHECK(bad > 0); /* and did use stale handles */
+    for (int seq = CHURN_GATES - 2; seq < CHURN_GATES; seq++) {
+        CHECK_EQ(rr_gate_disconnect(churn_handle[seq]), RR_OK);
+        CHECK_EQ(rr_gate_destroy(churn_handle[seq]), RR_OK);
+    }
+    CHECK_EQ(rr_debug_live_handles(), 0);
+    CHECK_EQ(rr_debug_set_poison(false, false), RR_OK);
+    printf("  churn: %ld calls, %ld stale handles refused, %ld destroys retried\n", ok, bad, busy);
+}
+
 /* ---- hot-unplug from C threads ---------------------------------------------------------- */
 
 struct device {
@@ -377,6 +509,8 @@ int main(int argc, char **argv)
         {"devres_group_id_zero_is_newest_open", devres_group_id_zero_is_newest_open},
         {"bad_handles_are_refused", bad_handles_are_refused},
         {"hot_unplug_while_consumers_call", hot_unplug_while_consumers_call},
+        {"gate_stale_handle_never_reaches_the_reused_domain", gate_stale_handle_never_reaches_the_reused_domain},
+        {"stale_gate_handles_under_churn", stale_gate_handles_under_churn},
     };
     return rr_test_main("revoke_" MODE, cases, sizeof cases / sizeof cases[0], argc, argv);
 }

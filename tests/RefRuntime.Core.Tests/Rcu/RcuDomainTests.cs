@@ -68,6 +68,7 @@ public sealed unsafe class RcuDomainTests : IDisposable
     {
         Assert.Equal(128, sizeof(RcuDomainState));
         Assert.Equal(64, (int)Marshal.OffsetOf<RcuDomainState>(nameof(RcuDomainState.GpCtr)));
+        Assert.Equal(16, (int)Marshal.OffsetOf<RcuDomainState>(nameof(RcuDomainState.GateWord)));
         Assert.Equal(64, sizeof(RcuReader));
         Assert.Equal(16, (int)Marshal.OffsetOf<RcuReader>(nameof(RcuReader.InUse)));
     }

@@ -179,6 +179,82 @@ public sealed unsafe class RevocationTests : IDisposable
         Assert.Equal(RrStatus.Ok, gate.Disconnect(out _));
     }
 
+    // A refused destroy leaves the gate exactly as it was (open, or disconnected).
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void CallGate_DestroyWithCallInFlight_Busy_GateUnchanged(bool typeStable)
+    {
+        var gate = new CallGate(typeStable);
+        RcuReader* r = gate.Enter();
+        Assert.True(r != null);
+        Assert.Equal(RrStatus.Busy, gate.Destroy());
+        Assert.False(gate.IsDisconnected);
+        RcuReader* again = gate.Enter(); // still open
+        Assert.True(again != null);
+        CallGate.Leave(again);
+        CallGate.Leave(r);
+        Assert.Equal(RrStatus.Ok, gate.Disconnect(out _));
+        Assert.Equal(CallGate.Disconnected, gate.Domain.State->GateWord & 3);
+        Assert.Equal(RrStatus.Ok, gate.Destroy());
+        Assert.Equal(RrStatus.Ok, gate.Destroy()); // twice: nothing more to do
+    }
+
+    // A type-stable gate's domain outlives it and goes to the next such gate, whose token differs:
+    // the destroyed gate's object can neither enter nor close its successor.
+    [Fact]
+    public void CallGate_TypeStable_DomainReused_StaleGateCannotEnterOrCloseIt()
+    {
+        var g1 = new CallGate(typeStable: true);
+        RawRcuDomain d = g1.Domain;
+        RcuDomainState* state = d.State;
+        ulong open1 = g1.OpenWord;
+        Assert.Equal(open1, state->GateWord);
+        Assert.Equal(RrStatus.Ok, g1.Destroy());
+        Assert.False(d.IsDisposed); // never freed
+        Assert.Equal(0UL, state->GateWord);
+        Assert.True(g1.Enter() == null);
+        Assert.Throws<ObjectDisposedException>(() => g1.Disconnect(out _));
+
+        var g2 = new CallGate(typeStable: true);
+        try
+        {
+            Assert.NotEqual(open1, g2.OpenWord);
+            if (ReferenceEquals(g2.Domain, d))
+            {
+                Assert.Equal(g2.OpenWord, state->GateWord);
+            }
+
+            Assert.True(g1.Enter() == null); // the old gate, even on its old domain
+            Assert.False(g1.InCall);
+            RcuReader* r = g2.Enter();
+            Assert.True(r != null);
+            Assert.True(g2.InCall);
+            CallGate.Leave(r);
+        }
+        finally
+        {
+            Assert.Equal(RrStatus.Ok, g2.Destroy());
+        }
+    }
+
+    // The pool's domains stay out of the native leak count.
+    [Fact]
+    public void CallGate_TypeStable_NotCountedAsNativeLeak()
+    {
+        new CallGate(typeStable: true).Destroy(); // warm the pool
+        long live0 = RefRuntime.Core.Memory.NativeHeap.LiveCount;
+        for (int i = 0; i < 5; i++)
+        {
+            var g = new CallGate(typeStable: true);
+            RcuReader* r = g.Enter();
+            CallGate.Leave(r);
+            Assert.Equal(RrStatus.Ok, g.Destroy());
+        }
+
+        Assert.Equal(live0, RefRuntime.Core.Memory.NativeHeap.LiveCount);
+    }
+
     // devres: LIFO release, newest match, groups and nesting.
     [Fact]
     public void Devres_ReleaseAll_IsLifo()

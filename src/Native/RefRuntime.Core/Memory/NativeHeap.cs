@@ -60,6 +60,25 @@ public static unsafe class NativeHeap
     /// <returns>The block, or <see langword="null"/> when the allocation failed.</returns>
     public static void* AllocZeroed(nuint size, nuint align)
     {
+        void* p = AllocPermanent(size, align);
+        if (p != null)
+        {
+            Interlocked.Increment(ref s_allocations);
+        }
+
+        return p;
+    }
+
+    /// <summary>
+    /// Allocates <paramref name="size"/> zeroed bytes that are never freed and not counted in
+    /// <see cref="LiveCount"/>: process-lifetime structures that C code may read at any time (the
+    /// C handle table, the domains of type-stable gates). Not a leak, so not in the leak count.
+    /// </summary>
+    /// <param name="size">Bytes; at least 1.</param>
+    /// <param name="align">Alignment, a power of two.</param>
+    /// <returns>The block, or <see langword="null"/> when the allocation failed.</returns>
+    public static void* AllocPermanent(nuint size, nuint align)
+    {
         void* p;
         try
         {
@@ -72,7 +91,6 @@ public static unsafe class NativeHeap
 
         // SAFETY: p is a fresh block of size bytes.
         NativeMemory.Clear(p, size);
-        Interlocked.Increment(ref s_allocations);
         return p;
     }
 

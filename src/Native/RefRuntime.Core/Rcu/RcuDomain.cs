@@ -78,6 +78,7 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
     private long _stallTicks = long.MaxValue;
     private Action<RawRcuStall>? _onStall;
     private volatile bool _disposed;
+    private readonly bool _permanent; // never destroyed; native memory outside the leak count
 
     /// <summary>The process-wide default domain; never disposed.</summary>
     public static RawRcuDomain Default { get; } = new(pinned: true);
@@ -85,9 +86,16 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
     /// <summary>Creates a domain, independent of every other: its readers never delay another domain's grace periods.</summary>
     /// <param name="pinned">Whether the native state keeps the domain alive (for domains owned by C code) until <see cref="Dispose"/>.</param>
     public RawRcuDomain(bool pinned = false)
+        : this(pinned, permanent: false)
     {
-        // SAFETY: fresh zeroed block of sizeof(RcuDomainState), 64-aligned, freed in Dispose.
-        _state = (RcuDomainState*)NativeHeap.AllocZeroed((nuint)sizeof(RcuDomainState), 64);
+    }
+
+    private RawRcuDomain(bool pinned, bool permanent)
+    {
+        _permanent = permanent;
+        // SAFETY: fresh zeroed block of sizeof(RcuDomainState), 64-aligned, freed in Dispose
+        // (never, for a permanent domain).
+        _state = (RcuDomainState*)Alloc((nuint)sizeof(RcuDomainState));
         if (_state == null)
         {
             throw new OutOfMemoryException("RawRcuDomain: native allocation failed.");
@@ -100,6 +108,16 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
         _state->GpCtr = NestOne;
         Volatile.Write(ref _state->Magic, MagicLive);
     }
+
+    /// <summary>
+    /// A domain that is never destroyed (<see cref="Destroy"/> refuses, as for the default one),
+    /// whose native state and reader records stay mapped for the life of the process and are not
+    /// counted by <see cref="NativeHeap.LiveCount"/>: the pool behind type-stable gates.
+    /// </summary>
+    /// <returns>A new pinned domain.</returns>
+    public static RawRcuDomain CreatePermanent() => new(pinned: true, permanent: true);
+
+    private void* Alloc(nuint size) => _permanent ? NativeHeap.AllocPermanent(size, 64) : NativeHeap.AllocZeroed(size, 64);
 
     /// <summary>The native state (the C handle of this domain).</summary>
     public RcuDomainState* State => _state;
@@ -261,7 +279,7 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
             }
         }
 
-        RcuReader* fresh = (RcuReader*)NativeHeap.AllocZeroed((nuint)sizeof(RcuReader), 64);
+        RcuReader* fresh = (RcuReader*)Alloc((nuint)sizeof(RcuReader));
         if (fresh == null)
         {
             throw new OutOfMemoryException("RawRcuDomain: reader record allocation failed.");
@@ -292,6 +310,21 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
                 Volatile.Write(ref r->InUse, 0);
             }
         }
+    }
+
+    /// <summary>Whether some thread is inside a read-side section of this domain now (plain loads: the caller orders them, e.g. with a process-wide barrier).</summary>
+    public bool HasActiveReader()
+    {
+        for (RcuReader* r = (RcuReader*)Volatile.Read(ref _head); r != null; r = r->Next)
+        {
+            Interleave.Point("rcu.scan-active");
+            if ((Volatile.Read(ref r->Ctr) & NestMask) != 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Number of reader records (threads that ever read, minus recycled ones).</summary>
@@ -451,10 +484,10 @@ public sealed unsafe partial class RawRcuDomain : IDisposable
     /// reader records. Refused (<see cref="RrStatus.Busy"/>) while a reader is inside a section;
     /// the default domain cannot be destroyed.
     /// </summary>
-    /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.Busy"/>, <see cref="RrStatus.WouldDeadlock"/> (from a callback), or <see cref="RrStatus.InvalidArgument"/> for the default domain.</returns>
+    /// <returns><see cref="RrStatus.Ok"/>, <see cref="RrStatus.Busy"/>, <see cref="RrStatus.WouldDeadlock"/> (from a callback), or <see cref="RrStatus.InvalidArgument"/> for the default domain or a permanent one.</returns>
     public RrStatus Destroy()
     {
-        if (ReferenceEquals(this, Default))
+        if (ReferenceEquals(this, Default) || _permanent)
         {
             return RrStatus.InvalidArgument;
         }

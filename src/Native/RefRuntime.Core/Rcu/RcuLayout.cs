@@ -4,7 +4,8 @@
 //   RcuDomainState (128 bytes, 64-aligned)        RcuReader (64 bytes, 64-aligned, one per thread per domain)
 //   0   magic, id                                  0   ctr    nesting (bits 0..31) | phase (bit 32)
 //   8   managed handle (GCHandle of RawRcuDomain)     8   next   the domain's registry list
-//   64  gp_ctr  phase (bit 32) | 1 -- its own line 16  in_use 1 while a thread owns the record
+//   16  gate word (a CallGate's state, CallGate.cs)   16  in_use 1 while a thread owns the record
+//   64  gp_ctr  phase (bit 32) | 1 -- its own line
 //                                                  20  thread id of the owner (diagnostics)
 //
 // The reader word follows liburcu's memb flavour: the outermost read lock copies gp_ctr (which
@@ -29,7 +30,13 @@ public struct RcuDomainState
     /// <summary>A GCHandle to the managed <see cref="RawRcuDomain"/>.</summary>
     public nint Managed;
 
-    private readonly ulong _pad0, _pad1, _pad2, _pad3, _pad4, _pad5;
+    /// <summary>
+    /// When the domain is a <see cref="Revoke.CallGate"/>'s: its owner token (bits 63..2) and its
+    /// closed bits (bit 0 disconnected, bit 1 a destroy in progress); 0 otherwise (offset 16).
+    /// </summary>
+    public ulong GateWord;
+
+    private readonly ulong _pad1, _pad2, _pad3, _pad4, _pad5;
 
     /// <summary>The grace-period counter: phase bit and a nesting count of one (offset 64, its own cache line).</summary>
     public ulong GpCtr;

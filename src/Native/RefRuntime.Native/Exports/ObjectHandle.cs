@@ -17,13 +17,20 @@
 // Generations are unique across slots, so a live handle with any one bit flipped is refused too
 // (an index bit moves it to a slot whose generation differs). The table's segments are allocated
 // once and never freed or moved. Aliasing needs 2^32 - 1 handles made in between.
+//
+// The stamps live in native memory (rr_handle_slot_t: the stamp and a native pointer, 16 bytes),
+// reachable from C through rr_handle_table(): the RR_INLINE gate calls check a handle there and
+// find the gate's type-stable domain without crossing into .NET (docs/revocation.md). The objects
+// stay in managed arrays beside them. Both are allocated once per segment and never freed.
 
 using System;
 using System.Collections.Generic;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
 using RefRuntime.Core;
+using RefRuntime.Core.Memory;
 
 namespace RefRuntime.Native.Exports;
 
@@ -71,26 +78,59 @@ internal static unsafe class ObjectHandle
     private const int KindCount = 10;
     private const long ClaimBit = 1L << 8;
 
-    private struct Slot
-    {
-        public object? Target;
-        public long Stamp;
-    }
-
     // Segments are published with a release store and never replaced: a resolver that sees one
-    // may keep using it without a lock.
-    private static readonly Slot[]?[] s_segments = new Slot[]?[MaxSegments];
+    // may keep using it without a lock. s_targets[i] is published before s_table[i].
+    private static readonly object?[]?[] s_targets = new object?[]?[MaxSegments];
+    private static nint s_table; // HandleSlot**: MaxSegments segment pointers (native, never freed)
     private static readonly Queue<int> s_free = new();
     private static readonly long[] s_live = new long[KindCount];
     private static readonly object s_lock = new();
     private static int s_used; // slots ever handed out (the next fresh index)
     private static uint s_generation; // the last generation handed out (0 is never used)
 
+    /// <summary>The native table of segment pointers (rr_handle_table()), allocated on first use; null when that allocation failed.</summary>
+    public static HandleSlot** Table
+    {
+        get
+        {
+            HandleSlot** t = (HandleSlot**)Volatile.Read(ref s_table);
+            if (t == null)
+            {
+                lock (s_lock)
+                {
+                    t = EnsureTableLocked();
+                }
+            }
+
+            return t;
+        }
+    }
+
+    private static HandleSlot** EnsureTableLocked()
+    {
+        if (s_table == 0)
+        {
+            // SAFETY: a zeroed block of MaxSegments pointers, never freed.
+            Volatile.Write(ref s_table, (nint)NativeHeap.AllocPermanent((nuint)(MaxSegments * sizeof(nint)), 64));
+        }
+
+        return (HandleSlot**)s_table;
+    }
+
     /// <summary>Stores <paramref name="target"/> in a free slot and returns its handle, or NULL when the table is full.</summary>
-    public static void* Alloc(object target, HandleKind kind)
+    /// <param name="target">The object.</param>
+    /// <param name="kind">Its kind.</param>
+    /// <param name="native">Native memory C may read through the slot (a gate's type-stable domain); it must stay mapped for the life of the process.</param>
+    public static void* Alloc(object target, HandleKind kind, void* native = null)
     {
         lock (s_lock)
         {
+            HandleSlot** table = EnsureTableLocked();
+            if (table == null)
+            {
+                return null;
+            }
+
             int index;
             if (s_free.Count > 0)
             {
@@ -103,23 +143,35 @@ internal static unsafe class ObjectHandle
                     return null;
                 }
 
-                index = s_used++;
+                index = s_used;
                 if ((index & (SegmentSize - 1)) == 0)
                 {
-                    Volatile.Write(ref s_segments[index >> SegmentShift], new Slot[SegmentSize]);
+                    // SAFETY: a zeroed block of SegmentSize slots, never freed.
+                    HandleSlot* fresh = (HandleSlot*)NativeHeap.AllocPermanent((nuint)(SegmentSize * sizeof(HandleSlot)), 64);
+                    if (fresh == null)
+                    {
+                        return null;
+                    }
+
+                    Volatile.Write(ref s_targets[index >> SegmentShift], new object?[SegmentSize]);
+                    Volatile.Write(ref *(nint*)&table[index >> SegmentShift], (nint)fresh);
                 }
+
+                s_used++;
             }
 
-            ref Slot slot = ref s_segments[index >> SegmentShift]![index & (SegmentSize - 1)];
+            // SAFETY: index < s_used, so its segment was allocated above or earlier (never freed).
+            HandleSlot* slot = &table[index >> SegmentShift][index & (SegmentSize - 1)];
             if (++s_generation == 0)
             {
                 s_generation = 1;
             }
 
             ulong generation = s_generation;
-            slot.Target = target;
-            // The stamp goes last: a resolver that sees it also sees the object.
-            Volatile.Write(ref slot.Stamp, (long)((generation << 32) | (uint)kind));
+            s_targets[index >> SegmentShift]![index & (SegmentSize - 1)] = target;
+            slot->Native = (nint)native;
+            // The stamp goes last: a resolver that sees it also sees the object and the pointer.
+            Volatile.Write(ref slot->Stamp, (long)((generation << 32) | (uint)kind));
             s_live[(int)kind]++;
             return (void*)((generation << 32) | ((ulong)(uint)index << 8) | ((ulong)kind << 4) | Tag);
         }
@@ -139,15 +191,15 @@ internal static unsafe class ObjectHandle
             return RrStatus.InvalidArgument;
         }
 
-        if (!TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp))
+        if (!TryFind((ulong)handle, kind, out HandleSlot* slot, out int segment, out int offset, out long stamp))
         {
             return RrStatus.BadHandle;
         }
 
-        object? o = Volatile.Read(ref segment![offset].Target);
+        object? o = Volatile.Read(ref s_targets[segment]![offset]);
         // Re-read the stamp: unchanged means the object read in between belongs to this handle (a
         // free changes the stamp before it clears the object; a reuse needs a free first).
-        if ((Volatile.Read(ref segment[offset].Stamp) & ~ClaimBit) != stamp)
+        if ((Volatile.Read(ref slot->Stamp) & ~ClaimBit) != stamp)
         {
             return RrStatus.BadHandle;
         }
@@ -171,14 +223,14 @@ internal static unsafe class ObjectHandle
             return RrStatus.InvalidArgument;
         }
 
-        if (!TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp)
-            || Interlocked.CompareExchange(ref segment![offset].Stamp, stamp | ClaimBit, stamp) != stamp)
+        if (!TryFind((ulong)handle, kind, out HandleSlot* slot, out int segment, out int offset, out long stamp)
+            || Interlocked.CompareExchange(ref slot->Stamp, stamp | ClaimBit, stamp) != stamp)
         {
             return RrStatus.BadHandle; // not live, or being destroyed by another thread
         }
 
         // Claimed: nobody can free the slot now, so the object read is this handle's.
-        target = Volatile.Read(ref segment[offset].Target) as T;
+        target = Volatile.Read(ref s_targets[segment]![offset]) as T;
         if (target is null)
         {
             Unclaim(handle, kind);
@@ -227,9 +279,9 @@ internal static unsafe class ObjectHandle
     /// <summary>Gives up a claim taken by <see cref="Claim"/> (the object is still live).</summary>
     public static void Unclaim(void* handle, HandleKind kind)
     {
-        if (TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp))
+        if (TryFind((ulong)handle, kind, out HandleSlot* slot, out _, out _, out long stamp))
         {
-            Interlocked.CompareExchange(ref segment![offset].Stamp, stamp, stamp | ClaimBit);
+            Interlocked.CompareExchange(ref slot->Stamp, stamp, stamp | ClaimBit);
         }
     }
 
@@ -240,20 +292,20 @@ internal static unsafe class ObjectHandle
     /// </summary>
     public static bool Free(void* handle, HandleKind kind)
     {
-        if (!TryFind((ulong)handle, kind, out Slot[]? segment, out int offset, out long stamp))
+        if (!TryFind((ulong)handle, kind, out HandleSlot* slot, out int segment, out int offset, out long stamp))
         {
             return false;
         }
 
         long dead = (long)((ulong)stamp & 0xFFFF_FFFF_0000_0000UL); // kind None: no handle matches
-        if (Interlocked.CompareExchange(ref segment![offset].Stamp, dead, stamp | ClaimBit) != (stamp | ClaimBit))
+        if (Interlocked.CompareExchange(ref slot->Stamp, dead, stamp | ClaimBit) != (stamp | ClaimBit))
         {
             return false; // not claimed by the caller
         }
 
         lock (s_lock)
         {
-            segment[offset].Target = null;
+            s_targets[segment]![offset] = null;
             s_free.Enqueue((int)(((ulong)handle >> 8) & 0xFF_FFFF));
             s_live[(int)kind]--;
         }
@@ -310,24 +362,41 @@ internal static unsafe class ObjectHandle
 
     // Decodes a handle and checks its tag, kind, index and current stamp.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TryFind(ulong h, HandleKind kind, out Slot[]? segment, out int offset, out long stamp)
+    private static bool TryFind(ulong h, HandleKind kind, out HandleSlot* slot, out int segment, out int offset, out long stamp)
     {
-        segment = null;
+        slot = null;
+        segment = 0;
         offset = 0;
         stamp = (long)((h & 0xFFFF_FFFF_0000_0000UL) | (uint)kind);
-        if ((h & 0xFF) != (((ulong)kind << 4) | Tag))
+        HandleSlot** table = (HandleSlot**)Volatile.Read(ref s_table);
+        if ((h & 0xFF) != (((ulong)kind << 4) | Tag) || table == null)
         {
             return false;
         }
 
         uint index = (uint)(h >> 8) & 0xFF_FFFF;
-        segment = Volatile.Read(ref s_segments[index >> SegmentShift]);
-        if (segment is null)
+        segment = (int)(index >> SegmentShift);
+        // SAFETY: segment < MaxSegments (a 24-bit index); the table has MaxSegments entries.
+        HandleSlot* seg = (HandleSlot*)Volatile.Read(ref *(nint*)&table[segment]);
+        if (seg == null)
         {
             return false;
         }
 
         offset = (int)(index & (SegmentSize - 1));
-        return (Volatile.Read(ref segment[offset].Stamp) & ~ClaimBit) == stamp;
+        // SAFETY: offset < SegmentSize, the segment's length; segments are never freed.
+        slot = &seg[offset];
+        return (Volatile.Read(ref slot->Stamp) & ~ClaimBit) == stamp;
     }
+}
+
+/// <summary>One slot of the native handle table (rr_handle_slot_t in refruntime.h, 16 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct HandleSlot
+{
+    /// <summary>generation &lt;&lt; 32 | claimed &lt;&lt; 8 | kind; kind 0 = free.</summary>
+    public long Stamp;
+
+    /// <summary>Native memory for the RR_INLINE paths (a gate's domain state), or 0.</summary>
+    public nint Native;
 }

@@ -139,7 +139,15 @@ internal static unsafe class RevokeExports
                 return (int)RrStatus.InvalidArgument;
             }
 
-            void* h = ObjectHandle.Alloc(new CallGate(), HandleKind.Gate);
+            // Type-stable: the RR_INLINE enter may read the gate's domain through the handle
+            // table after the gate is destroyed, so the domain is never freed (CallGate.cs).
+            var gate = new CallGate(typeStable: true);
+            void* h = ObjectHandle.Alloc(gate, HandleKind.Gate, gate.Domain.State);
+            if (h == null)
+            {
+                gate.Destroy();
+            }
+
             // SAFETY: non-NULL out pointer (checked).
             *outGate = h;
             return (int)(h == null ? RrStatus.OutOfMemory : RrStatus.Ok);
@@ -147,6 +155,20 @@ internal static unsafe class RevokeExports
         catch (Exception e)
         {
             return (int)Abi.Fail(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "rr_handle_table")]
+    private static void* HandleTable()
+    {
+        try
+        {
+            return ObjectHandle.Table;
+        }
+        catch (Exception e)
+        {
+            Abi.Fail(e);
+            return null;
         }
     }
 

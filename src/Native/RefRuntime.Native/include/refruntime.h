@@ -21,11 +21,12 @@
  *   - All functions are thread-safe unless their documentation says otherwise.
  *
  * Inline fast paths
- *   Calling an export costs a NativeAOT transition (about 13 ns on a 2-vCPU VM; see the
- *   README and perf-results/). Define RR_INLINE before including this header to get
- *   static inline versions of the hot refcount operations over the same memory layout; they call
- *   into the library only to saturate and warn (and for a NULL or misaligned pointer, which the
- *   exported function then reports). Both modes behave identically; the inline mode needs GCC or
+ *   Calling an export costs a NativeAOT transition (5-13 ns on a 2-vCPU VM; see the README and
+ *   perf-results/). Define RR_INLINE before including this header to get static inline versions
+ *   of the hot paths over the same memory layout: refcount, Arc clone/drop/upgrade, the RCU read
+ *   side, Revocable access, gate enter/leave and plain MMIO windows. They call into the library
+ *   only for the unusual case (to saturate and warn, a NULL, misaligned, stale or made-up pointer
+ *   or handle, which the exported function then reports). Both modes behave identically; the inline mode needs GCC or
  *   Clang (it uses the __atomic builtins), in C or C++.
  *
  * Layouts are fixed: rr_refcount_t is exactly one int32_t (4 bytes, 4-byte aligned) and may be
@@ -555,13 +556,16 @@ int32_t rr_arc_is_unique(const void *payload, bool *out);
 
 /**
  * rr_rcu_domain_t - a domain's native state. Fields are read by the RR_INLINE read side; never
- * write them. gp_ctr sits alone on the second cache line.
+ * write them. gp_ctr sits alone on the second cache line. @gate_word is the state of the gate
+ * whose domain this is (rr_gate_t: owner token in bits 63..2, disconnected in bit 0, a destroy in
+ * progress in bit 1), 0 for a plain domain.
  */
 typedef struct rr_rcu_domain {
     uint32_t magic;
     uint32_t id;
     uint64_t managed;
-    uint64_t reserved[6];
+    uint64_t gate_word;
+    uint64_t reserved[5];
     uint64_t gp_ctr;
     uint64_t reserved2[7];
 } rr_rcu_domain_t;
@@ -776,8 +780,41 @@ int32_t rr_revocable_revoke_nosync(rr_revocable_t *r, bool *revoked);
  */
 int32_t rr_revocable_destroy(rr_revocable_t *r);
 
-/** rr_gate_t - a call-draining gate (opaque). */
+/**
+ * rr_gate_t - a call-draining gate (opaque: a generation-checked handle, never dereferenced).
+ *
+ * Under RR_INLINE, rr_gate_enter() and rr_gate_leave() run inline without entering the library:
+ * they find the gate through the handle table (rr_handle_table()), whose slot names the gate's
+ * RCU domain, enter or leave that domain's read side inline, and check the handle again after
+ * entering. A gate's domain is never freed, only reused by a later gate, so a handle that goes
+ * stale meanwhile reads valid memory and then fails the second check. Anything unusual (NULL, a
+ * made-up, stale or wrong-kind handle, a gate being destroyed, a call that is not inside) is
+ * handed to the exported function, which reports it exactly as without RR_INLINE.
+ */
 typedef struct rr_gate rr_gate_t;
+
+/**
+ * rr_handle_slot_t - one slot of the library's handle table (16 bytes; read by the RR_INLINE
+ * gate calls; never write it). @stamp: the live handle's generation << 32 | kind (0 when free;
+ * bit 8 while a destroy is in progress). @native: a gate's rr_rcu_domain_t, NULL for other kinds.
+ */
+typedef struct rr_handle_slot {
+    uint64_t stamp;
+    void *native;
+} rr_handle_slot_t;
+
+/* The handle table's shape: a handle's bits 31..8 index it, in segments of 1024 slots. */
+#define RR_HANDLE_SEGMENT_SHIFT 10
+#define RR_HANDLE_SEGMENTS 16384
+
+/**
+ * rr_handle_table() - the handle table: RR_HANDLE_SEGMENTS segment pointers, each NULL or a
+ * segment of 1 << RR_HANDLE_SEGMENT_SHIFT slots. The table and its segments are never freed or
+ * moved; a segment pointer, once set, never changes. Used by the RR_INLINE gate calls.
+ * Return: the table; NULL only when its allocation failed.
+ */
+typedef rr_handle_slot_t *rr_handle_segment_t;
+rr_handle_segment_t const *rr_handle_table(void);
 
 /** rr_gate_create() - an open gate. Return: RR_OK; RR_EINVAL (NULL @out); RR_ENOMEM. */
 int32_t rr_gate_create(rr_gate_t **out);
@@ -1865,6 +1902,29 @@ static inline rr_rcu_reader_t *rr__rcu_reader(rr_rcu_domain_t *d)
     return rr__rcu_tls_reader;
 }
 
+/* Enter and leave on a thread's own record (the read side of every inline section). */
+static inline void rr__rcu_record_enter(rr_rcu_domain_t *d, rr_rcu_reader_t *r)
+{
+    uint64_t c = __atomic_load_n(&r->ctr, __ATOMIC_RELAXED);
+    uint64_t entered = (c & RR_RCU_NEST_MASK) == 0 ? __atomic_load_n(&d->gp_ctr, __ATOMIC_RELAXED)
+                                                   : c + RR_RCU_NEST_ONE;
+    __atomic_store_n(&r->ctr, entered, __ATOMIC_RELAXED);
+    /* Compiler barrier: the record store stays before the section's loads; the writer's
+     * process-wide barrier supplies the hardware fence (liburcu memb). */
+    __asm__ __volatile__("" ::: "memory");
+}
+
+/* False (nothing changed) when the thread is not inside a section of the record's domain. */
+static inline bool rr__rcu_record_leave(rr_rcu_reader_t *r)
+{
+    uint64_t c = __atomic_load_n(&r->ctr, __ATOMIC_RELAXED);
+    if (RR__UNLIKELY((c & RR_RCU_NEST_MASK) == 0))
+        return false;
+    __asm__ __volatile__("" ::: "memory");
+    __atomic_store_n(&r->ctr, c - RR_RCU_NEST_ONE, __ATOMIC_RELAXED);
+    return true;
+}
+
 static inline int32_t rr__inline_rcu_read_lock(rr_rcu_domain_t *d)
 {
     if (RR__UNLIKELY(d == NULL))
@@ -1872,15 +1932,7 @@ static inline int32_t rr__inline_rcu_read_lock(rr_rcu_domain_t *d)
     rr_rcu_reader_t *r = rr__rcu_reader(d);
     if (RR__UNLIKELY(r == NULL))
         return (rr_rcu_read_lock)(d);
-    uint64_t c = __atomic_load_n(&r->ctr, __ATOMIC_RELAXED);
-    if ((c & RR_RCU_NEST_MASK) == 0) {
-        __atomic_store_n(&r->ctr, __atomic_load_n(&d->gp_ctr, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-        /* Compiler barrier: the record store stays before the section's loads; the writer's
-         * process-wide barrier supplies the hardware fence (liburcu memb). */
-        __asm__ __volatile__("" ::: "memory");
-    } else {
-        __atomic_store_n(&r->ctr, c + RR_RCU_NEST_ONE, __ATOMIC_RELAXED);
-    }
+    rr__rcu_record_enter(d, r);
     return RR_OK;
 }
 
@@ -1889,13 +1941,8 @@ static inline int32_t rr__inline_rcu_read_unlock(rr_rcu_domain_t *d)
     if (RR__UNLIKELY(d == NULL))
         return (rr_rcu_read_unlock)(d);
     rr_rcu_reader_t *r = rr__rcu_reader(d);
-    if (RR__UNLIKELY(r == NULL))
-        return (rr_rcu_read_unlock)(d);
-    uint64_t c = __atomic_load_n(&r->ctr, __ATOMIC_RELAXED);
-    if (RR__UNLIKELY((c & RR_RCU_NEST_MASK) == 0))
+    if (RR__UNLIKELY(r == NULL || !rr__rcu_record_leave(r)))
         return (rr_rcu_read_unlock)(d); /* not in a section: the library reports RR_EINVAL */
-    __asm__ __volatile__("" ::: "memory");
-    __atomic_store_n(&r->ctr, c - RR_RCU_NEST_ONE, __ATOMIC_RELAXED);
     return RR_OK;
 }
 
@@ -1927,6 +1974,78 @@ static inline int32_t rr__inline_revocable_release(rr_revocable_t *r)
 #define rr_revocable_try_access(r) rr__inline_revocable_try_access((r))
 #define rr_revocable_release(r) rr__inline_revocable_release((r))
 
+/* Gate calls: the handle is checked in the handle table (never dereferenced), the gate's domain
+ * is entered, then the handle is checked again: a gate destroyed meanwhile (its domain is never
+ * freed) is noticed and the section undone. Disconnect and destroy order their flag or claim
+ * before their scan with a process-wide barrier, as a grace period does, so the compiler barrier
+ * below is all the ordering the caller needs. Everything else goes to the library. */
+static rr_handle_segment_t const *rr__handle_table_cache;
+
+static inline rr_handle_slot_t *rr__gate_slot(const rr_gate_t *g, uint64_t *stamp)
+{
+    uint64_t h = (uint64_t)(uintptr_t)g;
+    if (RR__UNLIKELY((h & 0xffu) != 0x1bu)) /* kind 1 (gate) << 4 | tag 0xb */
+        return NULL;
+    rr_handle_segment_t const *t = __atomic_load_n(&rr__handle_table_cache, __ATOMIC_ACQUIRE);
+    if (RR__UNLIKELY(t == NULL)) {
+        t = rr_handle_table();
+        if (t == NULL)
+            return NULL;
+        __atomic_store_n(&rr__handle_table_cache, t, __ATOMIC_RELEASE);
+    }
+    uint32_t index = (uint32_t)(h >> 8) & 0xffffffu;
+    rr_handle_slot_t *seg = __atomic_load_n(&t[index >> RR_HANDLE_SEGMENT_SHIFT], __ATOMIC_ACQUIRE);
+    if (RR__UNLIKELY(seg == NULL))
+        return NULL;
+    *stamp = (h & 0xffffffff00000000ull) | 1u; /* the live, unclaimed stamp of this handle */
+    return &seg[index & ((1u << RR_HANDLE_SEGMENT_SHIFT) - 1u)];
+}
+
+static inline int32_t rr__inline_gate_enter(rr_gate_t *g)
+{
+    uint64_t stamp = 0;
+    rr_handle_slot_t *s = rr__gate_slot(g, &stamp);
+    if (RR__UNLIKELY(s == NULL || __atomic_load_n(&s->stamp, __ATOMIC_ACQUIRE) != stamp))
+        return (rr_gate_enter)(g); /* NULL, made-up, stale, claimed: the library reports it */
+    rr_rcu_domain_t *d = (rr_rcu_domain_t *)__atomic_load_n(&s->native, __ATOMIC_ACQUIRE);
+    if (RR__UNLIKELY(d == NULL))
+        return (rr_gate_enter)(g);
+    rr_rcu_reader_t *r = rr__rcu_reader(d);
+    if (RR__UNLIKELY(r == NULL))
+        return (rr_gate_enter)(g);
+    rr__rcu_record_enter(d, r);
+    if (RR__UNLIKELY(__atomic_load_n(&s->stamp, __ATOMIC_RELAXED) != stamp)) {
+        rr__rcu_record_leave(r);
+        return (rr_gate_enter)(g); /* destroyed or being destroyed meanwhile */
+    }
+    if (RR__UNLIKELY((__atomic_load_n(&d->gate_word, __ATOMIC_RELAXED) & 3u) != 0)) {
+        rr__rcu_record_leave(r);
+        return RR_ENODEV; /* disconnected */
+    }
+    return RR_OK;
+}
+
+static inline int32_t rr__inline_gate_leave(rr_gate_t *g)
+{
+    uint64_t stamp = 0;
+    rr_handle_slot_t *s = rr__gate_slot(g, &stamp);
+    if (RR__UNLIKELY(s == NULL || __atomic_load_n(&s->stamp, __ATOMIC_ACQUIRE) != stamp))
+        return (rr_gate_leave)(g);
+    rr_rcu_domain_t *d = (rr_rcu_domain_t *)__atomic_load_n(&s->native, __ATOMIC_ACQUIRE);
+    /* The second look: the domain read in between is this handle's. */
+    if (RR__UNLIKELY(d == NULL || __atomic_load_n(&s->stamp, __ATOMIC_RELAXED) != stamp))
+        return (rr_gate_leave)(g);
+    rr_rcu_reader_t *r = rr__rcu_reader(d);
+    if (RR__UNLIKELY(r == NULL))
+        return (rr_gate_leave)(g);
+    if (RR__UNLIKELY(!rr__rcu_record_leave(r)))
+        return (rr_gate_leave)(g); /* not inside a call: the library reports RR_EINVAL */
+    return RR_OK;
+}
+
+#define rr_gate_enter(g) rr__inline_gate_enter((g))
+#define rr_gate_leave(g) rr__inline_gate_leave((g))
+
 #endif /* RR_INLINE */
 
 #ifdef __cplusplus
@@ -1955,10 +2074,12 @@ _Static_assert(offsetof(rr_arc_header_t, flags) == 40, "Arc header layout");
 _Static_assert(sizeof(rr_weak_t) == sizeof(uintptr_t), "rr_weak_t is one word");
 #endif
 #ifdef __cplusplus
-static_assert(sizeof(rr_rcu_domain_t) == 128 && offsetof(rr_rcu_domain_t, gp_ctr) == 64, "RCU domain layout");
+static_assert(sizeof(rr_rcu_domain_t) == 128 && offsetof(rr_rcu_domain_t, gp_ctr) == 64 && offsetof(rr_rcu_domain_t, gate_word) == 16, "RCU domain layout");
+static_assert(sizeof(rr_handle_slot_t) == 16 && offsetof(rr_handle_slot_t, native) == 8, "handle slot layout");
 static_assert(sizeof(rr_rcu_reader_t) == 64, "RCU reader layout");
 #else
-_Static_assert(sizeof(rr_rcu_domain_t) == 128 && offsetof(rr_rcu_domain_t, gp_ctr) == 64, "RCU domain layout");
+_Static_assert(sizeof(rr_rcu_domain_t) == 128 && offsetof(rr_rcu_domain_t, gp_ctr) == 64 && offsetof(rr_rcu_domain_t, gate_word) == 16, "RCU domain layout");
+_Static_assert(sizeof(rr_handle_slot_t) == 16 && offsetof(rr_handle_slot_t, native) == 8, "handle slot layout");
 _Static_assert(sizeof(rr_rcu_reader_t) == 64, "RCU reader layout");
 #endif
 #ifdef __cplusplus
