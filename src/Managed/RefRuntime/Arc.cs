@@ -96,7 +96,12 @@ public sealed unsafe class Arc<T> : IDisposable
     public static Arc<T> FromRaw(nint payload)
     {
         RrStatus s = RawArc.TryGetHeader((void*)payload, out ArcHeader* h);
-        Errors.ThrowIfFailed(s, nameof(payload), $"Arc<{typeof(T).Name}>.FromRaw");
+        if (s != RrStatus.Ok)
+        {
+            // The message only on failure: typeof(T).Name and the string cost tens of ns a call.
+            Errors.ThrowIfFailed(s, nameof(payload), $"Arc<{typeof(T).Name}>.FromRaw");
+        }
+
         // SAFETY: h is live (validated).
         if (h->Size < (ulong)sizeof(T))
         {
@@ -105,6 +110,11 @@ public sealed unsafe class Arc<T> : IDisposable
 
         return new Arc<T>(h);
     }
+
+    /// <summary>A handle owning a strong reference the caller already holds on a validated header (no check repeated).</summary>
+    /// <param name="h">A live header whose strong reference passes to the handle.</param>
+    /// <returns>The handle.</returns>
+    internal static Arc<T> Adopt(ArcHeader* h) => new(h);
 
     /// <summary>Whether this handle has been disposed (or consumed by <see cref="IntoRaw"/> / <see cref="IntoUniqueOrDrop"/>).</summary>
     public bool IsDisposed => Volatile.Read(ref _header) == 0;

@@ -63,7 +63,7 @@ public sealed unsafe class UniqueArc<T> : IDisposable
         GC.SuppressFinalize(this);
         // SAFETY: the exchange gave this call unique ownership.
         RawArc.ShareUnique(h);
-        return Arc<T>.FromRaw((nint)RawArc.Payload(h));
+        return Arc<T>.Adopt(h);
     }
 
     /// <summary>Destroys the object (runs its destructor). Safe to call more than once.</summary>

@@ -57,7 +57,8 @@ public sealed unsafe class Weak<T> : IDisposable
     {
         ArcHeader* h = Header;
         // SAFETY: this handle owns a weak reference, which keeps the header allocated.
-        return h != null && RawArc.Upgrade(h) ? Arc<T>.FromRaw((nint)RawArc.Payload(h)) : null;
+        // The header was validated when this handle was made, and its payload holds a T.
+        return h != null && RawArc.Upgrade(h) ? Arc<T>.Adopt(h) : null;
     }
 
     /// <summary>The strong count (0 once the payload is gone, or for the empty weak).</summary>

@@ -196,7 +196,7 @@ internal static unsafe class ObjectHandle
             return RrStatus.BadHandle;
         }
 
-        object? o = Volatile.Read(ref s_targets[segment]![offset]);
+        object? o = Volatile.Read(ref TargetRef(segment, offset));
         // Re-read the stamp: unchanged means the object read in between belongs to this handle (a
         // free changes the stamp before it clears the object; a reuse needs a free first).
         if ((Volatile.Read(ref slot->Stamp) & ~ClaimBit) != stamp)
@@ -359,6 +359,15 @@ internal static unsafe class ObjectHandle
         HandleKind.GuestMap => "rr_guestmap_t",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
+
+    // The object cell of a slot TryFind found (its segment is published, so its array exists).
+    // Without bounds checks: segment < MaxSegments and offset < SegmentSize by construction.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ref object? TargetRef(int segment, int offset)
+    {
+        object?[] targets = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(s_targets), segment)!;
+        return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(targets), offset);
+    }
 
     // Decodes a handle and checks its tag, kind, index and current stamp.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
