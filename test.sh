@@ -110,7 +110,7 @@ done
 echo "==> C tests (CMake/CTest against dist/)"
 if cmake -S tests/c -B build/tests-c -DCMAKE_PREFIX_PATH="$root/dist" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$logs/c-configure.log" 2>&1 \
   && cmake --build build/tests-c -j"$(nproc)" >"$logs/c-build.log" 2>&1; then
-  ctest --test-dir build/tests-c --output-on-failure -V >"$logs/ctest.log" 2>&1
+  ctest --test-dir build/tests-c --timeout 600 --output-on-failure -V >"$logs/ctest.log" 2>&1
   # Count the individual C cases (each binary prints PASS/FAIL per case) and the script tests.
   p=$(grep -cE '^[0-9]+: PASS ' "$logs/ctest.log")
   f=$(grep -cE '^[0-9]+: FAIL ' "$logs/ctest.log")
