@@ -3,6 +3,7 @@
 // validate, one call into RefRuntime.Core.Virtio, map the result, all inside a catch-all.
 
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using RefRuntime.Core;
@@ -237,7 +238,11 @@ internal static unsafe class VirtioExports
         }
     }
 
+    // SkipLocalsInit: the stackalloc'd chain is written in full by CopyChain before anything
+    // reads it (and not used at all when CopyChain refuses it); zeroing it cost a 1 KiB memset
+    // per batch call.
     [UnmanagedCallersOnly(EntryPoint = "rr_vq_driver_add")]
+    [SkipLocalsInit]
     private static int DriverAdd(void* driver, Buf* bufs, uint nReadable, uint nWritable, ulong token)
     {
         try
@@ -270,6 +275,7 @@ internal static unsafe class VirtioExports
     }
 
     [UnmanagedCallersOnly(EntryPoint = "rr_vq_driver_add_chains")]
+    [SkipLocalsInit] // as DriverAdd
     private static int DriverAddChains(void* driver, Buf* bufs, uint* nReadable, uint* nWritable, ulong* tokens, uint chains, uint* outAdded)
     {
         try
