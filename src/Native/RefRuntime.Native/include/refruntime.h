@@ -835,7 +835,13 @@ int32_t rr_gate_leave(rr_gate_t *g);
  */
 int32_t rr_gate_disconnect(rr_gate_t *g);
 
-/** rr_gate_destroy() - free the gate. Return: RR_OK; RR_EBUSY (a call is in flight: nothing done, the gate stays usable); RR_EINVAL; RR_EBADHANDLE (already destroyed, or being destroyed by another thread). */
+/**
+ * rr_gate_destroy() - free the gate (its handle goes stale at once; the gate's domain is kept for
+ * a later gate, see rr_gate_t). Calls racing the destroy get RR_ENODEV or RR_EBADHANDLE.
+ * Return: RR_OK; RR_EBUSY (a call is in flight or entering: nothing changes, the gate stays as it
+ * was, open or disconnected); RR_EINVAL; RR_EBADHANDLE (already destroyed, or being destroyed by
+ * another thread).
+ */
 int32_t rr_gate_destroy(rr_gate_t *g);
 
 /** rr_devres_t - a device's list of release actions (opaque). */
