@@ -305,33 +305,39 @@ internal static unsafe class VirtioExports
 
             Span<VirtqBuffer> span = stackalloc VirtqBuffer[MaxStackBuffers];
             ulong offset = 0;
-            for (uint c = 0; c < chains; c++)
+            ulong size = (ulong)d!.Size;
+            uint c = 0;
+            s = RrStatus.Ok;
+            for (; c < chains; c++)
             {
                 // SAFETY: the caller's contract: the three arrays hold `chains` entries, and bufs
                 // holds the sum of n_readable[i] + n_writable[i] entries, chain after chain.
                 ulong count = (ulong)nReadable[c] + nWritable[c];
-                if (count == 0 || count > (ulong)d!.Size)
+                if (count == 0 || count > size)
                 {
-                    return (int)RrStatus.InvalidArgument;
+                    s = RrStatus.InvalidArgument;
+                    break;
                 }
 
                 Span<VirtqBuffer> chain = count <= MaxStackBuffers ? span[..(int)count] : new VirtqBuffer[count];
                 if (!CopyChain(bufs + offset, chain))
                 {
-                    return (int)RrStatus.InvalidArgument;
+                    s = RrStatus.InvalidArgument;
+                    break;
                 }
 
                 s = d.TryAdd(chain, (int)nReadable[c], tokens[c]);
                 if (s != RrStatus.Ok)
                 {
-                    return (int)s;
+                    break;
                 }
 
                 offset += count;
-                *outAdded = c + 1;
             }
 
-            return (int)RrStatus.Ok;
+            // SAFETY: non-NULL out pointer (checked). The chains before c were added.
+            *outAdded = c;
+            return (int)s;
         }
         catch (Exception e)
         {
@@ -781,19 +787,20 @@ internal static unsafe class VirtioExports
                 return (int)s;
             }
 
-            for (uint i = 0; i < count; i++)
+            uint i = 0;
+            for (; i < count; i++)
             {
                 // SAFETY: the caller's contract: heads and lens hold `count` entries.
                 s = v!.AddUsed(heads[i] > int.MaxValue ? -1 : (int)heads[i], lens[i]);
                 if (s != RrStatus.Ok)
                 {
-                    return (int)s;
+                    break;
                 }
-
-                *outAdded = i + 1;
             }
 
-            return (int)RrStatus.Ok;
+            // SAFETY: non-NULL out pointer (checked). The entries before i were added.
+            *outAdded = i;
+            return (int)s;
         }
         catch (Exception e)
         {
@@ -994,6 +1001,7 @@ internal static unsafe class VirtioExports
     /// <summary>Copies <c>dst.Length</c> C buffers (rr_vq_buf_t) into Core's form.</summary>
     /// <remarks><b>Safety:</b> <paramref name="src"/> holds at least <c>dst.Length</c> entries.</remarks>
     /// <returns>False when a buffer's reserved field is not 0 (kept for later use, so refused now).</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per chain in the batch calls
     private static bool CopyChain(Buf* src, Span<VirtqBuffer> dst)
     {
         for (int k = 0; k < dst.Length; k++)
