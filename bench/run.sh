@@ -65,6 +65,8 @@ make -s -C bench/c DIST="$root/dist" OUT="$root/build/bench-c"
 "$root/build/bench-c/rcu_bench" "$dir/c-rcu.csv" | tee "$logs/c-rcu.txt"
 "$root/build/bench-c/revoke_bench" "$dir/c-revoke.csv" | tee "$logs/c-revoke.txt"
 "$root/build/bench-c/vq_bench" "$dir/c-vq.csv" | tee "$logs/c-vq.txt"
+# The ring's CPU work per buffer with no cross-CPU transfer (one thread, both sides).
+"$root/build/bench-c/vq_bench" --cost | tee "$logs/c-vq-cost.txt"
 # The same two programs linked with the static archive: the export transition and the ring when
 # the library's thread-local storage is the executable's (no __tls_get_addr per call).
 "$root/build/bench-c/rr_bench_static" "$dir/c-bench-static.csv" | tee "$logs/c-bench-static.txt"

@@ -16,6 +16,11 @@
  * polling threads need both CPUs; when they do not get them, that is said under the table.
  * Prints the table (progress on stderr while it runs, on a terminal); with a file argument,
  * writes CSV rows (benchmark,variant,threads,ns_per_op,ratio_vs_baseline,latency_ns).
+ *
+ * `vq_bench --cost` instead measures the CPU work per buffer with one thread playing both sides
+ * at batch 32 (no cross-CPU transfer at all): the plain C rings, the ring through the batch
+ * calls, and through the per-buffer exports; the C counterpart of the .NET
+ * VirtqueueCostBenchmarks. Median of 5 runs.
  */
 #define _GNU_SOURCE
 #include <refruntime.h>
@@ -283,12 +288,121 @@ static void progress(const char *fmt, int a, int b)
     fflush(stderr);
 }
 
+/* ---- --cost: one thread, both sides, batch 32 ------------------------------------------------ */
+
+#define COST_BATCHES 200000
+
+static double cost_floor(void)
+{
+    memset(&to_dev, 0, sizeof to_dev);
+    memset(&to_drv, 0, sizeof to_drv);
+    struct item in[32], mid[32], out[32];
+    long sum = 0;
+    double t0 = bench_now_ns();
+    for (long b = 0; b < COST_BATCHES; b++) {
+        for (int k = 0; k < 32; k++)
+            in[k] = (struct item){0x40000000ull + 16 * (uint64_t)k, 16, (uint32_t)k};
+        spsc_push(&to_dev, in, 32);
+        int n = spsc_pop(&to_dev, mid, 32);
+        spsc_push(&to_drv, mid, n);
+        n = spsc_pop(&to_drv, out, 32);
+        for (int k = 0; k < n; k++)
+            sum += out[k].id;
+    }
+    double ns = (bench_now_ns() - t0) / (32.0 * COST_BATCHES);
+    return sum < 0 ? -1 : ns;
+}
+
+static double cost_vq(int batched)
+{
+    rr_vq_rings_t rings;
+    if (rr_guestmem_create(1 << 20, 0x40000000ull, &g_mem) != RR_OK ||
+        rr_vq_driver_create(g_mem, QSIZE, RR_VIRTIO_F_EVENT_IDX, 0, &g_drv) != RR_OK ||
+        rr_vq_driver_rings(g_drv, &rings) != RR_OK ||
+        rr_vq_device_create(g_mem, &rings, RR_VIRTIO_F_EVENT_IDX, RR_VQ_MALFORMED_BREAK, &g_dev) != RR_OK ||
+        rr_guestmem_alloc(g_mem, 16 * QSIZE, 64, &g_buf) != RR_OK) {
+        fprintf(stderr, "virtqueue setup failed\n");
+        exit(1);
+    }
+    rr_vq_driver_disable_cb(g_drv);
+    rr_vq_device_disable_notify(g_dev);
+    rr_vq_buf_t bufs[32];
+    uint32_t ones[32], zeros[32] = {0}, lens[32] = {0}, heads[32], n, got, added;
+    uint64_t tokens[32];
+    rr_vq_chain_t cs[32];
+    for (int k = 0; k < 32; k++)
+        ones[k] = 1;
+    long done = 0;
+    double t0 = bench_now_ns();
+    for (long b = 0; b < COST_BATCHES; b++) {
+        /* Buffers as in the two-thread loop: slot (sent + k) mod the ring size. */
+        for (int k = 0; k < 32; k++) {
+            bufs[k] = (rr_vq_buf_t){g_buf + 16 * (uint64_t)((32 * b + k) & (QSIZE - 1)), 16, 0};
+            tokens[k] = (uint64_t)k;
+        }
+        if (batched) {
+            rr_vq_driver_add_chains(g_drv, bufs, ones, zeros, tokens, 32, &got);
+            rr_vq_driver_publish(g_drv, NULL);
+            rr_vq_device_pop_batch(g_dev, cs, 32, &got);
+            for (uint32_t k = 0; k < got; k++)
+                heads[k] = cs[k].head;
+            rr_vq_device_add_used_batch(g_dev, heads, lens, got, &added);
+            rr_vq_device_publish(g_dev, NULL);
+            while (rr_vq_driver_get_used_batch(g_drv, tokens, lens, 32, &n) == RR_OK)
+                done += n;
+        } else {
+            for (int k = 0; k < 32; k++)
+                rr_vq_driver_add(g_drv, &bufs[k], 1, 0, tokens[k]);
+            rr_vq_driver_publish(g_drv, NULL);
+            rr_vq_chain_t c;
+            while (rr_vq_device_pop(g_dev, &c) == RR_OK)
+                rr_vq_device_add_used(g_dev, c.head, 0);
+            rr_vq_device_publish(g_dev, NULL);
+            uint64_t tok;
+            uint32_t len;
+            while (rr_vq_driver_get_used(g_drv, &tok, &len) == RR_OK)
+                done++;
+        }
+    }
+    double ns = (bench_now_ns() - t0) / (double)(done ? done : 1);
+    if (done != 32L * COST_BATCHES) {
+        fprintf(stderr, "cost run lost buffers: %ld of %ld\n", done, 32L * COST_BATCHES);
+        exit(1);
+    }
+    rr_vq_driver_destroy(g_drv);
+    rr_vq_device_destroy(g_dev);
+    rr_guestmem_destroy(g_mem);
+    return ns;
+}
+
+static double cost_vq_batched(int unused) { (void)unused; return cost_vq(1); }
+static double cost_vq_exports(int unused) { (void)unused; return cost_vq(0); }
+static double cost_floor_run(int unused) { (void)unused; return cost_floor(); }
+
+static int cost_main(void)
+{
+    double spread = 1.0;
+    double f = median_of(cost_floor_run, 32, &spread);
+    double b = median_of(cost_vq_batched, 32, &spread);
+    double e = median_of(cost_vq_exports, 32, &spread);
+    printf("CPU work per buffer, one thread playing both sides, batch 32 (median of 5 runs of %d batches)\n",
+           COST_BATCHES);
+    printf("%-34s %8s %8s\n", "design", "ns", "x floor");
+    printf("%-34s %8.2f %7.2fx\n", "two plain C SPSC rings (floor)", f, 1.0);
+    printf("%-34s %8.2f %7.2fx\n", "rr_vq, batch calls", b, b / f);
+    printf("%-34s %8.2f %7.2fx\n", "rr_vq, per-buffer exports", e, e / f);
+    printf("runs: the widest slowest/fastest ratio %.1fx\n", spread);
+    return 0;
+}
+
 /* The batch sizes of the sweep (the throughput-by-batch-size curve). */
 static const int k_batches[] = {1, 2, 4, 8, 16, 32};
 #define N_BATCHES (int)(sizeof k_batches / sizeof k_batches[0])
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--cost") == 0)
+        return cost_main();
     FILE *csv;
     if (bench_open_csv(argc, argv, &csv) != 0)
         return 1;
