@@ -180,7 +180,8 @@ static void *vq_device(void *arg)
     return NULL;
 }
 
-static double vq_run(int batch)
+/* A region, a queue of QSIZE with both sides in polling mode, and QSIZE 16-byte buffers. */
+static void vq_open(void)
 {
     rr_vq_rings_t rings;
     if (rr_guestmem_create(1 << 20, 0x40000000ull, &g_mem) != RR_OK ||
@@ -193,6 +194,18 @@ static double vq_run(int batch)
     }
     rr_vq_driver_disable_cb(g_drv);
     rr_vq_device_disable_notify(g_dev);
+}
+
+static void vq_close(void)
+{
+    rr_vq_driver_destroy(g_drv);
+    rr_vq_device_destroy(g_dev);
+    rr_guestmem_destroy(g_mem);
+}
+
+static double vq_run(int batch)
+{
+    vq_open();
     g_batch = batch;
     atomic_store(&go_flag, 0);
     atomic_store(&g_stop, 0);
@@ -244,9 +257,7 @@ static double vq_run(int batch)
     double ns = (bench_now_ns() - t0) / (double)(done ? done : 1);
     atomic_store(&g_stop, 1);
     pthread_join(t, NULL);
-    rr_vq_driver_destroy(g_drv);
-    rr_vq_device_destroy(g_dev);
-    rr_guestmem_destroy(g_mem);
+    vq_close();
     return ns;
 }
 
@@ -315,17 +326,7 @@ static double cost_floor(void)
 
 static double cost_vq(int batched)
 {
-    rr_vq_rings_t rings;
-    if (rr_guestmem_create(1 << 20, 0x40000000ull, &g_mem) != RR_OK ||
-        rr_vq_driver_create(g_mem, QSIZE, RR_VIRTIO_F_EVENT_IDX, 0, &g_drv) != RR_OK ||
-        rr_vq_driver_rings(g_drv, &rings) != RR_OK ||
-        rr_vq_device_create(g_mem, &rings, RR_VIRTIO_F_EVENT_IDX, RR_VQ_MALFORMED_BREAK, &g_dev) != RR_OK ||
-        rr_guestmem_alloc(g_mem, 16 * QSIZE, 64, &g_buf) != RR_OK) {
-        fprintf(stderr, "virtqueue setup failed\n");
-        exit(1);
-    }
-    rr_vq_driver_disable_cb(g_drv);
-    rr_vq_device_disable_notify(g_dev);
+    vq_open();
     rr_vq_buf_t bufs[32];
     uint32_t ones[32], zeros[32] = {0}, lens[32] = {0}, heads[32], n, got, added;
     uint64_t tokens[32];
@@ -369,9 +370,7 @@ static double cost_vq(int batched)
         fprintf(stderr, "cost run lost buffers: %ld of %ld\n", done, 32L * COST_BATCHES);
         exit(1);
     }
-    rr_vq_driver_destroy(g_drv);
-    rr_vq_device_destroy(g_dev);
-    rr_guestmem_destroy(g_mem);
+    vq_close();
     return ns;
 }
 
