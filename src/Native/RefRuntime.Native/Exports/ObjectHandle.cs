@@ -160,7 +160,8 @@ internal static unsafe class ObjectHandle
                 s_used++;
             }
 
-            // SAFETY: index < s_used, so its segment was allocated above or earlier (never freed).
+            // SAFETY: index is a freed slot's (< s_used) or the next fresh one, whose segment was
+            // allocated above; segments are never freed.
             HandleSlot* slot = &table[index >> SegmentShift][index & (SegmentSize - 1)];
             if (++s_generation == 0)
             {
@@ -168,7 +169,7 @@ internal static unsafe class ObjectHandle
             }
 
             ulong generation = s_generation;
-            s_targets[index >> SegmentShift]![index & (SegmentSize - 1)] = target;
+            TargetRef(index >> SegmentShift, index & (SegmentSize - 1)) = target;
             slot->Native = (nint)native;
             // The stamp goes last: a resolver that sees it also sees the object and the pointer.
             Volatile.Write(ref slot->Stamp, (long)((generation << 32) | (uint)kind));
@@ -230,7 +231,7 @@ internal static unsafe class ObjectHandle
         }
 
         // Claimed: nobody can free the slot now, so the object read is this handle's.
-        target = Volatile.Read(ref s_targets[segment]![offset]) as T;
+        target = Volatile.Read(ref TargetRef(segment, offset)) as T;
         if (target is null)
         {
             Unclaim(handle, kind);
@@ -305,7 +306,7 @@ internal static unsafe class ObjectHandle
 
         lock (s_lock)
         {
-            s_targets[segment]![offset] = null;
+            TargetRef(segment, offset) = null;
             s_free.Enqueue((int)(((ulong)handle >> 8) & 0xFF_FFFF));
             s_live[(int)kind]--;
         }
@@ -360,7 +361,7 @@ internal static unsafe class ObjectHandle
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
-    // The object cell of a slot TryFind found (its segment is published, so its array exists).
+    // The object cell of a slot TryFind found or Alloc handed out (its segment's array exists).
     // Without bounds checks: segment < MaxSegments and offset < SegmentSize by construction.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ref object? TargetRef(int segment, int offset)
