@@ -140,15 +140,22 @@ static void put_desc(uint8_t *desc, uint16_t i, uint64_t addr, uint32_t len, uin
     memcpy(desc + 16 * i + 14, &next, 2);
 }
 
+/* A queue of 4 whose descriptors and avail ring the test writes by hand, plus one 8-byte buffer. */
+static void hand_written_pair_open(struct pair *p, uint32_t policy, uint64_t *b, uint8_t **desc, uint8_t **avail)
+{
+    pair_open(p, 4, 0, 0, policy);
+    CHECK_EQ(rr_guestmem_alloc(p->mem, 8, 8, b), RR_OK);
+    *desc = host(p, p->rings.desc, 16 * 4);
+    *avail = host(p, p->rings.avail, 6 + 2 * 4);
+}
+
 static void looping_chain_refused(void)
 {
     for (uint32_t policy = 0; policy <= 1; policy++) {
         struct pair p;
-        pair_open(&p, 4, 0, 0, policy);
         uint64_t b;
-        CHECK_EQ(rr_guestmem_alloc(p.mem, 8, 8, &b), RR_OK);
-        uint8_t *desc = host(&p, p.rings.desc, 16 * 4);
-        uint8_t *avail = host(&p, p.rings.avail, 6 + 2 * 4);
+        uint8_t *desc, *avail;
+        hand_written_pair_open(&p, policy, &b, &desc, &avail);
         uint16_t idx = 1;
         put_desc(desc, 0, b, 8, RR_VRING_DESC_F_NEXT, 0); /* 0 -> 0 */
         memcpy(avail + 2, &idx, 2);                        /* head 0 in ring[0] (already zero) */
@@ -175,11 +182,9 @@ static void malformed_chain_ends_batch(void)
 {
     for (uint32_t policy = 0; policy <= 1; policy++) {
         struct pair p;
-        pair_open(&p, 4, 0, 0, policy);
         uint64_t b;
-        CHECK_EQ(rr_guestmem_alloc(p.mem, 8, 8, &b), RR_OK);
-        uint8_t *desc = host(&p, p.rings.desc, 16 * 4);
-        uint8_t *avail = host(&p, p.rings.avail, 6 + 2 * 4);
+        uint8_t *desc, *avail;
+        hand_written_pair_open(&p, policy, &b, &desc, &avail);
         for (uint16_t i = 0; i < 3; i++) {
             put_desc(desc, i, b, 8, i == 1 ? RR_VRING_DESC_F_NEXT : 0, i == 1 ? 1 : 0); /* 1 -> 1 */
             memcpy(avail + 4 + 2 * i, &i, 2);
